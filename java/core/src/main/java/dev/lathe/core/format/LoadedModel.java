@@ -3,7 +3,7 @@ package dev.lathe.core.format;
 import dev.lathe.core.io.ModelFormatException;
 import dev.lathe.core.model.LlamaConfig;
 import dev.lathe.core.tensor.WeightMatrix;
-import dev.lathe.core.tokenizer.Tokenizer;
+import dev.lathe.core.tokenizer.Vocabulary;
 
 import java.lang.foreign.Arena;
 import java.util.Map;
@@ -11,14 +11,15 @@ import java.util.SequencedMap;
 
 /**
  * A model read from any supported file: its hyper-parameters, its weights (memory-mapped, under
- * GGUF tensor names whatever the source format), its tokenizer when the file carries one, and the
+ * GGUF tensor names whatever the source format), its tokenizer data when the file carries it, and the
  * file's metadata for display. Closing it unmaps the file.
  *
  * @param source    the path the model was read from
  * @param format    a short name of the container, e.g. {@code "GGUF v3"}, {@code "llama2.c"}
  * @param config    validated hyper-parameters
  * @param tensors   weights by GGUF name ({@code token_embd.weight}, {@code blk.N.attn_q.weight}, ...)
- * @param tokenizer the model's own tokenizer, or null when the file has none
+ * @param vocabulary the model's own tokenizer data, or null when the file has none
+ *                  ({@code Tokenizers.create} builds the tokenizer)
  * @param metadata  key/value metadata as read (for {@code lathe inspect}); arrays are summarised
  * @param arena     owns the mappings
  */
@@ -27,7 +28,7 @@ public record LoadedModel(
         String format,
         LlamaConfig config,
         SequencedMap<String, WeightMatrix> tensors,
-        Tokenizer tokenizer,
+        Vocabulary vocabulary,
         SequencedMap<String, Object> metadata,
         Arena arena) implements AutoCloseable {
 
