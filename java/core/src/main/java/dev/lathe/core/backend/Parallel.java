@@ -6,86 +6,92 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.atomic.AtomicReference;
 
 /**
- * A fixed pool of worker threads that splits an index range into one contiguous chunk per
- * thread; the calling thread runs the first chunk itself. Small ranges run inline.
+ * A parallel for over an index range, on one process-wide pool of daemon threads. The range is
+ * cut into {@code threads} contiguous slices of near-equal size; the caller runs the first slice
+ * itself and waits for the others. Meant for coarse work (a whole matrix-vector product), not for
+ * fine-grained tasks: each call costs a few microseconds of hand-off.
  */
-public final class Parallel implements AutoCloseable {
+public final class Parallel {
+    private Parallel() {
+    }
 
-    /** Work on indices {@code [start, end)}. */
+    /** Work on the half-open index range {@code [start, end)}. */
     @FunctionalInterface
     public interface RangeBody {
         void run(int start, int end);
     }
 
-    private final int threads;
-    private final ExecutorService workers;
-
-    public Parallel(int threads) {
-        if (threads < 1) {
-            throw new IllegalArgumentException("threads must be at least 1, got " + threads);
-        }
-        this.threads = threads;
-        this.workers = threads == 1 ? null : Executors.newFixedThreadPool(threads - 1, runnable -> {
-            Thread t = new Thread(runnable, "lathe-cpu-worker");
-            t.setDaemon(true);
-            return t;
-        });
-    }
-
-    public int threads() {
-        return threads;
+    // NOTE: one fixed pool for the process (sized to the machine), created on first use; the
+    // threads are daemons so a forgotten pool never keeps the JVM alive.
+    private static final class Pool {
+        static final ExecutorService WORKERS = Executors.newFixedThreadPool(
+                Math.max(1, Runtime.getRuntime().availableProcessors() - 1),
+                runnable -> {
+                    Thread thread = new Thread(runnable, "lathe-parallel");
+                    thread.setDaemon(true);
+                    return thread;
+                });
     }
 
     /**
-     * Runs {@code body} over {@code [0, n)} split across the threads. Chunks are multiples of
-     * {@code grain} (except the last) so callers can keep rows of a block together.
+     * Runs {@code body} over {@code [0, n)} split into {@code threads} slices ({@code threads} is
+     * clamped to {@code [1, n]}); returns when every slice is done. An exception from any slice
+     * is rethrown here (the first one; later ones are added as suppressed).
      */
-    public void forRange(int n, int grain, RangeBody body) {
-        int chunks = Math.min(threads, (n + grain - 1) / grain);
-        if (chunks <= 1) {
+    public static void forRange(int n, int threads, RangeBody body) {
+        if (n < 0) {
+            throw new IllegalArgumentException("negative range " + n);
+        }
+        int slices = Math.max(1, Math.min(threads, n));
+        if (slices == 1) {
             body.run(0, n);
             return;
         }
-        int perChunk = ((n + chunks - 1) / chunks + grain - 1) / grain * grain;
-        CountDownLatch done = new CountDownLatch(chunks - 1);
+        CountDownLatch done = new CountDownLatch(slices - 1);
         AtomicReference<Throwable> failure = new AtomicReference<>();
-        for (int c = 1; c < chunks; c++) {
-            int start = Math.min(n, c * perChunk);
-            int end = Math.min(n, start + perChunk);
-            workers.execute(() -> {
+        for (int s = 1; s < slices; s++) {
+            int start = sliceStart(n, slices, s);
+            int end = sliceStart(n, slices, s + 1);
+            Pool.WORKERS.execute(() -> {
                 try {
                     body.run(start, end);
                 } catch (Throwable t) {
-                    failure.compareAndSet(null, t);
+                    record(failure, t);
                 } finally {
                     done.countDown();
                 }
             });
         }
         try {
-            body.run(0, Math.min(n, perChunk));
+            body.run(0, sliceStart(n, slices, 1));
         } catch (Throwable t) {
-            failure.compareAndSet(null, t);
+            record(failure, t);
         }
         try {
             done.await();
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
-            throw new IllegalStateException("interrupted while waiting for worker threads", e);
+            throw new IllegalStateException("interrupted while waiting for parallel work", e);
         }
         Throwable t = failure.get();
-        if (t instanceof RuntimeException re) {
-            throw re;
+        if (t instanceof RuntimeException e) {
+            throw e;
         }
-        if (t instanceof Error err) {
-            throw err;
+        if (t instanceof Error e) {
+            throw e;
+        }
+        if (t != null) {
+            throw new IllegalStateException(t);
         }
     }
 
-    @Override
-    public void close() {
-        if (workers != null) {
-            workers.shutdownNow();
+    private static int sliceStart(int n, int slices, int s) {
+        return (int) ((long) n * s / slices);
+    }
+
+    private static void record(AtomicReference<Throwable> failure, Throwable t) {
+        if (!failure.compareAndSet(null, t)) {
+            failure.get().addSuppressed(t);
         }
     }
 }

@@ -17,19 +17,20 @@ import jdk.incubator.vector.VectorSpecies;
  */
 public final class CpuBackend implements Backend {
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
-    /** Rows per matmul chunk: enough work per task that dispatch costs little. */
-    private static final int MATMUL_GRAIN = 16;
     /** Below this many multiply-adds a matmul runs on the calling thread. */
     private static final long PARALLEL_THRESHOLD = 1 << 15;
 
-    private final Parallel parallel;
+    private final int threads;
 
     public CpuBackend(int threads) {
-        this.parallel = new Parallel(threads);
+        if (threads < 1) {
+            throw new IllegalArgumentException("--threads must be at least 1, got " + threads);
+        }
+        this.threads = threads;
     }
 
     public int threads() {
-        return parallel.threads();
+        return threads;
     }
 
     @Override
@@ -39,7 +40,7 @@ public final class CpuBackend implements Backend {
 
     @Override
     public String describe() {
-        return "cpu (" + parallel.threads() + " threads, " + F.vectorBitSize() + "-bit vectors)";
+        return "cpu (" + threads + " threads, " + F.vectorBitSize() + "-bit vectors)";
     }
 
     @Override
@@ -101,7 +102,7 @@ public final class CpuBackend implements Backend {
             w.dotRows(0, w.rows(), in.data(), in.cols(), tokens, o.data(), 0, o.cols());
             return;
         }
-        parallel.forRange(w.rows(), MATMUL_GRAIN,
+        Parallel.forRange(w.rows(), threads,
                 (start, end) -> w.dotRows(start, end, in.data(), in.cols(), tokens, o.data(), 0, o.cols()));
     }
 
@@ -174,7 +175,7 @@ public final class CpuBackend implements Backend {
         if (work < PARALLEL_THRESHOLD) {
             attentionRange(o, qt, c, layer, plan, heads, scale, 0, tasks);
         } else {
-            parallel.forRange(tasks, 1, (start, end) -> attentionRange(o, qt, c, layer, plan, heads, scale, start, end));
+            Parallel.forRange(tasks, threads, (start, end) -> attentionRange(o, qt, c, layer, plan, heads, scale, start, end));
         }
     }
 
@@ -269,7 +270,7 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void close() {
-        parallel.close();
+        // The worker pool is process-wide (Parallel); nothing to release per backend.
     }
 
     /** Vector API helpers over float arrays, shared by the ops above. */
