@@ -28,6 +28,19 @@ public interface Tokenizer {
      */
     byte[] decodeBytes(int id);
 
+    /**
+     * True when encoding puts a space before the text (SentencePiece's dummy prefix), a space
+     * that decoding must drop again from the first word of a text; see {@link TokenTextDecoder}.
+     */
+    default boolean addsSpacePrefix() {
+        return false;
+    }
+
+    /** The text of a whole sequence, as {@link TokenTextDecoder#decodeAll}. */
+    default String decode(int[] ids) {
+        return TokenTextDecoder.decodeAll(this, ids);
+    }
+
     /** The token's piece as stored in the vocabulary, for display and debugging. */
     String piece(int id);
 

@@ -14,14 +14,21 @@ import java.util.List;
  * @param scores     SentencePiece scores (null for byte-level BPE)
  * @param tokenTypes GGUF token types per id (1 normal, 2 unknown, 3 control, 4 user-defined,
  *                   5 unused, 6 byte); null means all normal
- * @param merges     byte-level BPE merges in priority order, each "left right" (null for SentencePiece)
+ * @param merges     BPE merges in priority order, each "left right"; null for a SentencePiece
+ *                   vocabulary that merges by score (GGUF, tokenizer.bin). A SentencePiece-style
+ *                   tokenizer.json keeps its merges, which then decide the merge order exactly
  * @param bosId      -1 when absent
  * @param eosId      -1 when absent
  * @param eotId      end-of-turn id (Llama 3 {@code <|eot_id|>}), -1 when absent
  * @param unknownId  -1 when absent
  * @param addBos     whether encoding a prompt prepends BOS
- * @param addSpacePrefix SentencePiece's add_dummy_prefix
+ * @param addSpacePrefix SentencePiece's add_dummy_prefix; for byte-level BPE, HF ByteLevel's
+ *                   add_prefix_space
  * @param source     the file the vocabulary was read from, for error messages
+ * @param preSplitRegexes explicit pre-tokenizer regexes (a tokenizer.json Split sequence), applied
+ *                   in order; when non-null they replace the named {@code pre}
+ * @param ignoreMerges byte-level BPE: a pre-tokenized word that is itself a token is emitted
+ *                   whole, without merging (HF's ignore_merges, Llama 3)
  */
 public record Vocabulary(
         String model,
@@ -36,7 +43,17 @@ public record Vocabulary(
         int unknownId,
         boolean addBos,
         boolean addSpacePrefix,
-        String source) {
+        String source,
+        List<String> preSplitRegexes,
+        boolean ignoreMerges) {
+
+    /** A vocabulary whose pre-tokenizer is named by {@code pre} alone. */
+    public Vocabulary(String model, String pre, List<String> tokens, float[] scores, int[] tokenTypes,
+                      List<String> merges, int bosId, int eosId, int eotId, int unknownId, boolean addBos,
+                      boolean addSpacePrefix, String source) {
+        this(model, pre, tokens, scores, tokenTypes, merges, bosId, eosId, eotId, unknownId, addBos,
+                addSpacePrefix, source, null, false);
+    }
 
     public static final int TYPE_NORMAL = 1;
     public static final int TYPE_UNKNOWN = 2;

@@ -1,0 +1,151 @@
+package dev.lathe.core.tokenizer;
+
+import dev.lathe.core.io.ModelFormatException;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import java.util.regex.PatternSyntaxException;
+
+/**
+ * Splits text into words before byte-level BPE, so merges never cross a word boundary. A
+ * pre-tokenizer is a list of regexes applied in turn: the first splits the text into its matches
+ * and the runs between them (both kept, HF's "Isolated" behaviour), each later regex splits
+ * every piece the previous one produced. This is how llama.cpp runs a tokenizer.ggml.pre type
+ * and how Hugging Face runs a Sequence of Split pre-tokenizers.
+ */
+public final class PreTokenizer {
+
+    // NOTE: \s must mean Unicode White_Space (as in HF's onig and llama.cpp's tables), so every
+    // pattern is compiled with UNICODE_CHARACTER_CLASS; Java's default \s is ASCII only.
+    private static final int FLAGS = Pattern.UNICODE_CHARACTER_CLASS;
+
+    /** GPT-2's split as llama.cpp writes it: a trailing whitespace run is left as a gap. */
+    static final String GPT2 =
+            "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)";
+    /** GPT-2's split as HF's ByteLevel(use_regex) writes it, with the final {@code \s+}. */
+    static final String GPT2_BYTE_LEVEL = GPT2 + "|\\s+";
+    // NOTE: HF writes (?i:'s|'t|...); with Unicode case folding that would also take U+017F
+    // (long s) for 's', so the ASCII case pairs are spelled out, as llama.cpp does.
+    private static final String CONTRACTIONS_ANY_CASE = "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])";
+    private static final String LLAMA3 =
+            CONTRACTIONS_ANY_CASE + "|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}"
+                    + "| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+    private static final String QWEN2 =
+            CONTRACTIONS_ANY_CASE + "|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}"
+                    + "| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+    private static final String CJK_BLOCKS = "[一-龥ࠀ-一가-퟿]+";
+    private static final String DEEPSEEK_LATIN_LETTERS = "\\s?[A-Za-zµÀ-ÖØ-öø-ƺƼ-ƿǄ-ʓʕ-ʯͰ-ͳͶͷͻ-ͽͿΆΈ-ΊΌΎ-ΡΣ-ϵϷ-ҁҊ-ԯԱ-Ֆ"
+            + "Ⴀ-ჅᎠ-Ᏽᏸ-ᏽᲐ-ᲺᲽ-Ჿᴀ-ᴫᵫ-ᵷᵹ-ᶚḀ-ἕἘ-Ἕἠ-ὅὈ-Ὅὐ-ὗὙὛὝὟ-ώᾀ-ᾴᾶ-ᾼιῂ-ῄῆ-ῌῐ-ΐῖ-Ίῠ-Ῥῲ-ῴῶ-ῼℂℇℊ-ℓℕ"
+            + "ℙ-ℝℤΩℨK-ℭℯ-ℴℹℼ-ℿⅅ-ⅉⅎↃↄⰀ-ⱻⱾ-ⳤⳫ-ⳮⳲⳳꙀ-ꙭꚀ-ꚛꜢ-ꝯꝱ-ꞇꞋ-ꞎꭰ-ꮿﬀ-ﬆﬓ-ﬗＡ-Ｚａ-ｚ"
+            + "\\x{10400}-\\x{1044F}\\x{104B0}-\\x{104D3}\\x{104D8}-\\x{104FB}\\x{10C80}-\\x{10CB2}"
+            + "\\x{10CC0}-\\x{10CF2}\\x{118A0}-\\x{118DF}\\x{1E900}-\\x{1E943}]+";
+
+    /**
+     * The regex lists of the tokenizer.ggml.pre names Lathe knows, after llama.cpp's
+     * llm_tokenizer_bpe (the patterns are the published HF definitions of each family).
+     */
+    private static final Map<String, List<String>> BY_NAME = Map.ofEntries(
+            // NOTE: "default" is what llama.cpp applies to gpt2-model GGUFs written before
+            // tokenizer.ggml.pre existed; it is not GPT-2's own split ("gpt-2").
+            Map.entry("default", List.of("[\\p{P}\\$\\+<=>\\^~\\|]+", GPT2, "\\p{N}+", "[0-9][0-9][0-9]")),
+            Map.entry("gpt-2", List.of(GPT2)),
+            Map.entry("mpt", List.of(GPT2)),
+            Map.entry("olmo", List.of(GPT2)),
+            Map.entry("jais", List.of(GPT2)),
+            Map.entry("llama-bpe", List.of(LLAMA3)),
+            Map.entry("llama3", List.of(LLAMA3)),
+            Map.entry("llama-v3", List.of(LLAMA3)),
+            Map.entry("dbrx", List.of(LLAMA3)),
+            Map.entry("smaug-bpe", List.of(LLAMA3)),
+            Map.entry("qwen2", List.of(QWEN2)),
+            Map.entry("stablelm2", List.of(QWEN2)),
+            Map.entry("deepseek-llm", List.of("[\\r\\n]", DEEPSEEK_LATIN_LETTERS,
+                    "\\s?[!-/:-~！-／：-～‘-‟　-。]+", "\\s+$", CJK_BLOCKS, "\\p{N}+")),
+            Map.entry("deepseek-coder", List.of("[\\r\\n]", "\\s?\\p{L}+", "\\s?\\p{P}+", CJK_BLOCKS, "\\p{N}")),
+            Map.entry("falcon", List.of("[\\p{P}\\$\\+<=>\\^~\\|`]+", GPT2, "[0-9][0-9][0-9]")),
+            Map.entry("starcoder", List.of("\\p{N}", GPT2)),
+            Map.entry("refact", List.of("\\p{N}", GPT2)),
+            Map.entry("command-r", List.of("\\p{N}", GPT2)),
+            Map.entry("smollm", List.of("\\p{N}", GPT2)),
+            Map.entry("codeshell", List.of("\\p{N}", GPT2)),
+            Map.entry("exaone", List.of("\\p{N}", GPT2)));
+
+    /** Pre-tokenizer names that also set llama.cpp's ignore_merges (a word that is a token stays whole). */
+    static boolean ignoresMerges(String name) {
+        return name != null && (name.equals("llama-bpe") || name.equals("llama3") || name.equals("llama-v3"));
+    }
+
+    private final String name;
+    private final List<Pattern> patterns;
+
+    private PreTokenizer(String name, List<Pattern> patterns) {
+        this.name = name;
+        this.patterns = patterns;
+    }
+
+    /** The pre-tokenizer of a tokenizer.ggml.pre name; unknown names are an error naming {@code source}. */
+    public static PreTokenizer forName(String name, String source) {
+        List<String> regexes = BY_NAME.get(name);
+        if (regexes == null) {
+            throw new ModelFormatException(source, "unknown pre-tokenizer '" + name + "' (tokenizer.ggml.pre); known: "
+                    + BY_NAME.keySet().stream().sorted().toList());
+        }
+        return ofRegexes(name, regexes, source);
+    }
+
+    /** A pre-tokenizer from explicit regexes (a tokenizer.json Split sequence). */
+    public static PreTokenizer ofRegexes(String name, List<String> regexes, String source) {
+        List<Pattern> compiled = new ArrayList<>(regexes.size());
+        for (String regex : regexes) {
+            try {
+                compiled.add(Pattern.compile(regex, FLAGS));
+            } catch (PatternSyntaxException e) {
+                throw new ModelFormatException(source, "pre-tokenizer regex does not compile in Java: " + regex, e);
+            }
+        }
+        return new PreTokenizer(name, List.copyOf(compiled));
+    }
+
+    public String name() {
+        return name;
+    }
+
+    /** The words of {@code text}, in order; concatenated they give back {@code text}. */
+    public List<String> split(String text) {
+        List<String> pieces = List.of(text);
+        for (Pattern pattern : patterns) {
+            List<String> next = new ArrayList<>();
+            for (String piece : pieces) {
+                splitOne(pattern, piece, next);
+            }
+            pieces = next;
+        }
+        return pieces;
+    }
+
+    private static void splitOne(Pattern pattern, String piece, List<String> out) {
+        Matcher m = pattern.matcher(piece);
+        int last = 0;
+        while (m.find()) {
+            if (m.end() == m.start()) {
+                continue; // NOTE: an empty match splits nothing (llama.cpp drops them too)
+            }
+            if (m.start() > last) {
+                out.add(piece.substring(last, m.start()));
+            }
+            out.add(m.group());
+            last = m.end();
+        }
+        if (last < piece.length()) {
+            out.add(piece.substring(last));
+        }
+    }
+
+    @Override
+    public String toString() {
+        return name;
+    }
+}
