@@ -1,6 +1,7 @@
 package dev.lathe.core.format;
 
 import dev.lathe.core.format.hf.HfModelReader;
+import dev.lathe.core.gguf.GgufModelReader;
 import dev.lathe.core.format.llama2c.Llama2cCheckpointReader;
 import dev.lathe.core.format.llama2c.Llama2cQuantizedReader;
 import dev.lathe.core.io.MappedFile;
@@ -50,11 +51,8 @@ public final class ModelLoader {
         }
     }
 
-    // NOTE: dev.lathe.core.gguf.GgufModelReader.read(Path) is provided by the GGUF reader's branch;
-    // until it is merged, GGUF files are refused here with that reason rather than misread.
     private static LoadedModel loadGguf(Path model) {
-        throw new ModelFormatException(model.toString(), "GGUF support not available in this build "
-                + "(dev.lathe.core.gguf.GgufModelReader is not merged yet)");
+        return GgufModelReader.read(model);
     }
 
     /** The exception's message without its leading "source: ". */

@@ -7,6 +7,8 @@ import dev.lathe.core.io.ModelFormatException;
 import dev.lathe.core.model.LlamaConfig;
 import dev.lathe.core.tensor.WeightMatrices;
 import dev.lathe.core.tensor.WeightMatrix;
+import dev.lathe.core.tokenizer.TokenizerJsonReader;
+import dev.lathe.core.tokenizer.Vocabulary;
 
 import java.lang.foreign.Arena;
 import java.nio.file.Files;
@@ -46,9 +48,7 @@ public final class HfModelReader {
             metadata.putAll(hf.metadata());
             metadata.putAll(GenerationConfig.read(directory.resolve("generation_config.json")));
             String format = shards.size() == 1 ? "safetensors" : "safetensors (" + shards.size() + " shards)";
-            // NOTE: the tokenizer lives beside the weights (tokenizer.json, tokenizer_config.json) and is read
-            // by TokenizerJsonReader; the integrator wires it in, so vocabulary is null here.
-            return new LoadedModel(directory.toString(), format, config, tensors, null, metadata, arena);
+            return new LoadedModel(directory.toString(), format, config, tensors, vocabulary(directory), metadata, arena);
         } catch (RuntimeException e) {
             arena.close();
             throw e;
@@ -135,5 +135,15 @@ public final class HfModelReader {
             ordered.put(name, matrix);
         }
         return ordered;
+    }
+
+    /** tokenizer.json (with tokenizer_config.json when present) beside the weights, or null when there is none. */
+    private static Vocabulary vocabulary(Path directory) {
+        Path json = directory.resolve("tokenizer.json");
+        if (!Files.isRegularFile(json)) {
+            return null;
+        }
+        Path config = directory.resolve("tokenizer_config.json");
+        return TokenizerJsonReader.read(json, Files.isRegularFile(config) ? config : null);
     }
 }
