@@ -31,13 +31,12 @@ class ModelLoaderTest {
         }
     }
 
-    // NOTE: asserts the placeholder until dev.lathe.core.gguf.GgufModelReader is wired into ModelLoader;
-    // the integrator replaces this with a real load of the GGUF file.
     @Test
-    void ggufFileGoesToTheGgufPath() {
-        Path gguf = SharedData.require("models/stories260K/stories260K-f32.gguf");
-        var e = assertThrows(ModelFormatException.class, () -> ModelLoader.load(gguf));
-        assertTrue(e.getMessage().contains("GGUF support not available"), e.getMessage());
+    void ggufFileIsRecognisedByItsMagic() {
+        try (LoadedModel model = ModelLoader.load(SharedData.require("models/stories260K/stories260K-f32.gguf"))) {
+            assertTrue(model.format().startsWith("GGUF"), model.format());
+            assertEquals(64, model.config().dim());
+        }
     }
 
     @Test
