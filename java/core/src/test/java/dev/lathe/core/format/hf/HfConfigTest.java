@@ -57,6 +57,15 @@ class HfConfigTest {
     }
 
     @Test
+    void slidingWindowCapsTheContextOnlyWhenUsed() throws Exception {
+        Path qwen = SafetensorsTestFiles.writeConfig(dir, "Qwen2ForCausalLM",
+                Map.of("sliding_window", 8, "use_sliding_window", false));
+        assertEquals(32, HfConfig.read(qwen).config().contextLength());
+        Path mistral = SafetensorsTestFiles.writeConfig(dir, "MistralForCausalLM", Map.of("sliding_window", 8));
+        assertEquals(8, HfConfig.read(mistral).config().contextLength());
+    }
+
+    @Test
     void unknownArchitectureIsRefusedByName() throws Exception {
         Path file = SafetensorsTestFiles.writeConfig(dir, "GPT2LMHeadModel", Map.of());
         assertProblem(() -> HfConfig.read(file), file, "architecture 'GPT2LMHeadModel' is not supported");

@@ -63,6 +63,16 @@ class SafetensorsFileTest {
     }
 
     @Test
+    void truncatedDataIsCaughtByTheOffsets() throws Exception {
+        var tensors = new LinkedHashMap<String, Tensor>();
+        tensors.put("w", new Tensor("F32", new long[]{4, 4}, new float[16]));
+        Path whole = SafetensorsTestFiles.write(dir.resolve("whole.safetensors"), tensors);
+        byte[] bytes = Files.readAllBytes(whole);
+        Path cut = Files.write(dir.resolve("cut.safetensors"), java.util.Arrays.copyOf(bytes, bytes.length - 10));
+        assertProblem(() -> open(cut), cut, "tensor 'w' data_offsets [0, 64) are outside the 54 data bytes");
+    }
+
+    @Test
     void reversedOffsets() throws Exception {
         Path file = SafetensorsTestFiles.writeRaw(dir.resolve("rev.safetensors"),
                 "{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,4]}}", new byte[16]);
