@@ -1,9 +1,9 @@
 package dev.lathe.core.format;
 
 import dev.lathe.core.format.hf.HfModelReader;
-import dev.lathe.core.gguf.GgufModelReader;
 import dev.lathe.core.format.llama2c.Llama2cCheckpointReader;
 import dev.lathe.core.format.llama2c.Llama2cQuantizedReader;
+import dev.lathe.core.gguf.GgufModelReader;
 import dev.lathe.core.io.MappedFile;
 import dev.lathe.core.io.ModelFormatException;
 
