@@ -76,6 +76,7 @@ public final class TokenizerJsonReader {
         List<String> regexes = new ArrayList<>();
         boolean[] addPrefixSpace = {false};
         collectSplitRegexes(root.path("pre_tokenizer"), regexes, addPrefixSpace, source);
+        PreTokenizer.ofRegexes("tokenizer.json", regexes, source); // a pattern Java cannot compile fails here, not later
         // NOTE: an NFC normalizer (Qwen2) is not applied, as llama.cpp's GGUF conversion drops it:
         // text already in NFC, nearly all text, tokenizes the same.
         checkByteLevelNormalizer(root.path("normalizer"), source);
