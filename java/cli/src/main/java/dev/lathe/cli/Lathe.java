@@ -1,15 +1,36 @@
 package dev.lathe.cli;
 
+import dev.lathe.core.io.ModelFormatException;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
+import java.io.UncheckedIOException;
+import java.nio.file.NoSuchFileException;
+
 /** The {@code lathe} command. */
 @Command(name = "lathe", mixinStandardHelpOptions = true, version = "lathe 0.1.0",
-        description = "LLM inference on the JVM.",
-        subcommands = {CommandLine.HelpCommand.class})
+        description = "LLM inference on the JVM: run, inspect and benchmark Llama-family models.",
+        subcommands = {DemoCommand.class, GenerateCommand.class, BenchCommand.class, InspectCommand.class,
+                TokenizeCommand.class, CommandLine.HelpCommand.class})
 public final class Lathe implements Runnable {
     public static void main(String[] args) {
-        System.exit(new CommandLine(new Lathe()).execute(args));
+        System.exit(commandLine().execute(args));
+    }
+
+    static CommandLine commandLine() {
+        CommandLine cli = new CommandLine(new Lathe());
+        // NOTE: bad input (a corrupt model, an invalid option value) is the user's to fix: one line
+        // naming the problem, exit code 2. Anything else is a bug and keeps its stack trace.
+        cli.setExecutionExceptionHandler((e, commandLine, parseResult) -> {
+            if (e instanceof ModelFormatException || e instanceof IllegalArgumentException
+                    || e instanceof UncheckedIOException || e instanceof NoSuchFileException) {
+                commandLine.getErr().println("lathe: " + e.getMessage());
+                return 2;
+            }
+            throw e;
+        });
+        cli.setCaseInsensitiveEnumValuesAllowed(true);
+        return cli;
     }
 
     @Override

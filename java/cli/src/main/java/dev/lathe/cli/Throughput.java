@@ -1,0 +1,91 @@
+package dev.lathe.cli;
+
+import dev.lathe.core.backend.BatchPlan;
+import dev.lathe.core.backend.KvCache;
+import dev.lathe.core.backend.Tensor;
+import dev.lathe.core.generate.Generator;
+import dev.lathe.core.model.LlamaModel;
+
+import java.util.Arrays;
+import java.util.SplittableRandom;
+
+/**
+ * Prefill and decode speed of a model, measured the way llama-bench does: a prompt of random
+ * token ids, then greedy decode steps that ignore end-of-sequence, repeated for a median.
+ */
+final class Throughput {
+
+    /** Tokens/s figures over the repeats: median, min and max. */
+    record Figure(double median, double min, double max) {
+        static Figure of(double[] values) {
+            double[] sorted = values.clone();
+            Arrays.sort(sorted);
+            int n = sorted.length;
+            double median = n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+            return new Figure(median, sorted[0], sorted[n - 1]);
+        }
+
+        @Override
+        public String toString() {
+            return String.format("%.2f (min %.2f, max %.2f)", median, min, max);
+        }
+    }
+
+    record Result(Figure prefill, Figure decode) {
+    }
+
+    static Result measure(LlamaModel model, int promptTokens, int genTokens, int repeats) {
+        int vocab = model.config().vocabSize();
+        int total = promptTokens + genTokens;
+        if (total > model.config().contextLength()) {
+            throw new IllegalArgumentException("--prompt-tokens + --gen-tokens = " + total
+                    + " exceeds the model's context length " + model.config().contextLength());
+        }
+        int blocks = (total + Generator.BLOCK_SIZE - 1) / Generator.BLOCK_SIZE;
+        int[] blockTable = new int[blocks];
+        Arrays.setAll(blockTable, i -> i);
+        double[] prefill = new double[repeats];
+        double[] decode = new double[repeats];
+        SplittableRandom random = new SplittableRandom(7);
+        float[] logits = new float[vocab];
+        // One untimed warm-up run lets the JIT compile the kernels first.
+        for (int r = -1; r < repeats; r++) {
+            try (KvCache cache = model.newKvCache(blocks, Generator.BLOCK_SIZE)) {
+                int[] prompt = random.ints(promptTokens, 0, vocab).toArray();
+                long start = System.nanoTime();
+                for (int done = 0; done < promptTokens; done += Generator.PREFILL_CHUNK) {
+                    int end = Math.min(promptTokens, done + Generator.PREFILL_CHUNK);
+                    Tensor out = model.forward(BatchPlan.singleSequence(Arrays.copyOfRange(prompt, done, end), done,
+                            blockTable, Generator.BLOCK_SIZE, end == promptTokens), cache);
+                    if (end == promptTokens) {
+                        model.backend().copyRowToHost(out, 0, logits);
+                    }
+                }
+                long prefillNanos = System.nanoTime() - start;
+                start = System.nanoTime();
+                for (int i = 0; i < genTokens; i++) {
+                    int next = argmax(logits);
+                    Tensor out = model.forward(BatchPlan.singleSequence(new int[] {next}, promptTokens + i, blockTable,
+                            Generator.BLOCK_SIZE, true), cache);
+                    model.backend().copyRowToHost(out, 0, logits);
+                }
+                long decodeNanos = System.nanoTime() - start;
+                if (r >= 0) {
+                    prefill[r] = promptTokens * 1e9 / prefillNanos;
+                    decode[r] = genTokens * 1e9 / decodeNanos;
+                }
+            }
+        }
+        return new Result(Figure.of(prefill), Figure.of(decode));
+    }
+
+    private static int argmax(float[] values) {
+        int best = 0;
+        for (int i = 1; i < values.length; i++) {
+            if (values[i] > values[best]) {
+                best = i;
+            }
+        }
+        return best;
+    }
+}

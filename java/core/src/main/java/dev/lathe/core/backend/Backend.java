@@ -1,0 +1,69 @@
+package dev.lathe.core.backend;
+
+import dev.lathe.core.model.RopeStyle;
+import dev.lathe.core.tensor.WeightMatrix;
+
+/**
+ * The ops a Llama-family model needs, implemented once per device (DESIGN.md, "The Backend SPI").
+ * The model is written against this interface only; the CPU backend is the reference every other
+ * backend is tested against. Activations are f32 {@link Tensor}s {@code [tokens, features]}.
+ */
+public interface Backend extends AutoCloseable {
+
+    /** Short name, e.g. {@code "cpu"}, {@code "cuda"}. */
+    String name();
+
+    /** A one-line description of the device and its settings (threads, vector width, ...). */
+    String describe();
+
+    /** A zero-filled activation buffer {@code [rows, cols]}. */
+    Tensor allocate(int rows, int cols);
+
+    /** Prepares a weight for this backend (CPU: the same object; a GPU backend repacks and copies once). */
+    WeightMatrix upload(WeightMatrix weight);
+
+    /** K and V pools for {@code layers} layers of {@code [numBlocks, blockSize, kvHeads, headDim]} each. */
+    KvCache allocateKvCache(int layers, int numBlocks, int blockSize, int kvHeads, int headDim);
+
+    /** {@code out[t, :] = table[tokens[t], :]}; out {@code [T, dim]}, table {@code [vocab, dim]}. */
+    void embed(Tensor out, WeightMatrix table, int[] tokens);
+
+    /** {@code out[t, :] = x[t, :] / rms(x[t, :]) * weight}; weight {@code [1, cols]}. out may be x. */
+    void rmsNorm(Tensor out, Tensor x, WeightMatrix weight, float eps);
+
+    /** {@code out[t, r] = sum_i W[r, i] * x[t, i]}: out {@code [T, W.rows]}, x {@code [T, W.cols]}. */
+    void matmul(Tensor out, Tensor x, WeightMatrix w);
+
+    /** {@code x[t, :] += bias}; bias {@code [1, cols]}. */
+    void addBias(Tensor x, WeightMatrix bias);
+
+    /**
+     * Rotates each head of {@code x [T, heads * headDim]} by its token's position: pair {@code i}
+     * turns by {@code positions[t] * invFreq[i]}; {@code style} says which dimensions form pair i.
+     */
+    void rope(Tensor x, int heads, int headDim, int[] positions, float[] invFreq, RopeStyle style);
+
+    /** Writes each new token's K and V ({@code [T, kvHeads * headDim]}) into its cache slot. */
+    void writeKv(KvCache cache, int layer, Tensor k, Tensor v, int[] slotMapping);
+
+    /**
+     * Causal grouped-query attention of each new token over its sequence's cached keys and values
+     * (including itself): q {@code [T, heads * headDim]}, out {@code [T, heads * headDim]}.
+     */
+    void attention(Tensor out, Tensor q, KvCache cache, int layer, BatchPlan plan, int heads, float scale);
+
+    /** {@code gate = silu(gate) * up}, element-wise. */
+    void swiglu(Tensor gate, Tensor up);
+
+    /** {@code x += y}, element-wise. */
+    void add(Tensor x, Tensor y);
+
+    /** {@code out[i, :] = x[rows[i], :]}. */
+    void gatherRows(Tensor out, Tensor x, int[] rows);
+
+    /** Copies row {@code row} of {@code t} into {@code out} (host memory). */
+    void copyRowToHost(Tensor t, int row, float[] out);
+
+    @Override
+    void close();
+}

@@ -1,0 +1,327 @@
+package dev.lathe.core.backend.cpu;
+
+import dev.lathe.core.backend.Backend;
+import dev.lathe.core.backend.BatchPlan;
+import dev.lathe.core.backend.KvCache;
+import dev.lathe.core.backend.Parallel;
+import dev.lathe.core.backend.Tensor;
+import dev.lathe.core.model.RopeStyle;
+import dev.lathe.core.tensor.WeightMatrix;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * The reference backend: Java arrays for activations, the weight formats' own Vector API kernels
+ * for the products, multi-threaded across output rows (matmul) and heads (attention).
+ */
+public final class CpuBackend implements Backend {
+    private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
+    /** Below this many multiply-adds a matmul runs on the calling thread. */
+    private static final long PARALLEL_THRESHOLD = 1 << 15;
+
+    private final int threads;
+
+    public CpuBackend(int threads) {
+        if (threads < 1) {
+            throw new IllegalArgumentException("--threads must be at least 1, got " + threads);
+        }
+        this.threads = threads;
+    }
+
+    public int threads() {
+        return threads;
+    }
+
+    @Override
+    public String name() {
+        return "cpu";
+    }
+
+    @Override
+    public String describe() {
+        return "cpu (" + threads + " threads, " + F.vectorBitSize() + "-bit vectors)";
+    }
+
+    @Override
+    public Tensor allocate(int rows, int cols) {
+        return new HostTensor(rows, cols);
+    }
+
+    @Override
+    public WeightMatrix upload(WeightMatrix weight) {
+        return weight;
+    }
+
+    @Override
+    public KvCache allocateKvCache(int layers, int numBlocks, int blockSize, int kvHeads, int headDim) {
+        return new CpuKvCache(layers, numBlocks, blockSize, kvHeads, headDim);
+    }
+
+    private static HostTensor host(Tensor t) {
+        return (HostTensor) t;
+    }
+
+    @Override
+    public void embed(Tensor out, WeightMatrix table, int[] tokens) {
+        HostTensor o = host(out);
+        requireCols(o, table.cols(), "embed");
+        for (int t = 0; t < tokens.length; t++) {
+            int token = tokens[t];
+            if (token < 0 || token >= table.rows()) {
+                throw new IllegalArgumentException("token id " + token + " is outside the vocabulary [0, " + table.rows() + ")");
+            }
+            table.dequantizeRow(token, o.data(), o.offset(t));
+        }
+    }
+
+    @Override
+    public void rmsNorm(Tensor out, Tensor x, WeightMatrix weight, float eps) {
+        HostTensor o = host(out);
+        HostTensor in = host(x);
+        int n = in.cols();
+        float[] w = new float[n];
+        weight.dequantizeRow(0, w, 0);
+        for (int t = 0; t < in.rows(); t++) {
+            int base = in.offset(t);
+            float sumSquares = VectorMath.dot(in.data(), base, in.data(), base, n);
+            float scale = (float) (1.0 / Math.sqrt(sumSquares / n + eps));
+            VectorMath.scaleMultiply(in.data(), base, w, 0, scale, o.data(), o.offset(t), n);
+        }
+    }
+
+    @Override
+    public void matmul(Tensor out, Tensor x, WeightMatrix w) {
+        HostTensor o = host(out);
+        HostTensor in = host(x);
+        requireCols(in, w.cols(), "matmul input of " + w.name());
+        requireCols(o, w.rows(), "matmul output of " + w.name());
+        int tokens = in.rows();
+        long work = (long) w.rows() * w.cols() * tokens;
+        if (work < PARALLEL_THRESHOLD) {
+            w.dotRows(0, w.rows(), in.data(), in.cols(), tokens, o.data(), 0, o.cols());
+            return;
+        }
+        Parallel.forRange(w.rows(), threads,
+                (start, end) -> w.dotRows(start, end, in.data(), in.cols(), tokens, o.data(), 0, o.cols()));
+    }
+
+    @Override
+    public void addBias(Tensor x, WeightMatrix bias) {
+        HostTensor in = host(x);
+        float[] b = new float[in.cols()];
+        bias.dequantizeRow(0, b, 0);
+        for (int t = 0; t < in.rows(); t++) {
+            VectorMath.addInPlace(in.data(), in.offset(t), b, 0, in.cols());
+        }
+    }
+
+    @Override
+    public void rope(Tensor x, int heads, int headDim, int[] positions, float[] invFreq, RopeStyle style) {
+        HostTensor in = host(x);
+        int half = headDim / 2;
+        float[] cos = new float[half];
+        float[] sin = new float[half];
+        for (int t = 0; t < in.rows(); t++) {
+            for (int i = 0; i < half; i++) {
+                float angle = positions[t] * invFreq[i];
+                cos[i] = (float) Math.cos(angle);
+                sin[i] = (float) Math.sin(angle);
+            }
+            float[] d = in.data();
+            for (int h = 0; h < heads; h++) {
+                int base = in.offset(t) + h * headDim;
+                for (int i = 0; i < half; i++) {
+                    // INTERLEAVED rotates (2i, 2i+1); HALF_SPLIT rotates (i, i + half).
+                    int a = style == RopeStyle.INTERLEAVED ? base + 2 * i : base + i;
+                    int b = style == RopeStyle.INTERLEAVED ? a + 1 : a + half;
+                    float x0 = d[a];
+                    float x1 = d[b];
+                    d[a] = x0 * cos[i] - x1 * sin[i];
+                    d[b] = x0 * sin[i] + x1 * cos[i];
+                }
+            }
+        }
+    }
+
+    @Override
+    public void writeKv(KvCache cache, int layer, Tensor k, Tensor v, int[] slotMapping) {
+        CpuKvCache c = (CpuKvCache) cache;
+        HostTensor kt = host(k);
+        HostTensor vt = host(v);
+        int rowFloats = c.kvHeads() * c.headDim();
+        requireCols(kt, rowFloats, "K");
+        requireCols(vt, rowFloats, "V");
+        long slots = (long) c.numBlocks() * c.blockSize();
+        for (int t = 0; t < slotMapping.length; t++) {
+            int slot = slotMapping[t];
+            if (slot < 0 || slot >= slots) {
+                throw new IllegalArgumentException("KV slot " + slot + " is outside the cache's " + slots + " slots");
+            }
+            System.arraycopy(kt.data(), kt.offset(t), c.keys[layer], slot * rowFloats, rowFloats);
+            System.arraycopy(vt.data(), vt.offset(t), c.values[layer], slot * rowFloats, rowFloats);
+        }
+    }
+
+    @Override
+    public void attention(Tensor out, Tensor q, KvCache cache, int layer, BatchPlan plan, int heads, float scale) {
+        CpuKvCache c = (CpuKvCache) cache;
+        HostTensor o = host(out);
+        HostTensor qt = host(q);
+        int tokens = plan.tokenCount();
+        // One task per (token, head): decode steps have few tokens, prefill many.
+        int tasks = tokens * heads;
+        long work = (long) tasks * (plan.positions()[tokens - 1] + 1) * c.headDim();
+        if (work < PARALLEL_THRESHOLD) {
+            attentionRange(o, qt, c, layer, plan, heads, scale, 0, tasks);
+        } else {
+            Parallel.forRange(tasks, threads, (start, end) -> attentionRange(o, qt, c, layer, plan, heads, scale, start, end));
+        }
+    }
+
+    private static void attentionRange(HostTensor out, HostTensor q, CpuKvCache cache, int layer, BatchPlan plan,
+                                       int heads, float scale, int taskStart, int taskEnd) {
+        int headDim = cache.headDim();
+        int kvHeads = cache.kvHeads();
+        int group = heads / kvHeads;
+        int blockSize = cache.blockSize();
+        int rowFloats = kvHeads * headDim;
+        float[] keys = cache.keys[layer];
+        float[] values = cache.values[layer];
+        int[] seqStart = plan.seqStart();
+        float[] scores = null;
+        int seq = 0;
+        for (int task = taskStart; task < taskEnd; task++) {
+            int t = task / heads;
+            int h = task % heads;
+            while (t >= seqStart[seq + 1]) {
+                seq++;
+            }
+            int contextLen = plan.positions()[t] + 1; // causal: keys at positions 0..pos
+            if (scores == null || scores.length < contextLen) {
+                scores = new float[Math.max(contextLen, 64)];
+            }
+            int tableStart = plan.blockTableStart()[seq];
+            int kvHead = h / group;
+            int qBase = q.offset(t) + h * headDim;
+            float max = Float.NEGATIVE_INFINITY;
+            for (int pos = 0; pos < contextLen; pos++) {
+                int slot = plan.blockTable()[tableStart + pos / blockSize] * blockSize + pos % blockSize;
+                float s = VectorMath.dot(q.data(), qBase, keys, slot * rowFloats + kvHead * headDim, headDim) * scale;
+                scores[pos] = s;
+                max = Math.max(max, s);
+            }
+            float sum = 0;
+            for (int pos = 0; pos < contextLen; pos++) {
+                float e = (float) Math.exp(scores[pos] - max);
+                scores[pos] = e;
+                sum += e;
+            }
+            int oBase = out.offset(t) + h * headDim;
+            java.util.Arrays.fill(out.data(), oBase, oBase + headDim, 0f);
+            for (int pos = 0; pos < contextLen; pos++) {
+                int slot = plan.blockTable()[tableStart + pos / blockSize] * blockSize + pos % blockSize;
+                VectorMath.axpy(scores[pos] / sum, values, slot * rowFloats + kvHead * headDim, out.data(), oBase, headDim);
+            }
+        }
+    }
+
+    @Override
+    public void swiglu(Tensor gate, Tensor up) {
+        HostTensor g = host(gate);
+        HostTensor u = host(up);
+        float[] gd = g.data();
+        float[] ud = u.data();
+        int n = g.rows() * g.cols();
+        for (int i = 0; i < n; i++) {
+            float x = gd[i];
+            // NOTE: written as llama2.c does (x * (1 / (1 + e^-x)) * up) so the golden outputs match bit for bit.
+            gd[i] = x * (1f / (1f + (float) Math.exp(-x))) * ud[i];
+        }
+    }
+
+    @Override
+    public void add(Tensor x, Tensor y) {
+        HostTensor a = host(x);
+        HostTensor b = host(y);
+        VectorMath.addInPlace(a.data(), 0, b.data(), 0, a.rows() * a.cols());
+    }
+
+    @Override
+    public void gatherRows(Tensor out, Tensor x, int[] rows) {
+        HostTensor o = host(out);
+        HostTensor in = host(x);
+        for (int i = 0; i < rows.length; i++) {
+            System.arraycopy(in.data(), in.offset(rows[i]), o.data(), o.offset(i), in.cols());
+        }
+    }
+
+    @Override
+    public void copyRowToHost(Tensor t, int row, float[] out) {
+        HostTensor h = host(t);
+        System.arraycopy(h.data(), h.offset(row), out, 0, h.cols());
+    }
+
+    private static void requireCols(HostTensor t, int cols, String what) {
+        if (t.cols() != cols) {
+            throw new IllegalArgumentException(what + ": expected " + cols + " columns, got " + t.cols());
+        }
+    }
+
+    @Override
+    public void close() {
+        // The worker pool is process-wide (Parallel); nothing to release per backend.
+    }
+
+    /** Vector API helpers over float arrays, shared by the ops above. */
+    static final class VectorMath {
+        private VectorMath() {
+        }
+
+        static float dot(float[] a, int aOff, float[] b, int bOff, int n) {
+            FloatVector acc = FloatVector.zero(F);
+            int i = 0;
+            for (int bound = F.loopBound(n); i < bound; i += F.length()) {
+                acc = FloatVector.fromArray(F, a, aOff + i).fma(FloatVector.fromArray(F, b, bOff + i), acc);
+            }
+            float sum = acc.reduceLanes(VectorOperators.ADD);
+            for (; i < n; i++) {
+                sum += a[aOff + i] * b[bOff + i];
+            }
+            return sum;
+        }
+
+        /** {@code y[yOff + i] += alpha * x[xOff + i]}. */
+        static void axpy(float alpha, float[] x, int xOff, float[] y, int yOff, int n) {
+            int i = 0;
+            FloatVector va = FloatVector.broadcast(F, alpha);
+            for (int bound = F.loopBound(n); i < bound; i += F.length()) {
+                FloatVector.fromArray(F, x, xOff + i).fma(va, FloatVector.fromArray(F, y, yOff + i)).intoArray(y, yOff + i);
+            }
+            for (; i < n; i++) {
+                y[yOff + i] += alpha * x[xOff + i];
+            }
+        }
+
+        /** {@code out[i] = x[i] * scale * w[i]}. */
+        static void scaleMultiply(float[] x, int xOff, float[] w, int wOff, float scale, float[] out, int outOff, int n) {
+            int i = 0;
+            for (int bound = F.loopBound(n); i < bound; i += F.length()) {
+                FloatVector.fromArray(F, x, xOff + i).mul(scale).mul(FloatVector.fromArray(F, w, wOff + i)).intoArray(out, outOff + i);
+            }
+            for (; i < n; i++) {
+                out[outOff + i] = x[xOff + i] * scale * w[wOff + i];
+            }
+        }
+
+        static void addInPlace(float[] x, int xOff, float[] y, int yOff, int n) {
+            int i = 0;
+            for (int bound = F.loopBound(n); i < bound; i += F.length()) {
+                FloatVector.fromArray(F, x, xOff + i).add(FloatVector.fromArray(F, y, yOff + i)).intoArray(x, xOff + i);
+            }
+            for (; i < n; i++) {
+                x[xOff + i] += y[yOff + i];
+            }
+        }
+    }
+}

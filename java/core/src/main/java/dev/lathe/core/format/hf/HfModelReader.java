@@ -1,0 +1,149 @@
+package dev.lathe.core.format.hf;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.lathe.core.format.LlamaTensorShapes;
+import dev.lathe.core.format.LoadedModel;
+import dev.lathe.core.io.ModelFormatException;
+import dev.lathe.core.model.LlamaConfig;
+import dev.lathe.core.tensor.WeightMatrices;
+import dev.lathe.core.tensor.WeightMatrix;
+import dev.lathe.core.tokenizer.TokenizerJsonReader;
+import dev.lathe.core.tokenizer.Vocabulary;
+
+import java.lang.foreign.Arena;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.SequencedMap;
+
+/**
+ * Reads a Hugging Face model directory: {@code config.json}, the weights in {@code model.safetensors}
+ * or in the shards that {@code model.safetensors.index.json} lists, and {@code generation_config.json}
+ * when present. Tensors are renamed to GGUF names ({@link HfTensorNames}), checked against the config's
+ * shapes ({@link LlamaTensorShapes}) and left in the mapped files.
+ */
+public final class HfModelReader {
+    public static final String SINGLE_FILE = "model.safetensors";
+    public static final String INDEX_FILE = "model.safetensors.index.json";
+
+    private HfModelReader() {
+    }
+
+    public static LoadedModel read(Path directory) {
+        if (!Files.isDirectory(directory)) {
+            throw new ModelFormatException(directory.toString(), "is not a Hugging Face model directory");
+        }
+        HfConfig hf = HfConfig.read(directory.resolve("config.json"));
+        LlamaConfig config = hf.config();
+        Arena arena = Arena.ofShared();
+        try {
+            List<SafetensorsFile> shards = openShards(directory, arena);
+            SequencedMap<String, WeightMatrix> tensors = tensors(directory.toString(), config, shards);
+            SequencedMap<String, Object> metadata = new LinkedHashMap<>();
+            metadata.put("format", "safetensors");
+            metadata.put("safetensors.files", shards.size());
+            metadata.putAll(hf.metadata());
+            metadata.putAll(GenerationConfig.read(directory.resolve("generation_config.json")));
+            String format = shards.size() == 1 ? "safetensors" : "safetensors (" + shards.size() + " shards)";
+            return new LoadedModel(directory.toString(), format, config, tensors, vocabulary(directory), metadata, arena);
+        } catch (RuntimeException e) {
+            arena.close();
+            throw e;
+        }
+    }
+
+    /** The single weights file, or every shard the index names (each opened once, index order). */
+    private static List<SafetensorsFile> openShards(Path directory, Arena arena) {
+        Path index = directory.resolve(INDEX_FILE);
+        if (!Files.exists(index)) {
+            Path single = directory.resolve(SINGLE_FILE);
+            if (!Files.exists(single)) {
+                throw new ModelFormatException(directory.toString(), "has neither " + SINGLE_FILE + " nor " + INDEX_FILE);
+            }
+            return List.of(SafetensorsFile.open(single, arena));
+        }
+        JsonNode weightMap = HfConfig.readJson(index).path("weight_map");
+        if (!weightMap.isObject() || weightMap.isEmpty()) {
+            throw new ModelFormatException(index.toString(), "has no 'weight_map' object");
+        }
+        Map<String, SafetensorsFile> byShard = new LinkedHashMap<>();
+        for (Map.Entry<String, JsonNode> entry : weightMap.properties()) {
+            String shardName = entry.getValue().asText();
+            SafetensorsFile shard = byShard.get(shardName);
+            if (shard == null) {
+                shard = SafetensorsFile.open(shardPath(index, directory, shardName), arena);
+                byShard.put(shardName, shard);
+            }
+            if (!shard.tensors().containsKey(entry.getKey())) {
+                throw new ModelFormatException(index.toString(), "weight_map puts '" + entry.getKey() + "' in "
+                        + shardName + ", which has no such tensor");
+            }
+        }
+        return new ArrayList<>(byShard.values());
+    }
+
+    private static Path shardPath(Path index, Path directory, String shardName) {
+        Path shard = directory.resolve(shardName).normalize();
+        // NOTE: a shard name is a plain file name beside the index; anything else could read outside the model.
+        if (shardName.isEmpty() || !directory.normalize().equals(shard.getParent())) {
+            throw new ModelFormatException(index.toString(), "shard name '" + shardName + "' is not a file in "
+                    + directory);
+        }
+        if (!Files.isRegularFile(shard)) {
+            throw new ModelFormatException(index.toString(), "shard '" + shardName + "' listed in weight_map is missing");
+        }
+        return shard;
+    }
+
+    private static SequencedMap<String, WeightMatrix> tensors(String source, LlamaConfig config,
+                                                             List<SafetensorsFile> shards) {
+        SequencedMap<String, int[]> required = LlamaTensorShapes.required(config);
+        Map<String, WeightMatrix> found = new LinkedHashMap<>();
+        for (SafetensorsFile shard : shards) {
+            for (SafetensorsFile.Tensor tensor : shard.tensors().values()) {
+                String name = HfTensorNames.toGguf(tensor.name());
+                // NOTE: with tied embeddings some checkpoints still store lm_head (a copy of the embedding);
+                // it is dropped so that output.weight is absent exactly when tied, as elsewhere in Lathe.
+                if (name == null || (config.tiedEmbeddings() && name.equals("output.weight"))) {
+                    continue;
+                }
+                int[] shape = required.get(name);
+                if (shape == null) {
+                    throw new ModelFormatException(shard.source(), "tensor '" + tensor.name() + "' (" + name
+                            + ") does not belong to a " + config.architecture() + " with " + config.layers()
+                            + " layers" + (config.qkvBias() ? "" : " and no Q/K/V biases"));
+                }
+                long[] rowsCols = tensor.shape().length == 1 ? new long[]{1, tensor.shape()[0]} : tensor.shape();
+                LlamaTensorShapes.check(shard.source(), "'" + tensor.name() + "' (" + name + ")", shape, rowsCols);
+                if (found.containsKey(name)) {
+                    throw new ModelFormatException(shard.source(), "tensor '" + tensor.name() + "' appears twice");
+                }
+                found.put(name, WeightMatrices.of(name, tensor.ggmlType(shard.source()), shape[0], shape[1],
+                        tensor.data()));
+            }
+        }
+        SequencedMap<String, WeightMatrix> ordered = new LinkedHashMap<>();
+        for (String name : required.keySet()) {
+            WeightMatrix matrix = found.get(name);
+            if (matrix == null) {
+                throw new ModelFormatException(source, "required tensor '" + HfTensorNames.toHf(name) + "' ("
+                        + name + ") is in none of the safetensors files");
+            }
+            ordered.put(name, matrix);
+        }
+        return ordered;
+    }
+
+    /** tokenizer.json (with tokenizer_config.json when present) beside the weights, or null when there is none. */
+    private static Vocabulary vocabulary(Path directory) {
+        Path json = directory.resolve("tokenizer.json");
+        if (!Files.isRegularFile(json)) {
+            return null;
+        }
+        Path config = directory.resolve("tokenizer_config.json");
+        return TokenizerJsonReader.read(json, Files.isRegularFile(config) ? config : null);
+    }
+}

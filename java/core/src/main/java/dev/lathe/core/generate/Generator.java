@@ -1,0 +1,152 @@
+package dev.lathe.core.generate;
+
+import dev.lathe.core.backend.BatchPlan;
+import dev.lathe.core.backend.KvCache;
+import dev.lathe.core.backend.Tensor;
+import dev.lathe.core.model.LlamaModel;
+import dev.lathe.core.sample.Sampler;
+import dev.lathe.core.sample.SamplingParams;
+import dev.lathe.core.sample.StopStringMatcher;
+import dev.lathe.core.tokenizer.TokenTextDecoder;
+import dev.lathe.core.tokenizer.Tokenizer;
+
+import java.util.Arrays;
+
+/**
+ * Generates text for one sequence at a time: chunked prefill of the prompt, then one decode step
+ * per token, with a KV cache sized to the request. (Serving many sequences at once is the
+ * batching engine's job; this is the plain loop it is checked against.)
+ */
+public final class Generator {
+    /** Tokens per KV block. */
+    public static final int BLOCK_SIZE = 16;
+    /** Prompt tokens per prefill step: bounds the activations' memory for long prompts. */
+    public static final int PREFILL_CHUNK = 256;
+
+    /** Receives each piece of text as soon as it is complete (whole UTF-8 characters, stop strings held back). */
+    @FunctionalInterface
+    public interface TextListener {
+        void onText(String piece);
+    }
+
+    private final LlamaModel model;
+    private final Tokenizer tokenizer;
+
+    public Generator(LlamaModel model, Tokenizer tokenizer) {
+        this.model = model;
+        this.tokenizer = tokenizer;
+    }
+
+    /** The prompt's tokens, with BOS first when the model uses one; an empty prompt is BOS alone. */
+    public int[] encodePrompt(String prompt) {
+        int[] ids = tokenizer.encode(prompt, true, false);
+        if (ids.length == 0) {
+            throw new IllegalArgumentException("the prompt is empty and the model has no BOS token to start from");
+        }
+        return ids;
+    }
+
+    public GenerationResult generate(String prompt, SamplingParams params, TextListener listener) {
+        return generate(encodePrompt(prompt), params, listener);
+    }
+
+    /**
+     * Generates up to {@code params.maxNewTokens()} tokens after {@code promptTokens}. Stops at a
+     * stop token (EOS, end of turn), a stop string, or the model's context length.
+     */
+    public GenerationResult generate(int[] promptTokens, SamplingParams params, TextListener listener) {
+        int contextLength = model.config().contextLength();
+        int vocab = model.config().vocabSize();
+        if (promptTokens.length == 0) {
+            throw new IllegalArgumentException("no prompt tokens");
+        }
+        if (promptTokens.length >= contextLength) {
+            throw new IllegalArgumentException("the prompt has " + promptTokens.length
+                    + " tokens but the model's context length is " + contextLength
+                    + "; shorten it to leave room for at least one new token");
+        }
+        for (int id : promptTokens) {
+            if (id < 0 || id >= vocab) {
+                throw new IllegalArgumentException("prompt token id " + id + " is outside the vocabulary [0, " + vocab + ")");
+            }
+        }
+        int maxNew = Math.min(params.maxNewTokens(), contextLength - promptTokens.length);
+        int capacity = promptTokens.length + maxNew;
+        int blocks = (capacity + BLOCK_SIZE - 1) / BLOCK_SIZE;
+        int[] blockTable = new int[blocks];
+        Arrays.setAll(blockTable, i -> i);
+
+        Sampler sampler = new Sampler(params, vocab);
+        TokenTextDecoder decoder = new TokenTextDecoder(tokenizer);
+        StopStringMatcher stops = new StopStringMatcher(params.stopStrings());
+        int[] history = Arrays.copyOf(promptTokens, capacity);
+        int historyLength = promptTokens.length;
+        float[] logits = new float[vocab];
+        StringBuilder text = new StringBuilder();
+        String finishReason = "length";
+
+        try (KvCache cache = model.newKvCache(blocks, BLOCK_SIZE)) {
+            long start = System.nanoTime();
+            for (int done = 0; done < promptTokens.length; done += PREFILL_CHUNK) {
+                int end = Math.min(promptTokens.length, done + PREFILL_CHUNK);
+                BatchPlan plan = BatchPlan.singleSequence(Arrays.copyOfRange(promptTokens, done, end), done, blockTable,
+                        BLOCK_SIZE, end == promptTokens.length);
+                Tensor out = model.forward(plan, cache);
+                if (end == promptTokens.length) {
+                    model.backend().copyRowToHost(out, 0, logits);
+                }
+            }
+            long prefillNanos = System.nanoTime() - start;
+            long decodeStart = 0;
+            int generated = 0;
+            while (generated < maxNew) {
+                int next = sampler.sample(logits, history, historyLength);
+                if (generated == 0) {
+                    decodeStart = System.nanoTime();
+                }
+                if (isStopToken(next)) {
+                    finishReason = "stop";
+                    break;
+                }
+                history[historyLength++] = next;
+                generated++;
+                StopStringMatcher.Step step = stops.feed(decoder.next(next));
+                emit(step.text(), text, listener);
+                if (step.stopped()) {
+                    finishReason = "stop";
+                    break;
+                }
+                if (generated == maxNew) {
+                    break;
+                }
+                BatchPlan plan = BatchPlan.singleSequence(new int[] {next}, historyLength - 1, blockTable, BLOCK_SIZE, true);
+                model.backend().copyRowToHost(model.forward(plan, cache), 0, logits);
+            }
+            if (!stops.isStopped()) {
+                emit(stops.feed(decoder.flush()).text(), text, listener);
+                emit(stops.flush(), text, listener);
+            }
+            long decodeNanos = generated == 0 ? 0 : System.nanoTime() - decodeStart;
+            return new GenerationResult(promptTokens, Arrays.copyOfRange(history, promptTokens.length, historyLength),
+                    text.toString(), finishReason, prefillNanos, decodeNanos);
+        }
+    }
+
+    private boolean isStopToken(int id) {
+        for (int stop : tokenizer.stopIds()) {
+            if (stop == id) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    private static void emit(String piece, StringBuilder text, TextListener listener) {
+        if (!piece.isEmpty()) {
+            text.append(piece);
+            if (listener != null) {
+                listener.onText(piece);
+            }
+        }
+    }
+}

@@ -1,0 +1,102 @@
+package dev.lathe.core.gguf;
+
+import dev.lathe.core.format.LoadedModel;
+import dev.lathe.core.io.ModelFormatException;
+import dev.lathe.core.model.LlamaConfig;
+import dev.lathe.core.model.RopeStyle;
+import dev.lathe.core.tensor.WeightMatrices;
+import dev.lathe.core.tensor.WeightMatrix;
+import dev.lathe.core.tokenizer.GgufVocabularyReader;
+import dev.lathe.core.tokenizer.Vocabulary;
+
+import java.lang.foreign.Arena;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.SequencedMap;
+import java.util.Set;
+
+/** Reads a Llama-family GGUF file into a {@link LoadedModel}: config from metadata, weights mapped in place. */
+public final class GgufModelReader {
+    /** Architectures whose GGUF tensors and metadata follow the Llama layout. */
+    private static final Set<String> SUPPORTED = Set.of("llama", "mistral", "qwen2");
+
+    private GgufModelReader() {
+    }
+
+    public static LoadedModel read(Path path) {
+        Arena arena = Arena.ofShared();
+        try {
+            GgufFile gguf = GgufFile.open(path, arena);
+            GgufMetadata md = gguf.metadata();
+            LlamaConfig config = config(gguf);
+            SequencedMap<String, WeightMatrix> tensors = new LinkedHashMap<>();
+            for (GgufTensorInfo info : gguf.tensors().values()) {
+                tensors.put(info.name(), matrix(gguf, info));
+            }
+            Vocabulary vocabulary = md.has("tokenizer.ggml.model") ? GgufVocabularyReader.read(md) : null;
+            SequencedMap<String, Object> metadata = new LinkedHashMap<>();
+            md.asMap().forEach((k, v) -> metadata.put(k, v.summary()));
+            return new LoadedModel(gguf.source(), "GGUF v" + gguf.version(), config, tensors, vocabulary, metadata, arena);
+        } catch (RuntimeException e) {
+            arena.close();
+            throw e;
+        }
+    }
+
+    static WeightMatrix matrix(GgufFile gguf, GgufTensorInfo info) {
+        long rows = info.rowCount();
+        long cols = info.rowLength();
+        if (rows > Integer.MAX_VALUE || cols > Integer.MAX_VALUE) {
+            throw new ModelFormatException(gguf.source(), "tensor " + info.name() + " of shape " + info.shapeString()
+                    + " has more than 2^31 rows or columns");
+        }
+        return WeightMatrices.of(info.name(), info.type(), (int) rows, (int) cols, gguf.data(info));
+    }
+
+    /** Hyper-parameters from {@code <arch>.*} metadata, validated. */
+    static LlamaConfig config(GgufFile gguf) {
+        GgufMetadata md = gguf.metadata();
+        String arch = md.string("general.architecture");
+        if (!SUPPORTED.contains(arch)) {
+            throw new ModelFormatException(gguf.source(), "architecture '" + arch + "' is not supported; Lathe runs "
+                    + String.join(", ", SUPPORTED.stream().sorted().toList()));
+        }
+        int dim = md.boundedInt(arch + ".embedding_length", 1, 1 << 16);
+        int heads = md.boundedInt(arch + ".attention.head_count", 1, dim);
+        int kvHeads = md.optBoundedInt(arch + ".attention.head_count_kv", 1, heads).orElse(heads);
+        int headDim = md.optBoundedInt(arch + ".attention.key_length", 1, 1 << 16).orElse(dim / heads);
+        int ropeDims = md.optBoundedInt(arch + ".rope.dimension_count", 1, 1 << 16).orElse(headDim);
+        if (ropeDims != headDim) {
+            throw new ModelFormatException(gguf.source(), arch + ".rope.dimension_count is " + ropeDims
+                    + " but heads are " + headDim + " wide; partial rotary embeddings are not supported");
+        }
+        GgufTensorInfo embedding = gguf.tensor("token_embd.weight");
+        int vocab = md.optBoundedInt(arch + ".vocab_size", 1, 1 << 22)
+                .orElse((int) Math.min(Integer.MAX_VALUE, embedding.rowCount()));
+        String scalingType = md.optString(arch + ".rope.scaling.type").orElse("none");
+        if (!scalingType.equals("none")) {
+            throw new ModelFormatException(gguf.source(), arch + ".rope.scaling.type '" + scalingType
+                    + "' is not supported (Llama 3.1 files carry rope_freqs.weight instead, which is)");
+        }
+        boolean qwen = arch.equals("qwen2");
+        return new LlamaConfig(
+                arch,
+                dim,
+                md.boundedInt(arch + ".feed_forward_length", 1, 1 << 18),
+                md.boundedInt(arch + ".block_count", 1, 1024),
+                heads,
+                kvHeads,
+                headDim,
+                vocab,
+                md.boundedInt(arch + ".context_length", 1, 1 << 24),
+                md.optFloat(arch + ".attention.layer_norm_rms_epsilon").orElse(1e-5f),
+                md.optFloat(arch + ".rope.freq_base").orElse(10000f),
+                // NOTE: convert_hf_to_gguf.py permutes Llama/Mistral Q and K rows so ggml's
+                // interleaved ("normal") RoPE applies; Qwen2 keeps HF's half-split ("neox") layout.
+                qwen ? RopeStyle.HALF_SPLIT : RopeStyle.INTERLEAVED,
+                null,
+                gguf.tensors().containsKey("blk.0.attn_q.bias"),
+                !gguf.tensors().containsKey("output.weight"))
+                .validate(gguf.source());
+    }
+}

@@ -1,0 +1,185 @@
+package dev.lathe.core.model;
+
+import dev.lathe.core.backend.Backend;
+import dev.lathe.core.backend.BatchPlan;
+import dev.lathe.core.backend.KvCache;
+import dev.lathe.core.backend.Tensor;
+import dev.lathe.core.format.LoadedModel;
+import dev.lathe.core.io.ModelFormatException;
+import dev.lathe.core.tensor.WeightMatrix;
+
+/**
+ * The Llama-family decoder (Llama 2/3, Mistral, Qwen2, TinyLlama, SmolLM), written once against
+ * the {@link Backend} SPI: RMSNorm, RoPE, grouped-query attention over a paged KV cache, SwiGLU,
+ * tied or separate output head. It never sees a weight's block layout.
+ */
+public final class LlamaModel {
+    private final LlamaConfig config;
+    private final Backend backend;
+    private final float[] ropeInvFreq; // [headDim / 2]
+
+    private final WeightMatrix tokenEmbedding; // (vocab, dim)
+    private final WeightMatrix[] attnNorm;     // [layer] (1, dim)
+    private final WeightMatrix[] wq;           // [layer] (heads * headDim, dim)
+    private final WeightMatrix[] wk;           // [layer] (kvHeads * headDim, dim)
+    private final WeightMatrix[] wv;           // [layer] (kvHeads * headDim, dim)
+    private final WeightMatrix[] bq;           // [layer] (1, heads * headDim), Qwen2 only
+    private final WeightMatrix[] bk;           // [layer] (1, kvHeads * headDim), Qwen2 only
+    private final WeightMatrix[] bv;           // [layer] (1, kvHeads * headDim), Qwen2 only
+    private final WeightMatrix[] wo;           // [layer] (dim, heads * headDim)
+    private final WeightMatrix[] ffnNorm;      // [layer] (1, dim)
+    private final WeightMatrix[] wGate;        // [layer] (ffnDim, dim)
+    private final WeightMatrix[] wUp;          // [layer] (ffnDim, dim)
+    private final WeightMatrix[] wDown;        // [layer] (dim, ffnDim)
+    private final WeightMatrix outputNorm;     // (1, dim)
+    private final WeightMatrix output;         // (vocab, dim); the embedding table when tied
+
+    public LlamaModel(LoadedModel source, Backend backend) {
+        this.config = source.config();
+        this.backend = backend;
+        LlamaConfig c = config;
+        int layers = c.layers();
+        tokenEmbedding = weight(source, "token_embd.weight", c.vocabSize(), c.dim());
+        attnNorm = new WeightMatrix[layers];
+        wq = new WeightMatrix[layers];
+        wk = new WeightMatrix[layers];
+        wv = new WeightMatrix[layers];
+        bq = new WeightMatrix[layers];
+        bk = new WeightMatrix[layers];
+        bv = new WeightMatrix[layers];
+        wo = new WeightMatrix[layers];
+        ffnNorm = new WeightMatrix[layers];
+        wGate = new WeightMatrix[layers];
+        wUp = new WeightMatrix[layers];
+        wDown = new WeightMatrix[layers];
+        for (int l = 0; l < layers; l++) {
+            String p = "blk." + l + ".";
+            attnNorm[l] = weight(source, p + "attn_norm.weight", 1, c.dim());
+            wq[l] = weight(source, p + "attn_q.weight", c.qDim(), c.dim());
+            wk[l] = weight(source, p + "attn_k.weight", c.kvDim(), c.dim());
+            wv[l] = weight(source, p + "attn_v.weight", c.kvDim(), c.dim());
+            if (c.qkvBias()) {
+                bq[l] = weight(source, p + "attn_q.bias", 1, c.qDim());
+                bk[l] = weight(source, p + "attn_k.bias", 1, c.kvDim());
+                bv[l] = weight(source, p + "attn_v.bias", 1, c.kvDim());
+            }
+            wo[l] = weight(source, p + "attn_output.weight", c.dim(), c.qDim());
+            ffnNorm[l] = weight(source, p + "ffn_norm.weight", 1, c.dim());
+            wGate[l] = weight(source, p + "ffn_gate.weight", c.ffnDim(), c.dim());
+            wUp[l] = weight(source, p + "ffn_up.weight", c.ffnDim(), c.dim());
+            wDown[l] = weight(source, p + "ffn_down.weight", c.dim(), c.ffnDim());
+        }
+        outputNorm = weight(source, "output_norm.weight", 1, c.dim());
+        output = source.optionalTensor("output.weight") != null && !c.tiedEmbeddings()
+                ? weight(source, "output.weight", c.vocabSize(), c.dim())
+                : tokenEmbedding;
+
+        WeightMatrix freqFactors = source.optionalTensor("rope_freqs.weight");
+        float[] factors = null;
+        if (freqFactors != null) {
+            checkShape(source, freqFactors, 1, c.headDim() / 2);
+            factors = new float[c.headDim() / 2];
+            freqFactors.dequantizeRow(0, factors, 0);
+        }
+        ropeInvFreq = RopeFrequencies.compute(c.headDim(), c.ropeTheta(), c.ropeScaling(), factors);
+    }
+
+    private WeightMatrix weight(LoadedModel source, String name, int rows, int cols) {
+        WeightMatrix w = source.tensor(name);
+        checkShape(source, w, rows, cols);
+        return backend.upload(w);
+    }
+
+    private static void checkShape(LoadedModel source, WeightMatrix w, int rows, int cols) {
+        // A 1-D tensor of n values may come as (1, n) or (n, 1) depending on the reader.
+        boolean vector = rows == 1 && (long) w.rows() * w.cols() == cols;
+        if (!vector && (w.rows() != rows || w.cols() != cols)) {
+            throw new ModelFormatException(source.source(), "tensor " + w.name() + " has shape [" + w.rows() + ", "
+                    + w.cols() + "] but the config implies [" + rows + ", " + cols + "]");
+        }
+    }
+
+    public LlamaConfig config() {
+        return config;
+    }
+
+    public Backend backend() {
+        return backend;
+    }
+
+    /** A KV cache for {@code numBlocks} blocks of {@code blockSize} tokens, every layer. */
+    public KvCache newKvCache(int numBlocks, int blockSize) {
+        return backend.allocateKvCache(config.layers(), numBlocks, blockSize, config.kvHeads(), config.headDim());
+    }
+
+    /**
+     * One forward step over {@code plan}'s new tokens: writes their K/V into {@code cache} and
+     * returns logits {@code [plan.logitsIndex().length, vocab]} (no rows when none are asked for).
+     */
+    public Tensor forward(BatchPlan plan, KvCache cache) {
+        LlamaConfig c = config;
+        int tokens = plan.tokenCount();
+        float attentionScale = (float) (1.0 / Math.sqrt(c.headDim()));
+
+        Tensor x = backend.allocate(tokens, c.dim());        // residual stream [T, dim]
+        Tensor h = backend.allocate(tokens, c.dim());        // normed input     [T, dim]
+        Tensor q = backend.allocate(tokens, c.qDim());       // [T, heads * headDim]
+        Tensor k = backend.allocate(tokens, c.kvDim());      // [T, kvHeads * headDim]
+        Tensor v = backend.allocate(tokens, c.kvDim());      // [T, kvHeads * headDim]
+        Tensor att = backend.allocate(tokens, c.qDim());     // attention output [T, heads * headDim]
+        Tensor proj = backend.allocate(tokens, c.dim());     // block output     [T, dim]
+        Tensor gate = backend.allocate(tokens, c.ffnDim());  // [T, ffnDim]
+        Tensor up = backend.allocate(tokens, c.ffnDim());    // [T, ffnDim]
+
+        backend.embed(x, tokenEmbedding, plan.tokens());
+        for (int l = 0; l < c.layers(); l++) {
+            // Attention block.
+            backend.rmsNorm(h, x, attnNorm[l], c.rmsNormEps());
+            backend.matmul(q, h, wq[l]);
+            backend.matmul(k, h, wk[l]);
+            backend.matmul(v, h, wv[l]);
+            if (c.qkvBias()) {
+                backend.addBias(q, bq[l]);
+                backend.addBias(k, bk[l]);
+                backend.addBias(v, bv[l]);
+            }
+            backend.rope(q, c.heads(), c.headDim(), plan.positions(), ropeInvFreq, c.ropeStyle());
+            backend.rope(k, c.kvHeads(), c.headDim(), plan.positions(), ropeInvFreq, c.ropeStyle());
+            backend.writeKv(cache, l, k, v, plan.slotMapping());
+            backend.attention(att, q, cache, l, plan, c.heads(), attentionScale);
+            backend.matmul(proj, att, wo[l]);
+            backend.add(x, proj);
+
+            // Feed-forward block (SwiGLU).
+            backend.rmsNorm(h, x, ffnNorm[l], c.rmsNormEps());
+            backend.matmul(gate, h, wGate[l]);
+            backend.matmul(up, h, wUp[l]);
+            backend.swiglu(gate, up);
+            backend.matmul(proj, gate, wDown[l]);
+            backend.add(x, proj);
+        }
+
+        int[] logitRows = plan.logitsIndex();
+        Tensor last = backend.allocate(logitRows.length, c.dim()); // [L, dim]
+        Tensor logits = backend.allocate(logitRows.length, c.vocabSize()); // [L, vocab]
+        if (logitRows.length > 0) {
+            backend.gatherRows(last, x, logitRows);
+            backend.rmsNorm(last, last, outputNorm, c.rmsNormEps());
+            backend.matmul(logits, last, output);
+        }
+        return logits;
+    }
+
+    /** Bytes of weights one decode step reads (every matrix once, the embedding row aside). */
+    public long weightBytesPerToken() {
+        long total = output.byteSize() + outputNorm.byteSize();
+        for (int l = 0; l < config.layers(); l++) {
+            total += attnNorm[l].byteSize() + wq[l].byteSize() + wk[l].byteSize() + wv[l].byteSize() + wo[l].byteSize()
+                    + ffnNorm[l].byteSize() + wGate[l].byteSize() + wUp[l].byteSize() + wDown[l].byteSize();
+            if (bq[l] != null) {
+                total += bq[l].byteSize() + bk[l].byteSize() + bv[l].byteSize();
+            }
+        }
+        return total;
+    }
+}

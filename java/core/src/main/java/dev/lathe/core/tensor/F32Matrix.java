@@ -1,0 +1,104 @@
+package dev.lathe.core.tensor;
+
+import static dev.lathe.core.tensor.BlockLanes.FLOATS;
+import static dev.lathe.core.tensor.BlockLanes.LANES;
+
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteOrder;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
+
+/** F32: plain little-endian floats, 4 bytes per value. Roofline: 4 bytes and 2 FLOPs per value. */
+final class F32Matrix extends MappedMatrix {
+
+    F32Matrix(String name, int rows, int cols, MemorySegment data) {
+        super(name, rows, cols, data);
+    }
+
+    @Override
+    public GgmlType type() {
+        return GgmlType.F32;
+    }
+
+    @Override
+    public void dequantizeRow(int row, float[] out, int outOffset) {
+        long offset = rowOffset(row);
+        for (int i = 0; i < cols; i++) {
+            out[outOffset + i] = data.get(FLOAT, offset + 4L * i);
+        }
+    }
+
+    private FloatVector load(long offset) {
+        return FloatVector.fromMemorySegment(FLOATS, data, offset, ByteOrder.LITTLE_ENDIAN);
+    }
+
+    @Override
+    public float dot(int row, float[] x, int xOffset) {
+        checkInput(x, xOffset);
+        long offset = rowOffset(row);
+        // NOTE: four independent accumulators hide the FMA latency; one would serialize the loop.
+        FloatVector acc0 = FloatVector.zero(FLOATS);
+        FloatVector acc1 = FloatVector.zero(FLOATS);
+        FloatVector acc2 = FloatVector.zero(FLOATS);
+        FloatVector acc3 = FloatVector.zero(FLOATS);
+        int i = 0;
+        for (; i <= cols - 4 * LANES; i += 4 * LANES) {
+            long at = offset + 4L * i;
+            acc0 = load(at).fma(FloatVector.fromArray(FLOATS, x, xOffset + i), acc0);
+            acc1 = load(at + 4L * LANES).fma(FloatVector.fromArray(FLOATS, x, xOffset + i + LANES), acc1);
+            acc2 = load(at + 8L * LANES).fma(FloatVector.fromArray(FLOATS, x, xOffset + i + 2 * LANES), acc2);
+            acc3 = load(at + 12L * LANES).fma(FloatVector.fromArray(FLOATS, x, xOffset + i + 3 * LANES), acc3);
+        }
+        for (; i <= cols - LANES; i += LANES) {
+            acc0 = load(offset + 4L * i).fma(FloatVector.fromArray(FLOATS, x, xOffset + i), acc0);
+        }
+        float sum = acc0.add(acc1).add(acc2.add(acc3)).reduceLanes(VectorOperators.ADD);
+        for (; i < cols; i++) {
+            sum += data.get(FLOAT, offset + 4L * i) * x[xOffset + i];
+        }
+        return sum;
+    }
+
+    @Override
+    void dot4(int row, float[] x, int xOffset, int xStride, float[] sums) {
+        long offset = rowOffset(row);
+        int x0 = xOffset;
+        int x1 = xOffset + xStride;
+        int x2 = xOffset + 2 * xStride;
+        int x3 = xOffset + 3 * xStride;
+        FloatVector acc0 = FloatVector.zero(FLOATS);
+        FloatVector acc1 = FloatVector.zero(FLOATS);
+        FloatVector acc2 = FloatVector.zero(FLOATS);
+        FloatVector acc3 = FloatVector.zero(FLOATS);
+        int i = 0;
+        for (; i <= cols - LANES; i += LANES) {
+            FloatVector w = load(offset + 4L * i);
+            acc0 = w.fma(FloatVector.fromArray(FLOATS, x, x0 + i), acc0);
+            acc1 = w.fma(FloatVector.fromArray(FLOATS, x, x1 + i), acc1);
+            acc2 = w.fma(FloatVector.fromArray(FLOATS, x, x2 + i), acc2);
+            acc3 = w.fma(FloatVector.fromArray(FLOATS, x, x3 + i), acc3);
+        }
+        float s0 = acc0.reduceLanes(VectorOperators.ADD);
+        float s1 = acc1.reduceLanes(VectorOperators.ADD);
+        float s2 = acc2.reduceLanes(VectorOperators.ADD);
+        float s3 = acc3.reduceLanes(VectorOperators.ADD);
+        for (; i < cols; i++) {
+            float w = data.get(FLOAT, offset + 4L * i);
+            s0 += w * x[x0 + i];
+            s1 += w * x[x1 + i];
+            s2 += w * x[x2 + i];
+            s3 += w * x[x3 + i];
+        }
+        sums[0] = s0;
+        sums[1] = s1;
+        sums[2] = s2;
+        sums[3] = s3;
+    }
+
+    /** Writes {@code cols} floats from {@code src[srcOffset..]} as little-endian f32 at {@code dstOffset}. */
+    static void encodeRow(float[] src, int srcOffset, int cols, MemorySegment dst, long dstOffset) {
+        for (int i = 0; i < cols; i++) {
+            dst.set(FLOAT, dstOffset + 4L * i, src[srcOffset + i]);
+        }
+    }
+}

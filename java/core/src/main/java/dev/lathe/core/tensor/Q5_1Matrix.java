@@ -1,0 +1,121 @@
+package dev.lathe.core.tensor;
+
+import static dev.lathe.core.tensor.BlockLanes.FLOATS;
+import static dev.lathe.core.tensor.BlockLanes.LANES;
+import static dev.lathe.core.tensor.BlockLanes.bitMask;
+import static dev.lathe.core.tensor.BlockLanes.highNibbles;
+import static dev.lathe.core.tensor.BlockLanes.loadBytes;
+import static dev.lathe.core.tensor.BlockLanes.lowNibbles;
+import static dev.lathe.core.tensor.BlockLanes.toFloats;
+
+import java.lang.foreign.MemorySegment;
+import jdk.incubator.vector.ByteVector;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorMask;
+import jdk.incubator.vector.VectorOperators;
+
+/**
+ * Q5_1 (ggml block_q5_1): blocks of 32 values, 24 bytes: {@code f16 d}, {@code f16 m},
+ * {@code uint8 qh[4]} (a little-endian 32-bit field: bit j is the fifth bit of value j), then
+ * {@code uint8 qs[16]} with the nibble order of Q4_0; a value is {@code q * d + m}, q in 0..31.
+ * Roofline: 0.75 bytes and 2 FLOPs per value (plus one add for the sum of x).
+ *
+ * <p>Kernel: {@code sum(w x) = d * sum(q x) + m * sum(x)}, both sums taken per block in registers.
+ */
+final class Q5_1Matrix extends MappedMatrix {
+    static final int BLOCK = 32;
+    static final int BLOCK_BYTES = 24;
+    private static final int MIN = 2;
+    private static final int QH = 4;
+    private static final int QS = 8;
+
+    Q5_1Matrix(String name, int rows, int cols, MemorySegment data) {
+        super(name, rows, cols, data);
+    }
+
+    @Override
+    public GgmlType type() {
+        return GgmlType.Q5_1;
+    }
+
+    @Override
+    public void dequantizeRow(int row, float[] out, int outOffset) {
+        long block = rowOffset(row);
+        for (int b = 0; b < blocksPerRow; b++, block += BLOCK_BYTES) {
+            float d = half(block);
+            float m = half(block + MIN);
+            int highBits = data.get(INT, block + QH);
+            int o = outOffset + b * BLOCK;
+            for (int j = 0; j < BLOCK / 2; j++) {
+                int packed = data.get(BYTE, block + QS + j) & 0xFF;
+                int q0 = (packed & 0x0F) | ((highBits >>> j) & 1) << 4;
+                int q1 = (packed >>> 4) | ((highBits >>> (j + BLOCK / 2)) & 1) << 4;
+                out[o + j] = q0 * d + m;
+                out[o + j + BLOCK / 2] = q1 * d + m;
+            }
+        }
+    }
+
+    /**
+     * Quants {@code half * 16 + j ..} of a block, widened: the nibbles of {@code packed} with the
+     * fifth bit taken from {@code highBits}.
+     */
+    private static FloatVector quants(ByteVector packed, int half, int highBits, int j) {
+        ByteVector nibbles = half == 0 ? lowNibbles(packed) : highNibbles(packed);
+        VectorMask<Byte> fifthBit = bitMask(highBits >>> (half * (BLOCK / 2) + j));
+        return toFloats(nibbles.lanewise(VectorOperators.OR, (byte) 16, fifthBit));
+    }
+
+    @Override
+    public float dot(int row, float[] x, int xOffset) {
+        checkInput(x, xOffset);
+        long block = rowOffset(row);
+        FloatVector acc = FloatVector.zero(FLOATS);
+        FloatVector accMin = FloatVector.zero(FLOATS);
+        for (int b = 0; b < blocksPerRow; b++, block += BLOCK_BYTES) {
+            FloatVector qx = FloatVector.zero(FLOATS);
+            FloatVector xs = FloatVector.zero(FLOATS);
+            int highBits = data.get(INT, block + QH);
+            for (int j = 0; j < BLOCK / 2; j += LANES) {
+                ByteVector packed = loadBytes(data, block + QS + j);
+                for (int half = 0; half < 2; half++) {
+                    FloatVector xv = FloatVector.fromArray(FLOATS, x, xOffset + b * BLOCK + half * (BLOCK / 2) + j);
+                    qx = quants(packed, half, highBits, j).fma(xv, qx);
+                    xs = xs.add(xv);
+                }
+            }
+            acc = qx.fma(FloatVector.broadcast(FLOATS, half(block)), acc);
+            accMin = xs.fma(FloatVector.broadcast(FLOATS, half(block + MIN)), accMin);
+        }
+        return acc.add(accMin).reduceLanes(VectorOperators.ADD);
+    }
+
+    @Override
+    void dot4(int row, float[] x, int xOffset, int xStride, float[] sums) {
+        long block = rowOffset(row);
+        FloatVector acc0 = FloatVector.zero(FLOATS);
+        FloatVector acc1 = FloatVector.zero(FLOATS);
+        FloatVector acc2 = FloatVector.zero(FLOATS);
+        FloatVector acc3 = FloatVector.zero(FLOATS);
+        for (int b = 0; b < blocksPerRow; b++, block += BLOCK_BYTES) {
+            FloatVector d = FloatVector.broadcast(FLOATS, half(block));
+            FloatVector m = FloatVector.broadcast(FLOATS, half(block + MIN));
+            int highBits = data.get(INT, block + QH);
+            for (int j = 0; j < BLOCK / 2; j += LANES) {
+                ByteVector packed = loadBytes(data, block + QS + j);
+                for (int half = 0; half < 2; half++) {
+                    FloatVector w = quants(packed, half, highBits, j).fma(d, m);
+                    int xi = xOffset + b * BLOCK + half * (BLOCK / 2) + j;
+                    acc0 = w.fma(FloatVector.fromArray(FLOATS, x, xi), acc0);
+                    acc1 = w.fma(FloatVector.fromArray(FLOATS, x, xi + xStride), acc1);
+                    acc2 = w.fma(FloatVector.fromArray(FLOATS, x, xi + 2 * xStride), acc2);
+                    acc3 = w.fma(FloatVector.fromArray(FLOATS, x, xi + 3 * xStride), acc3);
+                }
+            }
+        }
+        sums[0] = acc0.reduceLanes(VectorOperators.ADD);
+        sums[1] = acc1.reduceLanes(VectorOperators.ADD);
+        sums[2] = acc2.reduceLanes(VectorOperators.ADD);
+        sums[3] = acc3.reduceLanes(VectorOperators.ADD);
+    }
+}

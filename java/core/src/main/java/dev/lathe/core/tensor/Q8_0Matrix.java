@@ -1,0 +1,123 @@
+package dev.lathe.core.tensor;
+
+import static dev.lathe.core.tensor.BlockLanes.FLOATS;
+import static dev.lathe.core.tensor.BlockLanes.LANES;
+import static dev.lathe.core.tensor.BlockLanes.loadBytes;
+import static dev.lathe.core.tensor.BlockLanes.toFloats;
+
+import java.lang.foreign.MemorySegment;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
+
+/**
+ * Q8_0 (ggml block_q8_0): blocks of 32 values, 34 bytes: {@code f16 d} then {@code int8 qs[32]};
+ * value {@code j} is {@code d * qs[j]}. Roofline: 1.0625 bytes and 2 FLOPs per value.
+ *
+ * <p>Kernel: per block, the 32 int8 are widened to floats in registers and multiplied with x
+ * into a block sum, which is scaled by d once. Variants kept: (1) one block per iteration;
+ * (2, this) two blocks per iteration into independent accumulators, so consecutive blocks'
+ * FMA chains overlap.
+ */
+final class Q8_0Matrix extends MappedMatrix {
+    static final int BLOCK = 32;
+    static final int BLOCK_BYTES = 34;
+    private static final int QS = 2; // offset of qs in a block
+
+    Q8_0Matrix(String name, int rows, int cols, MemorySegment data) {
+        super(name, rows, cols, data);
+    }
+
+    @Override
+    public GgmlType type() {
+        return GgmlType.Q8_0;
+    }
+
+    @Override
+    public void dequantizeRow(int row, float[] out, int outOffset) {
+        long block = rowOffset(row);
+        for (int b = 0; b < blocksPerRow; b++, block += BLOCK_BYTES) {
+            float d = half(block);
+            for (int j = 0; j < BLOCK; j++) {
+                out[outOffset + b * BLOCK + j] = d * data.get(BYTE, block + QS + j);
+            }
+        }
+    }
+
+    /** {@code sum_j qs[j] * x[xi + j]} over one block, unscaled. */
+    private FloatVector blockSum(long block, float[] x, int xi) {
+        FloatVector sum = toFloats(loadBytes(data, block + QS)).mul(FloatVector.fromArray(FLOATS, x, xi));
+        for (int j = LANES; j < BLOCK; j += LANES) {
+            sum = toFloats(loadBytes(data, block + QS + j)).fma(FloatVector.fromArray(FLOATS, x, xi + j), sum);
+        }
+        return sum;
+    }
+
+    @Override
+    public float dot(int row, float[] x, int xOffset) {
+        checkInput(x, xOffset);
+        long block = rowOffset(row);
+        FloatVector acc0 = FloatVector.zero(FLOATS);
+        FloatVector acc1 = FloatVector.zero(FLOATS);
+        int b = 0;
+        int xi = xOffset;
+        for (; b + 2 <= blocksPerRow; b += 2, block += 2 * BLOCK_BYTES, xi += 2 * BLOCK) {
+            acc0 = blockSum(block, x, xi).fma(FloatVector.broadcast(FLOATS, half(block)), acc0);
+            acc1 = blockSum(block + BLOCK_BYTES, x, xi + BLOCK).fma(FloatVector.broadcast(FLOATS, half(block + BLOCK_BYTES)), acc1);
+        }
+        if (b < blocksPerRow) {
+            acc0 = blockSum(block, x, xi).fma(FloatVector.broadcast(FLOATS, half(block)), acc0);
+        }
+        return acc0.add(acc1).reduceLanes(VectorOperators.ADD);
+    }
+
+    @Override
+    void dot4(int row, float[] x, int xOffset, int xStride, float[] sums) {
+        long block = rowOffset(row);
+        FloatVector acc0 = FloatVector.zero(FLOATS);
+        FloatVector acc1 = FloatVector.zero(FLOATS);
+        FloatVector acc2 = FloatVector.zero(FLOATS);
+        FloatVector acc3 = FloatVector.zero(FLOATS);
+        for (int b = 0; b < blocksPerRow; b++, block += BLOCK_BYTES) {
+            FloatVector d = FloatVector.broadcast(FLOATS, half(block));
+            for (int j = 0; j < BLOCK; j += LANES) {
+                FloatVector w = toFloats(loadBytes(data, block + QS + j)).mul(d);
+                int xi = xOffset + b * BLOCK + j;
+                acc0 = w.fma(FloatVector.fromArray(FLOATS, x, xi), acc0);
+                acc1 = w.fma(FloatVector.fromArray(FLOATS, x, xi + xStride), acc1);
+                acc2 = w.fma(FloatVector.fromArray(FLOATS, x, xi + 2 * xStride), acc2);
+                acc3 = w.fma(FloatVector.fromArray(FLOATS, x, xi + 3 * xStride), acc3);
+            }
+        }
+        sums[0] = acc0.reduceLanes(VectorOperators.ADD);
+        sums[1] = acc1.reduceLanes(VectorOperators.ADD);
+        sums[2] = acc2.reduceLanes(VectorOperators.ADD);
+        sums[3] = acc3.reduceLanes(VectorOperators.ADD);
+    }
+
+    /**
+     * ggml's reference quantizer (quantize_row_q8_0_ref): per block {@code d = amax / 127},
+     * {@code qs[j] = round(x[j] / d)} (half away from zero); d is stored as f16.
+     * {@code cols} must be a multiple of 32.
+     */
+    static void quantizeRow(float[] src, int srcOffset, int cols, MemorySegment dst, long dstOffset) {
+        for (int b = 0; b < cols / BLOCK; b++) {
+            int base = srcOffset + b * BLOCK;
+            long block = dstOffset + (long) b * BLOCK_BYTES;
+            float amax = 0;
+            for (int j = 0; j < BLOCK; j++) {
+                amax = Math.max(amax, Math.abs(src[base + j]));
+            }
+            float d = amax / 127;
+            float id = d != 0 ? 1 / d : 0;
+            dst.set(HALF, block, Float.floatToFloat16(d));
+            for (int j = 0; j < BLOCK; j++) {
+                dst.set(BYTE, block + QS + j, (byte) roundHalfAway(src[base + j] * id));
+            }
+        }
+    }
+
+    /** C's roundf: to nearest, ties away from zero (Math.round ties toward +infinity). */
+    static int roundHalfAway(float v) {
+        return (int) Math.copySign(Math.floor(Math.abs(v) + 0.5f), v);
+    }
+}
