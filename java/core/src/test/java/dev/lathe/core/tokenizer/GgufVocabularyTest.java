@@ -1,9 +1,12 @@
 package dev.lathe.core.tokenizer;
 
 import dev.lathe.core.gguf.GgufFile;
+import dev.lathe.core.gguf.GgufWriter;
+import dev.lathe.core.io.ModelFormatException;
 import dev.lathe.core.testing.SharedData;
 import dev.lathe.core.testing.TestRandom;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -15,6 +18,7 @@ import java.util.stream.Collectors;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -95,5 +99,53 @@ class GgufVocabularyTest {
             String text = TokenizerRoundTripTest.randomText(random, 30) + " Once upon a time, Lily's dog";
             assertArrayEquals(fromBin.encode(text, true, false), fromGguf.encode(text, true, false), text);
         }
+    }
+
+    // ---- broken metadata ----
+
+    private static GgufWriter smallVocabulary(String model, String pre) {
+        GgufWriter w = new GgufWriter()
+                .putString("tokenizer.ggml.model", model)
+                .putStringArray("tokenizer.ggml.tokens", List.of("a", "b", "ab"))
+                .putInt32Array("tokenizer.ggml.token_type", new int[]{1, 1, 1})
+                .putStringArray("tokenizer.ggml.merges", List.of("a b"));
+        return pre == null ? w : w.putString("tokenizer.ggml.pre", pre);
+    }
+
+    private static Tokenizer open(Path path) {
+        try (GgufFile gguf = GgufFile.open(path)) {
+            return Tokenizers.create(GgufVocabularyReader.read(gguf.metadata()));
+        }
+    }
+
+    private static void assertRejected(Path path, String expectedInMessage) {
+        ModelFormatException e = assertThrows(ModelFormatException.class, () -> open(path));
+        assertTrue(e.getMessage().startsWith(path.toString()) && e.getMessage().contains(expectedInMessage), e.getMessage());
+    }
+
+    @Test
+    void unknownModelAndPreTokenizerNamesAreErrors(@TempDir Path dir) {
+        Path bert = dir.resolve("bert.gguf");
+        smallVocabulary("bert", null).write(bert);
+        assertRejected(bert, "'bert'");
+        Path klingon = dir.resolve("klingon.gguf");
+        smallVocabulary("gpt2", "klingon").write(klingon);
+        assertRejected(klingon, "klingon");
+        Path ok = dir.resolve("ok.gguf");
+        smallVocabulary("gpt2", "gpt-2").write(ok);
+        assertArrayEquals(new int[]{2, 0}, open(ok).encode("aba"));
+    }
+
+    @Test
+    void inconsistentArraysAndIdsAreErrors(@TempDir Path dir) {
+        Path scores = dir.resolve("scores.gguf");
+        smallVocabulary("llama", null).putFloat32Array("tokenizer.ggml.scores", new float[]{0f}).write(scores);
+        assertRejected(scores, "tokenizer.ggml.scores");
+        Path bos = dir.resolve("bos.gguf");
+        smallVocabulary("gpt2", "gpt-2").putUint32("tokenizer.ggml.bos_token_id", 7).write(bos);
+        assertRejected(bos, "bos_token_id");
+        Path type = dir.resolve("type.gguf");
+        smallVocabulary("gpt2", "gpt-2").putInt32Array("tokenizer.ggml.token_type", new int[]{1, 9, 1}).write(type);
+        assertRejected(type, "type 9");
     }
 }
