@@ -153,6 +153,8 @@ class TokenizerJsonReaderTest {
     @Test
     void malformedContents() throws IOException {
         assertRejected(r -> ((ObjectNode) r.get("model")).put("type", "Unigram"), "Unigram");
+        assertRejected(r -> ((ObjectNode) r.get("model")).put("continuing_subword_prefix", "##"), "##");
+        assertRejected(r -> ((ArrayNode) r.get("normalizer").get("normalizers")).addObject().put("type", "NFKC"), "NFKC");
         assertRejected(r -> r.remove("model"), "\"model\"");
         assertRejected(r -> ((ArrayNode) r.get("model").get("merges")).add(42), "merges[3]");
         assertRejected(r -> ((ObjectNode) r.get("model").get("vocab")).put("zzz", Integer.MAX_VALUE), "zzz");
