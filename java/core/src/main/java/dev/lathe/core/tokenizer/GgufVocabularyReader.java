@@ -17,19 +17,31 @@ public final class GgufVocabularyReader {
         int n = tokens.size();
         float[] scores = md.has("tokenizer.ggml.scores") ? md.floatArray("tokenizer.ggml.scores") : null;
         int[] types = md.has("tokenizer.ggml.token_type") ? md.intArray("tokenizer.ggml.token_type") : null;
-        List<String> merges = md.has("tokenizer.ggml.merges") ? md.stringArray("tokenizer.ggml.merges") : null;
+        boolean spm = model.equals("llama");
+        // NOTE: llama.cpp merges SentencePiece vocabularies by score and ignores any merges a
+        // converter wrote alongside; so does Lathe (merges would switch to merge-rank order).
+        List<String> merges = !spm && md.has("tokenizer.ggml.merges") ? md.stringArray("tokenizer.ggml.merges") : null;
         if (scores != null && scores.length != n) {
             throw new ModelFormatException(source, "tokenizer.ggml.scores has " + scores.length + " entries for " + n + " tokens");
         }
         if (types != null && types.length != n) {
             throw new ModelFormatException(source, "tokenizer.ggml.token_type has " + types.length + " entries for " + n + " tokens");
         }
-        boolean spm = model.equals("llama");
+        if (types != null) {
+            types = types.clone();
+            for (int id = 0; id < n; id++) {
+                if (types[id] == 0) {
+                    types[id] = Vocabulary.TYPE_NORMAL; // NOTE: 0 is "undefined" in older files; llama.cpp reads it as normal
+                }
+            }
+        }
+        String pre = md.optString("tokenizer.ggml.pre").orElse(null);
         // NOTE: llama.cpp's defaults when a key is absent: SentencePiece models add BOS and a space
-        // prefix; byte-level BPE models add neither (Llama 3 files set add_bos_token explicitly).
+        // prefix; byte-level BPE models add neither, except the Llama 3 pre-tokenizer family,
+        // which llama.cpp gives BOS even when a file omits add_bos_token.
         return new Vocabulary(
                 model,
-                md.optString("tokenizer.ggml.pre").orElse(null),
+                pre,
                 tokens,
                 scores,
                 types,
@@ -38,7 +50,7 @@ public final class GgufVocabularyReader {
                 tokenId(md, "tokenizer.ggml.eos_token_id", n),
                 tokenId(md, "tokenizer.ggml.eot_token_id", n),
                 tokenId(md, "tokenizer.ggml.unknown_token_id", n),
-                md.optBool("tokenizer.ggml.add_bos_token", spm),
+                md.optBool("tokenizer.ggml.add_bos_token", spm || PreTokenizer.ignoresMerges(pre)),
                 md.optBool("tokenizer.ggml.add_space_prefix", spm),
                 source);
     }

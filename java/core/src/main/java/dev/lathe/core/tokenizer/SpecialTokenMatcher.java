@@ -7,12 +7,12 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * Finds control and user-defined tokens written out in text ({@code <|eot_id|>}, {@code <s>}),
+ * Finds control, unknown and user-defined tokens written out in text ({@code <|eot_id|>}, {@code <s>}),
  * so they become their ids instead of being tokenized as characters. Scanning left to right, at
  * each position the longest matching token wins.
  *
- * <p>NOTE: user-defined tokens are always matched and control tokens only when the caller asks
- * to parse special tokens, as HF tokenizers and llama.cpp do (a user-defined token is part of
+ * <p>NOTE: user-defined tokens are always matched, control and unknown tokens only when the
+ * caller asks to parse special tokens, as HF tokenizers and llama.cpp do (a user-defined token is part of
  * the ordinary vocabulary, a control token in user text could be a prompt injection).
  */
 final class SpecialTokenMatcher {
@@ -34,9 +34,9 @@ final class SpecialTokenMatcher {
         for (int id = 0; id < vocabulary.size(); id++) {
             int type = vocabulary.tokenType(id);
             String text = vocabulary.tokens().get(id);
-            if ((type == Vocabulary.TYPE_CONTROL || type == Vocabulary.TYPE_USER_DEFINED) && !text.isEmpty()) {
-                byFirstChar.computeIfAbsent(text.charAt(0), c -> new ArrayList<>())
-                        .add(new Candidate(text, id, type == Vocabulary.TYPE_CONTROL));
+            boolean special = type == Vocabulary.TYPE_CONTROL || type == Vocabulary.TYPE_UNKNOWN;
+            if ((special || type == Vocabulary.TYPE_USER_DEFINED) && !text.isEmpty()) {
+                byFirstChar.computeIfAbsent(text.charAt(0), c -> new ArrayList<>()).add(new Candidate(text, id, special));
             }
         }
         for (List<Candidate> list : byFirstChar.values()) {

@@ -49,6 +49,12 @@ public final class TokenizerJsonReader {
         if (!type.equals("BPE")) {
             throw new ModelFormatException(source, "model.type is '" + type + "'; Lathe reads BPE tokenizers only");
         }
+        for (String field : List.of("continuing_subword_prefix", "end_of_word_suffix")) {
+            if (!model.path(field).asText("").isEmpty()) {
+                throw new ModelFormatException(source, "model." + field + " is set ('" + model.path(field).asText()
+                        + "'); Lathe reads BPE tokenizers without word affixes only");
+            }
+        }
         TokenTable table = TokenTable.of(model.path("vocab"), root.path("added_tokens"), source);
         List<String> merges = readMerges(model.path("merges"), source);
 
@@ -65,6 +71,7 @@ public final class TokenizerJsonReader {
         }
         SpecialIds ids = specialIds(root, config, table, source);
         if (spmStyle) {
+            checkSentencePieceNormalizer(root.path("normalizer"), source);
             for (int id = 0; id < table.size(); id++) {
                 if (table.types[id] == Vocabulary.TYPE_NORMAL && SentencePieceTokenizer.byteOfPiece(table.pieces[id]) >= 0) {
                     table.types[id] = Vocabulary.TYPE_BYTE;
@@ -76,6 +83,7 @@ public final class TokenizerJsonReader {
         List<String> regexes = new ArrayList<>();
         boolean[] addPrefixSpace = {false};
         collectSplitRegexes(root.path("pre_tokenizer"), regexes, addPrefixSpace, source);
+        PreTokenizer.ofRegexes("tokenizer.json", regexes, source); // a pattern Java cannot compile fails here, not later
         // NOTE: an NFC normalizer (Qwen2) is not applied, as llama.cpp's GGUF conversion drops it:
         // text already in NFC, nearly all text, tokenizes the same.
         checkByteLevelNormalizer(root.path("normalizer"), source);
@@ -319,6 +327,22 @@ public final class TokenizerJsonReader {
             }
             default -> throw new ModelFormatException(source, "pre_tokenizer type '" + type
                     + "' is not supported for byte-level BPE; Lathe supports Sequence, Split, ByteLevel and Digits");
+        }
+    }
+
+    /** Only the normalizer steps the SentencePiece path reproduces: the ▁ prefix and " " -> "▁". */
+    private static void checkSentencePieceNormalizer(JsonNode normalizer, String source) {
+        for (JsonNode n : flatten(normalizer, "normalizers")) {
+            String type = n.path("type").asText("");
+            boolean ok = switch (type) {
+                case "Prepend" -> n.path("prepend").asText().equals("\u2581");
+                case "Replace" -> n.path("pattern").path("String").asText().equals(" ") && n.path("content").asText().equals("\u2581");
+                default -> false;
+            };
+            if (!ok) {
+                throw new ModelFormatException(source, "normalizer step " + n + " is not supported for a SentencePiece-style"
+                        + " tokenizer; Lathe supports Prepend(\"\u2581\") and Replace(\" \", \"\u2581\")");
+            }
         }
     }
 

@@ -91,6 +91,7 @@ class Llama2cTokenizerTest {
         assertTrue(Arrays.stream(literal).noneMatch(id -> id == 2), Arrays.toString(literal));
         int[] parsed = tokenizer.encode("a</s>", false, true);
         assertEquals(2, parsed[parsed.length - 1]);
+        assertArrayEquals(new int[]{0}, tokenizer.encode("<unk>", false, true), "the unknown token parses as special too");
     }
 
     // ---- hostile and broken files ----
