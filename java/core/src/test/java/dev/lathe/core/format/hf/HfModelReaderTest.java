@@ -201,7 +201,7 @@ class HfModelReaderTest {
     }
 
     @Test
-    void tensorsLatheHasNoUseForAreIgnored() throws Exception {
+    void ropeBuffersAreIgnoredButUnknownTensorsRefused() throws Exception {
         SafetensorsTestFiles.writeConfig(dir, "LlamaForCausalLM", Map.of());
         var written = tinyModel(false, true, "F32");
         written.put("model.layers.0.self_attn.rotary_emb.inv_freq", new Tensor("F32", new long[]{2}, new float[2]));
@@ -209,6 +209,10 @@ class HfModelReaderTest {
         try (LoadedModel model = HfModelReader.read(dir)) {
             assertEquals(written.size() - 1, model.tensors().size());
         }
+        written.put("model.layers.1.self_attn.o_proj.bias", new Tensor("F32", new long[]{8}, new float[8]));
+        Path file = SafetensorsTestFiles.write(dir.resolve("model.safetensors"), written);
+        assertProblem(() -> HfModelReader.read(dir), file,
+                "tensor 'model.layers.1.self_attn.o_proj.bias' is not part of the LlamaForCausalLM layout");
     }
 
     @Test
