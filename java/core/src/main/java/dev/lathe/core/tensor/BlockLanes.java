@@ -56,9 +56,19 @@ final class BlockLanes {
         return packed.and((byte) 0x0F);
     }
 
-    /** The high 4 bits of each byte, 0..15 (a logical shift: bytes are unsigned here). */
+    /** The high 4 bits of each byte, 0..15. */
     static ByteVector highNibbles(ByteVector packed) {
-        return packed.lanewise(VectorOperators.LSHR, 4);
+        return shiftWithinShorts(packed, VectorOperators.LSHR, 4).and((byte) 0x0F);
+    }
+
+    /**
+     * The bytes shifted as 16-bit lanes: bits cross into the neighbouring byte, so the caller
+     * must mask them off (every caller keeps only bits that stayed within their byte).
+     */
+    // NOTE: x86 has no byte-lane shift; a ByteVector shift compiles to widen, shift, narrow.
+    // One 16-bit shift and the mask the caller applies anyway is about a third of that.
+    static ByteVector shiftWithinShorts(ByteVector bytes, VectorOperators.Binary shift, int bits) {
+        return bytes.reinterpretAsShorts().lanewise(shift, bits).reinterpretAsBytes();
     }
 
     /**

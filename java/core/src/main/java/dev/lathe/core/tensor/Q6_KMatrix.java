@@ -2,9 +2,8 @@ package dev.lathe.core.tensor;
 
 import static dev.lathe.core.tensor.BlockLanes.FLOATS;
 import static dev.lathe.core.tensor.BlockLanes.LANES;
-import static dev.lathe.core.tensor.BlockLanes.highNibbles;
 import static dev.lathe.core.tensor.BlockLanes.loadBytes;
-import static dev.lathe.core.tensor.BlockLanes.lowNibbles;
+import static dev.lathe.core.tensor.BlockLanes.shiftWithinShorts;
 import static dev.lathe.core.tensor.BlockLanes.toFloats;
 
 import java.lang.foreign.MemorySegment;
@@ -68,52 +67,39 @@ final class Q6_KMatrix extends MappedMatrix {
     }
 
     /**
-     * The signed quants (q - 32) of values {@code 128h + 32k + l .. + LANES}, widened, from the
-     * two low-bit vectors and the high-bit vector of positions {@code l ..}.
+     * Signed quants {@code q - 32} of values {@code 128h + 32k + l ..}, widened, from the low-bit
+     * bytes {@code ql[64h + 32(k & 1) + l ..]} and the high-bit bytes {@code qh[32h + l ..]}.
      */
-    private static FloatVector quants(ByteVector lowA, ByteVector lowB, ByteVector high, int k) {
-        ByteVector low = switch (k) {
-            case 0 -> lowNibbles(lowA);
-            case 1 -> lowNibbles(lowB);
-            case 2 -> highNibbles(lowA);
-            default -> highNibbles(lowB);
-        };
-        // bits 2k, 2k+1 of high, moved to bits 4, 5
-        ByteVector highBits = switch (k) {
-            case 0 -> high.lanewise(VectorOperators.LSHL, 4);
-            case 1 -> high.lanewise(VectorOperators.LSHL, 2);
-            case 2 -> high;
-            default -> high.lanewise(VectorOperators.LSHR, 2);
-        };
-        return toFloats(low.or(highBits.and((byte) 0x30)).sub(ZERO_POINT));
+    // NOTE: k is a loop variable turned into shift counts, not four unrolled cases: C2 stops
+    // inlining Vector API calls once a method's IR passes a node budget, and the unrolled form
+    // went past it (every vector then became a heap object: 100x slower).
+    private static FloatVector sixBit(ByteVector lowBits, ByteVector highBits, int k) {
+        ByteVector low = shiftWithinShorts(lowBits, VectorOperators.LSHR, 4 * (k >> 1)).and((byte) 0x0F);
+        ByteVector high = shiftWithinShorts(shiftWithinShorts(highBits, VectorOperators.LSHR, 2 * k), VectorOperators.LSHL, 4)
+                .and((byte) 0x30);
+        return toFloats(low.or(high).sub(ZERO_POINT));
     }
 
     @Override
     public float dot(int row, float[] x, int xOffset) {
         checkInput(x, xOffset);
         long block = rowOffset(row);
-        FloatVector acc0 = FloatVector.zero(FLOATS);
-        FloatVector acc1 = FloatVector.zero(FLOATS);
+        FloatVector acc = FloatVector.zero(FLOATS);
         for (int b = 0; b < blocksPerRow; b++, block += BLOCK_BYTES) {
             float d = half(block + D);
             for (int h = 0; h < 2; h++) {
-                for (int l = 0; l < 32; l += LANES) {
-                    ByteVector lowA = loadBytes(data, block + 64 * h + l);
-                    ByteVector lowB = loadBytes(data, block + 64 * h + 32 + l);
-                    ByteVector high = loadBytes(data, block + QH + 32 * h + l);
-                    int xi = xOffset + b * BLOCK + 128 * h + l;
-                    long scales = block + SCALES + 8 * h + l / 16;
-                    for (int k = 0; k < 4; k += 2) {
-                        FloatVector qx0 = quants(lowA, lowB, high, k).mul(FloatVector.fromArray(FLOATS, x, xi + 32 * k));
-                        FloatVector qx1 = quants(lowA, lowB, high, k + 1)
-                                .mul(FloatVector.fromArray(FLOATS, x, xi + 32 * (k + 1)));
-                        acc0 = qx0.fma(FloatVector.broadcast(FLOATS, d * data.get(BYTE, scales + 2 * k)), acc0);
-                        acc1 = qx1.fma(FloatVector.broadcast(FLOATS, d * data.get(BYTE, scales + 2 * (k + 1))), acc1);
+                for (int k = 0; k < 4; k++) {
+                    for (int l = 0; l < 32; l += LANES) {
+                        FloatVector q = sixBit(loadBytes(data, block + 64 * h + 32 * (k & 1) + l),
+                                loadBytes(data, block + QH + 32 * h + l), k);
+                        FloatVector qx = q.mul(FloatVector.fromArray(FLOATS, x, xOffset + b * BLOCK + 128 * h + 32 * k + l));
+                        float scale = d * data.get(BYTE, block + SCALES + 8 * h + 2 * k + l / 16);
+                        acc = qx.fma(FloatVector.broadcast(FLOATS, scale), acc);
                     }
                 }
             }
         }
-        return acc0.add(acc1).reduceLanes(VectorOperators.ADD);
+        return acc.reduceLanes(VectorOperators.ADD);
     }
 
     @Override
@@ -126,13 +112,11 @@ final class Q6_KMatrix extends MappedMatrix {
         for (int b = 0; b < blocksPerRow; b++, block += BLOCK_BYTES) {
             float d = half(block + D);
             for (int h = 0; h < 2; h++) {
-                for (int l = 0; l < 32; l += LANES) {
-                    ByteVector lowA = loadBytes(data, block + 64 * h + l);
-                    ByteVector lowB = loadBytes(data, block + 64 * h + 32 + l);
-                    ByteVector high = loadBytes(data, block + QH + 32 * h + l);
-                    long scales = block + SCALES + 8 * h + l / 16;
-                    for (int k = 0; k < 4; k++) {
-                        FloatVector w = quants(lowA, lowB, high, k).mul(d * data.get(BYTE, scales + 2 * k));
+                for (int k = 0; k < 4; k++) {
+                    for (int l = 0; l < 32; l += LANES) {
+                        FloatVector q = sixBit(loadBytes(data, block + 64 * h + 32 * (k & 1) + l),
+                                loadBytes(data, block + QH + 32 * h + l), k);
+                        FloatVector w = q.mul(d * data.get(BYTE, block + SCALES + 8 * h + 2 * k + l / 16));
                         int xi = xOffset + b * BLOCK + 128 * h + 32 * k + l;
                         acc0 = w.fma(FloatVector.fromArray(FLOATS, x, xi), acc0);
                         acc1 = w.fma(FloatVector.fromArray(FLOATS, x, xi + xStride), acc1);
