@@ -14,7 +14,6 @@ import java.util.HashMap;
 import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
-import java.util.Set;
 import java.util.regex.Pattern;
 
 /**
@@ -31,9 +30,6 @@ import java.util.regex.Pattern;
  */
 public final class TokenizerJsonReader {
     private static final ObjectMapper JSON = new ObjectMapper();
-    /** Texts of added tokens that end a turn in chat models (llama.cpp's end-of-generation list). */
-    private static final Set<String> END_OF_TURN_TEXTS =
-            Set.of("<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|end_of_turn|>", "<|endoftext|>");
 
     private TokenizerJsonReader() {
     }
@@ -212,13 +208,7 @@ public final class TokenizerJsonReader {
         if (addBos == null) {
             addBos = templateBos >= 0 && templateBos == bos;
         }
-        int eot = -1;
-        for (int id = 0; id < table.size(); id++) {
-            if (table.types[id] == Vocabulary.TYPE_CONTROL && id != eos && END_OF_TURN_TEXTS.contains(table.pieces[id])) {
-                eot = id;
-                break;
-            }
-        }
+        int eot = EndOfTurnToken.find(List.of(table.pieces), table.types, eos);
         return new SpecialIds(bos, eos, eot, addBos && bos >= 0);
     }
 
