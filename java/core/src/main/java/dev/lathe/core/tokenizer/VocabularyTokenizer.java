@@ -44,7 +44,9 @@ abstract sealed class VocabularyTokenizer implements Tokenizer permits SentenceP
     @Override
     public final int[] encode(String text, boolean addBos, boolean parseSpecial) {
         IntStream.Builder out = IntStream.builder();
-        if (addBos && vocabulary.bosId() >= 0) {
+        // NOTE: as llama.cpp's add_special, a request for BOS is honoured only where the model
+        // starts prompts with one: GPT-2 has a BOS id but its prompts do not begin with it.
+        if (addBos && vocabulary.addBos() && vocabulary.bosId() >= 0) {
             out.add(vocabulary.bosId());
         }
         boolean atStart = true;

@@ -81,6 +81,7 @@ class GgufVocabularyTest {
         Tokenizer bpe = Tokenizers.create(gpt2);
         assertEquals("byte-level BPE (gpt-2)", bpe.describe());
         assertArrayEquals(new int[]{15496, 995, 50256}, bpe.encode("Hello world<|endoftext|>", false, true));
+        assertArrayEquals(new int[]{15496}, bpe.encode("Hello", true, false), "GPT-2 prompts do not start with BOS");
     }
 
     @Test
