@@ -17,7 +17,8 @@ public final class Lathe implements Runnable {
         System.exit(commandLine().execute(args));
     }
 
-    static CommandLine commandLine() {
+    /** The configured command line (also used by tests to run commands in-process). */
+    public static CommandLine commandLine() {
         CommandLine cli = new CommandLine(new Lathe());
         // NOTE: bad input (a corrupt model, an invalid option value) is the user's to fix: one line
         // naming the problem, exit code 2. Anything else is a bug and keeps its stack trace.

@@ -1,9 +1,9 @@
 package dev.lathe.core.format;
 
 import dev.lathe.core.format.hf.HfModelReader;
-import dev.lathe.core.gguf.GgufModelReader;
 import dev.lathe.core.format.llama2c.Llama2cCheckpointReader;
 import dev.lathe.core.format.llama2c.Llama2cQuantizedReader;
+import dev.lathe.core.gguf.GgufModelReader;
 import dev.lathe.core.io.MappedFile;
 import dev.lathe.core.io.ModelFormatException;
 
@@ -47,18 +47,11 @@ public final class ModelLoader {
         } catch (ModelFormatException legacyProblem) {
             throw new ModelFormatException(source, "not a model Lathe can read. Tried: Hugging Face (not a directory), "
                     + "GGUF (no \"GGUF\" magic), llama2.c int8 export (no \"ak42\" magic), legacy llama2.c checkpoint ("
-                    + problemOf(legacyProblem) + ")", legacyProblem);
+                    + legacyProblem.problem() + ")", legacyProblem);
         }
     }
 
     private static LoadedModel loadGguf(Path model) {
         return GgufModelReader.read(model);
-    }
-
-    /** The exception's message without its leading "source: ". */
-    private static String problemOf(ModelFormatException e) {
-        String prefix = e.source() + ": ";
-        String message = e.getMessage();
-        return message.startsWith(prefix) ? message.substring(prefix.length()) : message;
     }
 }

@@ -77,7 +77,9 @@ public final class Generator {
         Arrays.setAll(blockTable, i -> i);
 
         Sampler sampler = new Sampler(params, vocab);
-        TokenTextDecoder decoder = new TokenTextDecoder(tokenizer);
+        // After a bare BOS the text starts here, so SentencePiece's space prefix is dropped (as llama2.c and llama.cpp do).
+        boolean textStart = promptTokens[promptTokens.length - 1] == tokenizer.bosId();
+        TokenTextDecoder decoder = new TokenTextDecoder(tokenizer, textStart);
         StopStringMatcher stops = new StopStringMatcher(params.stopStrings());
         int[] history = Arrays.copyOf(promptTokens, capacity);
         int historyLength = promptTokens.length;

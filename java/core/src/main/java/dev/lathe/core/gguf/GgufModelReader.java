@@ -26,21 +26,25 @@ public final class GgufModelReader {
     public static LoadedModel read(Path path) {
         Arena arena = Arena.ofShared();
         try {
-            GgufFile gguf = GgufFile.open(path, arena);
-            GgufMetadata md = gguf.metadata();
-            LlamaConfig config = config(gguf);
-            SequencedMap<String, WeightMatrix> tensors = new LinkedHashMap<>();
-            for (GgufTensorInfo info : gguf.tensors().values()) {
-                tensors.put(info.name(), matrix(gguf, info));
-            }
-            Vocabulary vocabulary = md.has("tokenizer.ggml.model") ? GgufVocabularyReader.read(md) : null;
-            SequencedMap<String, Object> metadata = new LinkedHashMap<>();
-            md.asMap().forEach((k, v) -> metadata.put(k, v.summary()));
-            return new LoadedModel(gguf.source(), "GGUF v" + gguf.version(), config, tensors, vocabulary, metadata, arena);
+            return fromFile(GgufFile.open(path, arena), arena);
         } catch (RuntimeException e) {
             arena.close();
             throw e;
         }
+    }
+
+    /** The model in an already parsed file whose mapping {@code arena} owns (closing the model closes it). */
+    public static LoadedModel fromFile(GgufFile gguf, Arena arena) {
+        GgufMetadata md = gguf.metadata();
+        LlamaConfig config = config(gguf);
+        SequencedMap<String, WeightMatrix> tensors = new LinkedHashMap<>();
+        for (GgufTensorInfo info : gguf.tensors().values()) {
+            tensors.put(info.name(), matrix(gguf, info));
+        }
+        Vocabulary vocabulary = md.has("tokenizer.ggml.model") ? GgufVocabularyReader.read(md) : null;
+        SequencedMap<String, Object> metadata = new LinkedHashMap<>();
+        md.asMap().forEach((k, v) -> metadata.put(k, v.summary()));
+        return new LoadedModel(gguf.source(), "GGUF v" + gguf.version(), config, tensors, vocabulary, metadata, arena);
     }
 
     static WeightMatrix matrix(GgufFile gguf, GgufTensorInfo info) {
@@ -50,7 +54,11 @@ public final class GgufModelReader {
             throw new ModelFormatException(gguf.source(), "tensor " + info.name() + " of shape " + info.shapeString()
                     + " has more than 2^31 rows or columns");
         }
-        return WeightMatrices.of(info.name(), info.type(), (int) rows, (int) cols, gguf.data(info));
+        try {
+            return WeightMatrices.of(info.name(), info.type(), (int) rows, (int) cols, gguf.data(info));
+        } catch (ModelFormatException e) {
+            throw new ModelFormatException(gguf.source(), e.getMessage(), e); // the message names the tensor
+        }
     }
 
     /** Hyper-parameters from {@code <arch>.*} metadata, validated. */

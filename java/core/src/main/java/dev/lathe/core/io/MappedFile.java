@@ -32,7 +32,8 @@ public final class MappedFile {
     public static MappedFile map(Path path, Arena arena) {
         try (FileChannel channel = FileChannel.open(path, StandardOpenOption.READ)) {
             long size = channel.size();
-            MemorySegment bytes = size == 0 ? MemorySegment.NULL.reinterpret(0)
+            // NOTE: an empty file cannot be mapped; an empty segment makes every read report truncation instead.
+            MemorySegment bytes = size == 0 ? MemorySegment.ofArray(new byte[0])
                     : channel.map(FileChannel.MapMode.READ_ONLY, 0, size, arena);
             return new MappedFile(path, bytes);
         } catch (NoSuchFileException e) {

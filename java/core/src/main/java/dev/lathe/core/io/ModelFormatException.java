@@ -7,15 +7,23 @@ package dev.lathe.core.io;
  */
 public class ModelFormatException extends RuntimeException {
     private final String source;
+    private final String problem;
 
     public ModelFormatException(String source, String problem) {
         super(source + ": " + problem);
         this.source = source;
+        this.problem = problem;
     }
 
     public ModelFormatException(String source, String problem, Throwable cause) {
         super(source + ": " + problem, cause);
         this.source = source;
+        this.problem = problem;
+    }
+
+    /** What was wrong, without the source. */
+    public String problem() {
+        return problem;
     }
 
     /** The file, tensor or argument the problem was found in. */

@@ -24,8 +24,11 @@ import java.util.Arrays;
  */
 public final class Sampler {
     // NOTE: exp(x) for x below this is under half the smallest float subnormal, so it rounds to
-    // exactly 0f: skipping the call changes no result, it only saves time on long flat tails.
+    // exactly 0f: dropping such a token changes no probability, it only saves time.
     private static final float EXP_UNDERFLOW = -105f;
+    // NOTE: slack on the min-p cut in log space, far wider than FloatExp's error, so that the
+    // exact test on probabilities (keepAboveMinP) still decides every token near the cut.
+    private static final float MIN_P_LOG_SLACK = 0.01f;
     // NOTE: the first probability threshold tried for top-p, relative to the most likely token,
     // and the factor it shrinks by when the tokens above it do not yet hold topP of the mass.
     private static final float NUCLEUS_FIRST_THRESHOLD = 0x1p-6f;
@@ -34,6 +37,7 @@ public final class Sampler {
     private final SamplingParams params;
     private final int vocabularySize;
     private final SplitMix64 random;
+    private final float dropBelowScaledLogit; // candidates under this (logit - max) / temperature cannot survive
 
     private final int[] occurrences;        // [vocabularySize] counts in the penalty window; all 0 between calls
     private final int[] penalizedTokens;    // [vocabularySize] distinct tokens of the penalty window
@@ -53,6 +57,11 @@ public final class Sampler {
         this.params = params;
         this.vocabularySize = vocabularySize;
         this.random = new SplitMix64(params.seed());
+        // Without top-p, which needs the mass of every candidate, min-p's cut can be made before the
+        // exp: a probability below minP times the top one means (logit - max) / T < ln(minP).
+        this.dropBelowScaledLogit = params.topP() == 1.0f && params.minP() > 0.0f
+                ? Math.max(EXP_UNDERFLOW, (float) StrictMath.log(params.minP()) - MIN_P_LOG_SLACK)
+                : EXP_UNDERFLOW;
         this.occurrences = new int[vocabularySize];
         this.penalizedTokens = new int[vocabularySize];
         this.candidateIds = new int[vocabularySize];
@@ -197,7 +206,7 @@ public final class Sampler {
             System.arraycopy(logits, 0, candidateWeights, 0, vocabularySize);
             candidateCount = vocabularySize;
         }
-        softmaxWithTemperature(params.temperature());
+        softmaxWithTemperature(params.temperature(), dropBelowScaledLogit);
         if (params.topP() < 1.0f) {
             keepNucleus(params.topP());
         }
@@ -266,9 +275,10 @@ public final class Sampler {
 
     /**
      * Turns the candidate logits into exp((logit - max) / temperature): unnormalized
-     * probabilities whose largest is exactly 1. Sets {@link #candidateMass}.
+     * probabilities whose largest is exactly 1. Candidates whose scaled logit is below
+     * {@code dropBelow} are removed. Sets {@link #candidateMass}.
      */
-    private void softmaxWithTemperature(float temperature) {
+    private void softmaxWithTemperature(float temperature, float dropBelow) {
         float max = Float.NEGATIVE_INFINITY;
         for (int i = 0; i < candidateCount; i++) {
             float logit = candidateWeights[i];
@@ -281,14 +291,20 @@ public final class Sampler {
             throw new IllegalArgumentException("cannot sample: the highest logit is " + max);
         }
         double mass = 0;
+        int kept = 0;
         for (int i = 0; i < candidateCount; i++) {
             float scaled = (candidateWeights[i] - max) / temperature;
-            // NOTE: StrictMath (fdlibm) rather than Math: its results are specified bit for bit,
-            // so a seed gives the same tokens on every JVM and CPU.
-            float weight = scaled < EXP_UNDERFLOW ? 0.0f : (float) StrictMath.exp(scaled);
-            candidateWeights[i] = weight;
-            mass += weight;
+            if (scaled >= dropBelow) {
+                // NOTE: FloatExp, not Math.exp: its results are the same bit for bit on every JVM
+                // and CPU, so a seed gives the same tokens everywhere.
+                float weight = FloatExp.exp(scaled);
+                candidateIds[kept] = candidateIds[i];
+                candidateWeights[kept] = weight;
+                kept++;
+                mass += weight;
+            }
         }
+        candidateCount = kept;
         candidateMass = mass;
     }
 

@@ -97,10 +97,22 @@ final class Bf16Matrix extends MappedMatrix {
         sums[3] = s3;
     }
 
-    /** Writes {@code cols} floats from {@code src[srcOffset..]} as little-endian f32 at {@code dstOffset}. */
+    /**
+     * Writes {@code cols} floats as bf16, rounding to nearest even (ggml's fp32 to bf16): NaNs stay
+     * NaN (quiet), everything else rounds on the dropped 16 bits.
+     */
     static void encodeRow(float[] src, int srcOffset, int cols, MemorySegment dst, long dstOffset) {
         for (int i = 0; i < cols; i++) {
-            dst.set(FLOAT, dstOffset + 2L * i, src[srcOffset + i]);
+            dst.set(HALF, dstOffset + 2L * i, toBf16(src[srcOffset + i]));
         }
+    }
+
+    /** The bf16 nearest to {@code value} (ties to even); NaN stays a quiet NaN. */
+    static short toBf16(float value) {
+        int bits = Float.floatToRawIntBits(value);
+        if ((bits & 0x7FFFFFFF) > 0x7F800000) {
+            return (short) ((bits >>> 16) | 0x40);
+        }
+        return (short) ((bits + 0x7FFF + ((bits >>> 16) & 1)) >>> 16);
     }
 }

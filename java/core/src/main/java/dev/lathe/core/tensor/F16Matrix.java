@@ -97,10 +97,10 @@ final class F16Matrix extends MappedMatrix {
         sums[3] = s3;
     }
 
-    /** Writes {@code cols} floats from {@code src[srcOffset..]} as little-endian f32 at {@code dstOffset}. */
+    /** Writes {@code cols} floats as f16 (round to nearest even, {@link Float#floatToFloat16}). */
     static void encodeRow(float[] src, int srcOffset, int cols, MemorySegment dst, long dstOffset) {
         for (int i = 0; i < cols; i++) {
-            dst.set(FLOAT, dstOffset + 2L * i, src[srcOffset + i]);
+            dst.set(HALF, dstOffset + 2L * i, Float.floatToFloat16(src[srcOffset + i]));
         }
     }
 }

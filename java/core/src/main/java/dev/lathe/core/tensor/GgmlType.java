@@ -80,6 +80,10 @@ public enum GgmlType {
             throw new ModelFormatException(source,
                     "a row of " + n + " values is not a whole number of " + this + " blocks of " + blockSize);
         }
-        return Math.multiplyExact(n / blockSize, (long) blockBytes);
+        long blocks = n / blockSize;
+        if (blocks > Long.MAX_VALUE / blockBytes) {
+            throw new ModelFormatException(source, "a row of " + n + " " + this + " values takes more than 2^63 bytes");
+        }
+        return blocks * blockBytes;
     }
 }

@@ -24,7 +24,7 @@ public final class ReadBandwidth {
     /** Median GB/s (1e9 bytes per second) over {@code repeats} passes of a {@code bytes}-byte buffer. */
     public static double measure(long bytes, int threads, int repeats) {
         long floats = bytes / Float.BYTES / F.length() * F.length();
-        try (Arena arena = Arena.ofConfined()) {
+        try (Arena arena = Arena.ofShared()) {
             MemorySegment buffer = arena.allocate(floats * Float.BYTES, 64);
             for (long i = 0; i < floats; i += 1024) {
                 buffer.setAtIndex(java.lang.foreign.ValueLayout.JAVA_FLOAT, i, 1f); // touch every page

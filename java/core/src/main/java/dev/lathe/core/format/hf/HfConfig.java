@@ -55,10 +55,6 @@ public record HfConfig(LlamaConfig config, SequencedMap<String, Object> metadata
             throw new ModelFormatException(source, "num_attention_heads " + heads + " is not positive");
         }
         int headDim = optionalInt(source, root, "head_dim", dim / heads);
-        if (!root.hasNonNull("head_dim") && dim % heads != 0) {
-            throw new ModelFormatException(source, "hidden_size " + dim + " is not a multiple of num_attention_heads "
-                    + heads + " and no head_dim is given");
-        }
         int contextLength = requiredInt(source, root, "max_position_embeddings");
         // NOTE: Lathe has no sliding-window attention. Mistral's window limits how far back a token
         // attends, so within the window the model is exact: cap the context there instead of refusing.
@@ -87,6 +83,10 @@ public record HfConfig(LlamaConfig config, SequencedMap<String, Object> metadata
                 scaling,
                 architecture.equals("Qwen2ForCausalLM"),
                 root.path("tie_word_embeddings").asBoolean(false)).validate(source);
+        if (!root.hasNonNull("head_dim") && dim % heads != 0) {
+            throw new ModelFormatException(source, "hidden_size " + dim + " is not a multiple of num_attention_heads "
+                    + heads + " and no head_dim is given");
+        }
         return new HfConfig(config, scalars(root));
     }
 

@@ -105,9 +105,18 @@ public final class HfModelReader {
         for (SafetensorsFile shard : shards) {
             for (SafetensorsFile.Tensor tensor : shard.tensors().values()) {
                 String name = HfTensorNames.toGguf(tensor.name());
+                // NOTE: RoPE frequency buffers are recomputed from rope_theta. Any other unknown tensor (an
+                // o_proj or MLP bias, a QK-norm) is part of a computation Lathe would silently leave out.
+                if (name == null) {
+                    if (tensor.name().endsWith("rotary_emb.inv_freq")) {
+                        continue;
+                    }
+                    throw new ModelFormatException(shard.source(), "tensor '" + tensor.name()
+                            + "' is not part of the " + config.architecture() + " layout Lathe runs");
+                }
                 // NOTE: with tied embeddings some checkpoints still store lm_head (a copy of the embedding);
                 // it is dropped so that output.weight is absent exactly when tied, as elsewhere in Lathe.
-                if (name == null || (config.tiedEmbeddings() && name.equals("output.weight"))) {
+                if (config.tiedEmbeddings() && name.equals("output.weight")) {
                     continue;
                 }
                 int[] shape = required.get(name);

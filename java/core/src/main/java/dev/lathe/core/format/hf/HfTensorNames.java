@@ -35,7 +35,7 @@ public final class HfTensorNames {
     private HfTensorNames() {
     }
 
-    /** The GGUF name for {@code hfName}, or null when Lathe has no use for it (e.g. {@code rotary_emb.inv_freq}). */
+    /** The GGUF name for {@code hfName}, or null when it is not one of the Llama-layout tensors above. */
     public static String toGguf(String hfName) {
         String global = GLOBAL.get(hfName);
         if (global != null) {

@@ -49,8 +49,8 @@ public final class Llama2cCheckpointReader {
                 }
                 offset += bytes;
             }
-            // NOTE: the tokenizer is a separate file (tokenizer.bin / tok512.bin), read by
-            // Llama2cTokenizerReader; the integrator pairs it with the model, so vocabulary is null here.
+            // NOTE: llama2.c keeps the tokenizer in a separate tokenizer.bin (tok512.bin), which
+            // TokenizerLoader.forModel takes as its override; the checkpoint has no vocabulary.
             return new LoadedModel(file.source(), FORMAT, config, tensors, null, metadata(header, FORMAT), arena);
         } catch (RuntimeException e) {
             arena.close();

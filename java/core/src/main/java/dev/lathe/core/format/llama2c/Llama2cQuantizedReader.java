@@ -1,5 +1,6 @@
 package dev.lathe.core.format.llama2c;
 
+import dev.lathe.core.format.LlamaTensorShapes;
 import dev.lathe.core.format.LoadedModel;
 import dev.lathe.core.io.MappedFile;
 import dev.lathe.core.io.ModelFormatException;
@@ -103,10 +104,11 @@ public final class Llama2cQuantizedReader {
             }
             tensors.put(matrix.name(), converted);
         }
-        // The norms come first in the file; list the tensors in the usual embedding-first order.
+        // The file stores the norms first; list the tensors in model order, as the other formats do.
         SequencedMap<String, WeightMatrix> ordered = new LinkedHashMap<>();
-        ordered.put("token_embd.weight", tensors.get("token_embd.weight"));
-        ordered.putAll(tensors);
+        for (String name : LlamaTensorShapes.required(config).keySet()) {
+            ordered.put(name, tensors.get(name));
+        }
 
         String format = "llama2.c v2 (int8, group " + groupSize + ")";
         SequencedMap<String, Object> metadata = Llama2cCheckpointReader.metadata(header, format);
@@ -114,7 +116,8 @@ public final class Llama2cQuantizedReader {
         metadata.put("llama2c.group_size", groupSize);
         metadata.put("lathe.matrices_as_q8_0", asQ8);
         metadata.put("lathe.matrices_as_f32", asF32);
-        // NOTE: the tokenizer is a separate llama2.c tokenizer.bin; the integrator wires it, so vocabulary is null.
+        // NOTE: llama2.c keeps the tokenizer in a separate tokenizer.bin, which TokenizerLoader.forModel takes
+        // as its override; the model file has no vocabulary.
         return new LoadedModel(source, format, config, ordered, null, metadata, arena);
     }
 

@@ -1,0 +1,145 @@
+package dev.lathe.core.tensor;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.lathe.core.testing.TestRandom;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.Random;
+import java.util.stream.Stream;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/**
+ * Every format's Vector API {@code dot} and {@code dotRows} against the scalar reference:
+ * {@link WeightMatrix#dequantizeRow} then a plain dot accumulated in double.
+ */
+class DotKernelsTest {
+    private static final int[] ROWS = {1, 3, 17, 111};
+
+    static Stream<Arguments> shapes() {
+        Stream.Builder<Arguments> shapes = Stream.builder();
+        for (GgmlType type : GgmlType.values()) {
+            if (!type.supported) {
+                continue;
+            }
+            int[] cols = switch (type.blockSize) {
+                case 1 -> TestRandom.AWKWARD_SIZES;
+                case 32 -> new int[] {32, 32 * 3, 32 * 17};
+                default -> new int[] {256, 256 * 3};
+            };
+            for (int c : cols) {
+                for (int r : ROWS) {
+                    shapes.add(Arguments.of(type, r, c));
+                }
+            }
+        }
+        return shapes.build();
+    }
+
+    /**
+     * The tolerance, per format. The kernels sum in f32 in a different order from the reference
+     * (lanes, then per block, then across blocks); for n terms that error is below about
+     * (n / 16 + 16) * 2^-24 of the sum of the terms' magnitudes, under 3.5e-6 for n <= 769. Every
+     * term is at most max|w| * |x_i|, so 1e-5 of max|w| * sum|x| is a safe bound for the plain
+     * formats. Formats with a min (Q4_1, Q5_1, Q4_K, Q5_K) sum d*q*x and m*x separately and
+     * subtract, so their terms can exceed |w|; with the test data's scales (d and dmin of the same
+     * order) they stay within a few times max|w|, hence 4e-5 there.
+     */
+    private static double tolerance(GgmlType type, double maxAbsW, double sumAbsX) {
+        double relative = switch (type) {
+            case Q4_1, Q5_1, Q4_K, Q5_K -> 4e-5;
+            default -> 1e-5;
+        };
+        return relative * maxAbsW * sumAbsX + 1e-30;
+    }
+
+    private static double referenceDot(float[] w, float[] x, int xOffset) {
+        double sum = 0;
+        for (int i = 0; i < w.length; i++) {
+            sum += (double) w[i] * x[xOffset + i];
+        }
+        return sum;
+    }
+
+    private static double maxAbs(float[] w) {
+        double max = 0;
+        for (float v : w) {
+            max = Math.max(max, Math.abs(v));
+        }
+        return max;
+    }
+
+    private static double sumAbs(float[] x, int offset, int n) {
+        double sum = 0;
+        for (int i = 0; i < n; i++) {
+            sum += Math.abs(x[offset + i]);
+        }
+        return sum;
+    }
+
+    @ParameterizedTest(name = "{0} [{1}, {2}]")
+    @MethodSource("shapes")
+    void dotMatchesReference(GgmlType type, int rows, int cols) {
+        Random random = TestRandom.create("dot " + type + " [" + rows + ", " + cols + "]");
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment data = RandomWeights.matrix(type, rows, cols, random, arena);
+            WeightMatrix matrix = WeightMatrices.of("w", type, rows, cols, data);
+            int xOffset = 5; // the kernels must honour xOffset, not assume 0
+            float[] x = RandomWeights.vector(xOffset + cols, random);
+            float[] w = new float[cols];
+            for (int r = 0; r < rows; r++) {
+                java.util.Arrays.fill(w, Float.NaN);
+                matrix.dequantizeRow(r, w, 0);
+                double expected = referenceDot(w, x, xOffset);
+                float actual = matrix.dot(r, x, xOffset);
+                double tolerance = tolerance(type, maxAbs(w), sumAbs(x, xOffset, cols));
+                assertTrue(Double.isFinite(expected), "reference is finite");
+                assertEquals(expected, actual, tolerance, type + " row " + r);
+            }
+        }
+    }
+
+    @ParameterizedTest(name = "{0} [{1}, {2}]")
+    @MethodSource("shapes")
+    void dotRowsMatchesReference(GgmlType type, int rows, int cols) {
+        Random random = TestRandom.create("dotRows " + type + " [" + rows + ", " + cols + "]");
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment data = RandomWeights.matrix(type, rows, cols, random, arena);
+            WeightMatrix matrix = WeightMatrices.of("w", type, rows, cols, data);
+            int n = 6; // one group of four inputs, then two through the single-input path
+            int xStride = cols + 3;
+            int outStride = rows + 2;
+            int outOffset = 1;
+            float[] x = RandomWeights.vector(n * xStride, random);
+            float[] out = new float[n * outStride + outOffset];
+            java.util.Arrays.fill(out, Float.NaN);
+            int rowStart = rows / 3;
+            int rowEnd = rows;
+            matrix.dotRows(rowStart, rowEnd, x, xStride, n, out, outOffset, outStride);
+
+            float[] w = new float[cols];
+            for (int t = 0; t < n; t++) {
+                for (int r = 0; r < rows; r++) {
+                    float actual = out[t * outStride + outOffset + r];
+                    if (r < rowStart) {
+                        assertTrue(Float.isNaN(actual), "row " + r + " is outside the range and must stay untouched");
+                        continue;
+                    }
+                    matrix.dequantizeRow(r, w, 0);
+                    double expected = referenceDot(w, x, t * xStride);
+                    double tolerance = tolerance(type, maxAbs(w), sumAbs(x, t * xStride, cols));
+                    assertEquals(expected, actual, tolerance, type + " row " + r + " input " + t);
+                }
+                for (int pad = rows; pad < outStride; pad++) {
+                    int at = t * outStride + outOffset + pad;
+                    if (at < out.length) {
+                        assertTrue(Float.isNaN(out[at]), "padding " + at + " must stay untouched");
+                    }
+                }
+            }
+        }
+    }
+}
