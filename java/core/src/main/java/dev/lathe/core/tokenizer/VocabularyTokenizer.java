@@ -69,12 +69,21 @@ abstract sealed class VocabularyTokenizer implements Tokenizer permits SentenceP
 
     @Override
     public final String piece(int id) {
-        return vocabulary.tokens().get(id);
+        return vocabulary.tokens().get(checkedId(id));
     }
 
     @Override
     public final boolean isControl(int id) {
-        return vocabulary.tokenType(id) == Vocabulary.TYPE_CONTROL;
+        return vocabulary.tokenType(checkedId(id)) == Vocabulary.TYPE_CONTROL;
+    }
+
+    /** {@code id}, or an exception that says it is not a token of this vocabulary. */
+    protected final int checkedId(int id) {
+        if (id < 0 || id >= vocabulary.size()) {
+            throw new IllegalArgumentException("token id " + id + " is outside the vocabulary of "
+                    + vocabulary.size() + " tokens (" + vocabulary.source() + ")");
+        }
+        return id;
     }
 
     @Override
