@@ -79,7 +79,7 @@ final class ByteLevelBpeTokenizer extends VocabularyTokenizer {
 
     @Override
     public byte[] decodeBytes(int id) {
-        String piece = vocabulary.tokens().get(id);
+        String piece = vocabulary.tokens().get(checkedId(id));
         return switch (vocabulary.tokenType(id)) {
             case Vocabulary.TYPE_CONTROL, Vocabulary.TYPE_UNUSED -> new byte[0];
             case Vocabulary.TYPE_USER_DEFINED -> piece.getBytes(StandardCharsets.UTF_8);

@@ -48,7 +48,9 @@ public final class GgufVocabularyReader {
                 merges,
                 tokenId(md, "tokenizer.ggml.bos_token_id", n),
                 tokenId(md, "tokenizer.ggml.eos_token_id", n),
-                tokenId(md, "tokenizer.ggml.eot_token_id", n),
+                md.has("tokenizer.ggml.eot_token_id")
+                        ? tokenId(md, "tokenizer.ggml.eot_token_id", n)
+                        : EndOfTurnToken.find(tokens, types, tokenId(md, "tokenizer.ggml.eos_token_id", n)),
                 tokenId(md, "tokenizer.ggml.unknown_token_id", n),
                 md.optBool("tokenizer.ggml.add_bos_token", spm || PreTokenizer.ignoresMerges(pre)),
                 md.optBool("tokenizer.ggml.add_space_prefix", spm),

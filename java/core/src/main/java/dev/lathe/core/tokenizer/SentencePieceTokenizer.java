@@ -101,7 +101,7 @@ final class SentencePieceTokenizer extends VocabularyTokenizer {
 
     @Override
     public byte[] decodeBytes(int id) {
-        String piece = vocabulary.tokens().get(id);
+        String piece = vocabulary.tokens().get(checkedId(id));
         return switch (vocabulary.tokenType(id)) {
             case Vocabulary.TYPE_CONTROL, Vocabulary.TYPE_UNUSED -> new byte[0];
             case Vocabulary.TYPE_UNKNOWN -> UNKNOWN_TEXT.clone();

@@ -12,7 +12,8 @@ public interface Tokenizer {
     /**
      * Token ids of {@code text}. Control tokens written in the text (e.g. {@code <|eot_id|>}) are
      * recognised only when {@code parseSpecial}. BOS is prepended when {@code addBos} and the
-     * model's metadata says it uses one ({@link #bosId()} >= 0).
+     * model's metadata says its prompts start with one (add_bos_token, and a BOS id): GPT-2's
+     * prompts do not, Llama's do.
      */
     int[] encode(String text, boolean addBos, boolean parseSpecial);
 

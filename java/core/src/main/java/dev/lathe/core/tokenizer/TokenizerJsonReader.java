@@ -14,7 +14,7 @@ import java.util.HashMap;
 import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
-import java.util.Set;
+import java.util.regex.Pattern;
 
 /**
  * Reads a Hugging Face tokenizer.json (model type BPE) and, when given, its tokenizer_config.json,
@@ -30,9 +30,6 @@ import java.util.Set;
  */
 public final class TokenizerJsonReader {
     private static final ObjectMapper JSON = new ObjectMapper();
-    /** Texts of added tokens that end a turn in chat models (llama.cpp's end-of-generation list). */
-    private static final Set<String> END_OF_TURN_TEXTS =
-            Set.of("<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|end_of_turn|>", "<|endoftext|>");
 
     private TokenizerJsonReader() {
     }
@@ -58,7 +55,7 @@ public final class TokenizerJsonReader {
         TokenTable table = TokenTable.of(model.path("vocab"), root.path("added_tokens"), source);
         List<String> merges = readMerges(model.path("merges"), source);
 
-        boolean spmStyle = model.path("byte_fallback").asBoolean(false) || hasMetaspace(root);
+        boolean spmStyle = model.path("byte_fallback").asBoolean(false) || looksLikeSentencePiece(root);
         boolean byteLevel = mentionsType(root.path("pre_tokenizer"), "ByteLevel") || mentionsType(root.path("decoder"), "ByteLevel");
         if (spmStyle == byteLevel) {
             throw new ModelFormatException(source, "cannot tell whether this BPE tokenizer is SentencePiece-style"
@@ -80,16 +77,15 @@ public final class TokenizerJsonReader {
             return new Vocabulary("llama", null, List.of(table.pieces), scoresFromMerges(table, merges), table.types,
                     merges, ids.bos, ids.eos, ids.eot, unknownId, ids.addBos, addsSpmPrefix(root), source);
         }
-        List<String> regexes = new ArrayList<>();
-        boolean[] addPrefixSpace = {false};
-        collectSplitRegexes(root.path("pre_tokenizer"), regexes, addPrefixSpace, source);
-        PreTokenizer.ofRegexes("tokenizer.json", regexes, source); // a pattern Java cannot compile fails here, not later
+        ByteLevelSplits splits = new ByteLevelSplits();
+        splits.collect(root.path("pre_tokenizer"), source);
+        PreTokenizer.ofRegexes("tokenizer.json", splits.regexes, source); // a pattern Java cannot compile fails here, not later
         // NOTE: an NFC normalizer (Qwen2) is not applied, as llama.cpp's GGUF conversion drops it:
         // text already in NFC, nearly all text, tokenizes the same.
         checkByteLevelNormalizer(root.path("normalizer"), source);
         return new Vocabulary("gpt2", null, List.of(table.pieces), null, table.types, merges,
-                ids.bos, ids.eos, ids.eot, unknownId, ids.addBos, addPrefixSpace[0], source,
-                List.copyOf(regexes), model.path("ignore_merges").asBoolean(false));
+                ids.bos, ids.eos, ids.eot, unknownId, ids.addBos, splits.addPrefixSpace, source,
+                List.copyOf(splits.regexes), model.path("ignore_merges").asBoolean(false));
     }
 
     private static JsonNode parse(Path path) {
@@ -212,13 +208,7 @@ public final class TokenizerJsonReader {
         if (addBos == null) {
             addBos = templateBos >= 0 && templateBos == bos;
         }
-        int eot = -1;
-        for (int id = 0; id < table.size(); id++) {
-            if (table.types[id] == Vocabulary.TYPE_CONTROL && id != eos && END_OF_TURN_TEXTS.contains(table.pieces[id])) {
-                eot = id;
-                break;
-            }
-        }
+        int eot = EndOfTurnToken.find(List.of(table.pieces), table.types, eos);
         return new SpecialIds(bos, eos, eot, addBos && bos >= 0);
     }
 
@@ -249,7 +239,7 @@ public final class TokenizerJsonReader {
         return first.has("SpecialToken") ? table.idOf(first.path("SpecialToken").path("id").asText()) : -1;
     }
 
-    private static boolean hasMetaspace(JsonNode root) {
+    private static boolean looksLikeSentencePiece(JsonNode root) {
         return mentionsType(root.path("pre_tokenizer"), "Metaspace") || mentionsType(root.path("decoder"), "Metaspace")
                 || addsSpmPrefix(root);
     }
@@ -269,6 +259,7 @@ public final class TokenizerJsonReader {
         return false;
     }
 
+    /** Whether a pre_tokenizer or decoder, or a member of its Sequence, has this type. */
     private static boolean mentionsType(JsonNode node, String type) {
         for (JsonNode n : flatten(node, node.has("pretokenizers") ? "pretokenizers" : "decoders")) {
             if (n.path("type").asText().equals(type)) {
@@ -291,42 +282,50 @@ public final class TokenizerJsonReader {
         return List.of(node);
     }
 
-    private static void collectSplitRegexes(JsonNode pre, List<String> regexes, boolean[] addPrefixSpace, String source) {
-        if (pre.isMissingNode() || pre.isNull()) {
-            return;
+    /** A byte-level pre_tokenizer as the regexes of its splits, in order, and ByteLevel's prefix flag. */
+    private static final class ByteLevelSplits {
+        final List<String> regexes = new ArrayList<>();
+        boolean addPrefixSpace;
+
+        void collect(JsonNode pre, String source) {
+            if (pre.isMissingNode() || pre.isNull()) {
+                return;
+            }
+            String type = pre.path("type").asText("");
+            switch (type) {
+                case "Sequence" -> {
+                    for (JsonNode member : pre.path("pretokenizers")) {
+                        collect(member, source);
+                    }
+                }
+                case "ByteLevel" -> {
+                    if (pre.path("use_regex").asBoolean(true)) {
+                        regexes.add(PreTokenizer.GPT2_BYTE_LEVEL);
+                    }
+                    addPrefixSpace |= pre.path("add_prefix_space").asBoolean(false);
+                }
+                case "Digits" -> regexes.add(pre.path("individual_digits").asBoolean(false) ? "\\p{N}" : "\\p{N}+");
+                case "Split" -> regexes.add(splitRegex(pre, source));
+                default -> throw new ModelFormatException(source, "pre_tokenizer type '" + type
+                        + "' is not supported for byte-level BPE; Lathe supports Sequence, Split, ByteLevel and Digits");
+            }
         }
-        String type = pre.path("type").asText("");
-        switch (type) {
-            case "Sequence" -> {
-                for (JsonNode member : pre.path("pretokenizers")) {
-                    collectSplitRegexes(member, regexes, addPrefixSpace, source);
-                }
+
+        private static String splitRegex(JsonNode split, String source) {
+            String behavior = split.path("behavior").asText("");
+            boolean invert = split.path("invert").asBoolean(false);
+            if (!behavior.equals("Isolated") || invert) {
+                throw new ModelFormatException(source, "pre_tokenizer Split with behavior '" + behavior + "'"
+                        + (invert ? " and invert" : "") + " is not supported; Lathe supports Isolated splits");
             }
-            case "ByteLevel" -> {
-                if (pre.path("use_regex").asBoolean(true)) {
-                    regexes.add(PreTokenizer.GPT2_BYTE_LEVEL);
-                }
-                addPrefixSpace[0] |= pre.path("add_prefix_space").asBoolean(false);
+            JsonNode pattern = split.path("pattern");
+            if (pattern.path("Regex").isTextual()) {
+                return pattern.path("Regex").asText();
             }
-            case "Digits" -> regexes.add(pre.path("individual_digits").asBoolean(false) ? "\\p{N}" : "\\p{N}+");
-            case "Split" -> {
-                String behavior = pre.path("behavior").asText("");
-                if (!behavior.equals("Isolated") || pre.path("invert").asBoolean(false)) {
-                    throw new ModelFormatException(source, "pre_tokenizer Split with behavior '" + behavior + "'"
-                            + (pre.path("invert").asBoolean(false) ? " and invert" : "")
-                            + " is not supported; Lathe supports Isolated splits");
-                }
-                JsonNode pattern = pre.path("pattern");
-                if (pattern.path("Regex").isTextual()) {
-                    regexes.add(pattern.path("Regex").asText());
-                } else if (pattern.path("String").isTextual()) {
-                    regexes.add(java.util.regex.Pattern.quote(pattern.path("String").asText()));
-                } else {
-                    throw new ModelFormatException(source, "pre_tokenizer Split has no Regex or String pattern: " + pattern);
-                }
+            if (pattern.path("String").isTextual()) {
+                return Pattern.quote(pattern.path("String").asText());
             }
-            default -> throw new ModelFormatException(source, "pre_tokenizer type '" + type
-                    + "' is not supported for byte-level BPE; Lathe supports Sequence, Split, ByteLevel and Digits");
+            throw new ModelFormatException(source, "pre_tokenizer Split has no Regex or String pattern: " + pattern);
         }
     }
 

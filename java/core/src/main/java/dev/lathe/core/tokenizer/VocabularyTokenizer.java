@@ -44,7 +44,9 @@ abstract sealed class VocabularyTokenizer implements Tokenizer permits SentenceP
     @Override
     public final int[] encode(String text, boolean addBos, boolean parseSpecial) {
         IntStream.Builder out = IntStream.builder();
-        if (addBos && vocabulary.bosId() >= 0) {
+        // NOTE: as llama.cpp's add_special, a request for BOS is honoured only where the model
+        // starts prompts with one: GPT-2 has a BOS id but its prompts do not begin with it.
+        if (addBos && vocabulary.addBos() && vocabulary.bosId() >= 0) {
             out.add(vocabulary.bosId());
         }
         boolean atStart = true;
@@ -67,12 +69,21 @@ abstract sealed class VocabularyTokenizer implements Tokenizer permits SentenceP
 
     @Override
     public final String piece(int id) {
-        return vocabulary.tokens().get(id);
+        return vocabulary.tokens().get(checkedId(id));
     }
 
     @Override
     public final boolean isControl(int id) {
-        return vocabulary.tokenType(id) == Vocabulary.TYPE_CONTROL;
+        return vocabulary.tokenType(checkedId(id)) == Vocabulary.TYPE_CONTROL;
+    }
+
+    /** {@code id}, or an exception that says it is not a token of this vocabulary. */
+    protected final int checkedId(int id) {
+        if (id < 0 || id >= vocabulary.size()) {
+            throw new IllegalArgumentException("token id " + id + " is outside the vocabulary of "
+                    + vocabulary.size() + " tokens (" + vocabulary.source() + ")");
+        }
+        return id;
     }
 
     @Override

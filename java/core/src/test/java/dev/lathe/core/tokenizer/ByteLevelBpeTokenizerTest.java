@@ -100,6 +100,14 @@ class ByteLevelBpeTokenizerTest {
     }
 
     @Test
+    void idsOutsideTheVocabularyAreRejectedClearly() {
+        Tokenizer t = Tokenizers.create(llama3Style("llama-bpe"));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> t.decodeBytes(t.vocabSize()));
+        assertTrue(e.getMessage().contains("outside the vocabulary"), e.getMessage());
+        assertThrows(IllegalArgumentException.class, () -> t.isControl(-1));
+    }
+
+    @Test
     void unknownPreTokenizerIsAnError() {
         ModelFormatException e = assertThrows(ModelFormatException.class, () -> Tokenizers.create(llama3Style("no-such-pre")));
         assertTrue(e.getMessage().startsWith("hand-made: ") && e.getMessage().contains("no-such-pre"), e.getMessage());

@@ -81,6 +81,7 @@ class GgufVocabularyTest {
         Tokenizer bpe = Tokenizers.create(gpt2);
         assertEquals("byte-level BPE (gpt-2)", bpe.describe());
         assertArrayEquals(new int[]{15496, 995, 50256}, bpe.encode("Hello world<|endoftext|>", false, true));
+        assertArrayEquals(new int[]{15496}, bpe.encode("Hello", true, false), "GPT-2 prompts do not start with BOS");
     }
 
     @Test
@@ -147,5 +148,21 @@ class GgufVocabularyTest {
         Path type = dir.resolve("type.gguf");
         smallVocabulary("gpt2", "gpt-2").putInt32Array("tokenizer.ggml.token_type", new int[]{1, 9, 1}).write(type);
         assertRejected(type, "type 9");
+    }
+
+    @Test
+    void endOfTurnFoundByTextWhenTheKeyIsAbsent(@TempDir Path dir) {
+        Path chat = dir.resolve("chat.gguf");
+        new GgufWriter()
+                .putString("tokenizer.ggml.model", "gpt2")
+                .putString("tokenizer.ggml.pre", "qwen2")
+                .putStringArray("tokenizer.ggml.tokens", List.of("a", "b", "<|endoftext|>", "<|im_start|>", "<|im_end|>"))
+                .putInt32Array("tokenizer.ggml.token_type", new int[]{1, 1, 3, 3, 3})
+                .putStringArray("tokenizer.ggml.merges", List.of("a b"))
+                .putUint32("tokenizer.ggml.eos_token_id", 2)
+                .write(chat);
+        Tokenizer tokenizer = open(chat);
+        assertArrayEquals(new int[]{2, 4}, tokenizer.stopIds());
+        assertArrayEquals(new int[]{3, 0, 4}, tokenizer.encode("<|im_start|>a<|im_end|>", false, true));
     }
 }

@@ -11,6 +11,7 @@ import org.junit.jupiter.api.io.TempDir;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.Random;
 import java.util.function.Consumer;
 
@@ -86,30 +87,51 @@ class TokenizerJsonReaderTest {
         assertEquals("aé", t.decode(t.encode("aé", true, false)));
     }
 
+    /** {@code vocabulary} as a byte-level tokenizer.json without pre_tokenizer. */
+    private static ObjectNode byteLevelJson(Vocabulary vocabulary) {
+        ObjectNode root = JSON.createObjectNode();
+        ObjectNode model = root.putObject("model").put("type", "BPE");
+        ObjectNode vocab = model.putObject("vocab");
+        ArrayNode added = root.putArray("added_tokens");
+        for (int id = 0; id < vocabulary.size(); id++) {
+            int type = vocabulary.tokenType(id);
+            if (type == Vocabulary.TYPE_NORMAL) {
+                vocab.put(vocabulary.tokens().get(id), id);
+            } else {
+                added.add(addedToken(id, vocabulary.tokens().get(id), type == Vocabulary.TYPE_CONTROL));
+            }
+        }
+        ArrayNode merges = model.putArray("merges");
+        vocabulary.merges().forEach(m -> merges.addArray().add(m.split(" ")[0]).add(m.split(" ")[1]));
+        root.putObject("decoder").put("type", "ByteLevel");
+        return root;
+    }
+
+    @Test
+    void digitsAndByteLevelPreTokenizersBecomeRegexes() throws IOException {
+        ObjectNode root = byteLevelJson(ByteLevelBpeTokenizerTest.llama3Style("gpt-2"));
+        ObjectNode pre = root.putObject("pre_tokenizer").put("type", "Sequence");
+        ArrayNode pres = pre.putArray("pretokenizers");
+        pres.addObject().put("type", "Digits").put("individual_digits", true);
+        pres.addObject().put("type", "ByteLevel").put("add_prefix_space", true).put("use_regex", true);
+        Vocabulary v = TokenizerJsonReader.read(write("tokenizer.json", root), null);
+        assertEquals(List.of("\\p{N}", PreTokenizer.GPT2_BYTE_LEVEL), v.preSplitRegexes());
+        assertTrue(v.addSpacePrefix());
+        // " ab 12": digits split off one by one, then GPT-2's split, each byte its own token here
+        assertArrayEquals(new int[]{' ', 'a', 'b', ' ', '1', '2'}, Tokenizers.create(v).encode("ab 12"));
+    }
+
     /** The hand-made Llama 3-style vocabulary written as a tokenizer.json must tokenize the same. */
     @Test
     void byteLevelMatchesTheBuiltInLlama3Tokenizer() throws IOException {
         Vocabulary handMade = ByteLevelBpeTokenizerTest.llama3Style("llama-bpe");
-        ObjectNode root = JSON.createObjectNode();
-        ObjectNode model = root.putObject("model").put("type", "BPE").put("ignore_merges", true);
-        ObjectNode vocab = model.putObject("vocab");
-        ArrayNode added = root.putArray("added_tokens");
-        for (int id = 0; id < handMade.size(); id++) {
-            int type = handMade.tokenType(id);
-            if (type == Vocabulary.TYPE_NORMAL) {
-                vocab.put(handMade.tokens().get(id), id);
-            } else {
-                added.add(addedToken(id, handMade.tokens().get(id), type == Vocabulary.TYPE_CONTROL));
-            }
-        }
-        ArrayNode merges = model.putArray("merges");
-        handMade.merges().forEach(m -> merges.addArray().add(m.split(" ")[0]).add(m.split(" ")[1]));
+        ObjectNode root = byteLevelJson(handMade);
+        ((ObjectNode) root.get("model")).put("ignore_merges", true);
         ObjectNode pre = root.putObject("pre_tokenizer").put("type", "Sequence");
         ArrayNode pres = pre.putArray("pretokenizers");
         ObjectNode split = pres.addObject().put("type", "Split").put("behavior", "Isolated").put("invert", false);
         split.putObject("pattern").put("Regex", LLAMA3_REGEX);
         pres.addObject().put("type", "ByteLevel").put("add_prefix_space", false).put("use_regex", false);
-        root.putObject("decoder").put("type", "ByteLevel");
         ObjectNode post = root.putObject("post_processor").put("type", "TemplateProcessing");
         post.putArray("single").addObject().putObject("SpecialToken").put("id", "<|begin_of_text|>").put("type_id", 0);
         ((ArrayNode) post.get("single")).addObject().putObject("Sequence").put("id", "A").put("type_id", 0);
