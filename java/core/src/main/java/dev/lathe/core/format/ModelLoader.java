@@ -7,6 +7,9 @@ import dev.lathe.core.gguf.GgufModelReader;
 import dev.lathe.core.io.MappedFile;
 import dev.lathe.core.io.ModelFormatException;
 
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.file.Files;
@@ -25,8 +28,19 @@ public final class ModelLoader {
     private ModelLoader() {
     }
 
+    private static final Logger LOG = LoggerFactory.getLogger(ModelLoader.class);
+
     /** Reads the model at {@code model}; a path that is none of the formats gets an error saying which were tried. */
     public static LoadedModel load(Path model) {
+        long start = System.nanoTime();
+        LoadedModel loaded = loadByContent(model);
+        LOG.info("loaded {} ({}, {}): {} tensors, {} MB of weights, in {} ms", loaded.source(), loaded.format(),
+                loaded.config().architecture(), loaded.tensors().size(), String.format("%.1f", loaded.weightBytes() / 1e6),
+                (System.nanoTime() - start) / 1_000_000);
+        return loaded;
+    }
+
+    private static LoadedModel loadByContent(Path model) {
         String source = model.toString();
         if (Files.isDirectory(model)) {
             return HfModelReader.read(model);
