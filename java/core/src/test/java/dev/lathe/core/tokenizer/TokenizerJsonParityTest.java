@@ -21,15 +21,18 @@ import java.util.Random;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 
 /**
- * The Llama 2 vocabulary written as HF writes a SentencePiece model into tokenizer.json (merges
- * listed by the score of the piece they make, as transformers' converter does) must tokenize
- * like the GGUF vocabulary that merges by score: the merge-rank path of a tokenizer.json
- * against llama.cpp's vectors.
+ * llama.cpp's vocabularies rewritten as Hugging Face tokenizer.json files must tokenize like the
+ * GGUF originals, on llama.cpp's test strings and on random text: this runs the tokenizer.json
+ * paths (merge ranks for SentencePiece, HF's ByteLevel pre-tokenizer) against the vectors.
  */
-class SentencePieceJsonParityTest {
+class TokenizerJsonParityTest {
     private static final ObjectMapper JSON = new ObjectMapper();
 
-    private static Path writeTokenizerJson(Vocabulary spm, Path dir) throws IOException {
+    /**
+     * A SentencePiece vocabulary as HF writes one: merges listed by the score of the piece they
+     * make, as transformers' converter does.
+     */
+    private static Path writeSentencePieceJson(Vocabulary spm, Path dir) throws IOException {
         ObjectNode root = JSON.createObjectNode();
         ObjectNode model = root.putObject("model").put("type", "BPE").put("unk_token", "<unk>").put("byte_fallback", true);
         ObjectNode vocab = model.putObject("vocab");
@@ -73,19 +76,49 @@ class SentencePieceJsonParityTest {
         return file;
     }
 
+    private static void assertSameEncodings(Tokenizer expected, Tokenizer actual, String vectors, String seedName) throws IOException {
+        String input = Files.readString(SharedData.require("tokenizers/" + vectors));
+        for (String text : input.split("\n__ggml_vocab_test__\n")) {
+            assertArrayEquals(expected.encode(text), actual.encode(text), text);
+        }
+        Random random = TestRandom.create(seedName);
+        for (int i = 0; i < 300; i++) {
+            String text = TokenizerRoundTripTest.randomText(random, 30) + " Hello world, it's a tokenizer";
+            assertArrayEquals(expected.encode(text), actual.encode(text), text);
+        }
+    }
+
     @Test
     void mergeRanksReproduceScoreOrder(@TempDir Path dir) throws IOException {
         Vocabulary gguf = GgufVocabularyTest.vocabulary("tokenizers/ggml-vocab-llama-spm.gguf");
         Tokenizer byScore = Tokenizers.create(gguf);
-        Tokenizer byRank = Tokenizers.create(TokenizerJsonReader.read(writeTokenizerJson(gguf, dir), null));
-        String input = Files.readString(SharedData.require("tokenizers/ggml-vocab-llama-spm.gguf.inp"));
-        for (String text : input.split("\n__ggml_vocab_test__\n")) {
-            assertArrayEquals(byScore.encode(text), byRank.encode(text), text);
+        Tokenizer byRank = Tokenizers.create(TokenizerJsonReader.read(writeSentencePieceJson(gguf, dir), null));
+        assertSameEncodings(byScore, byRank, "ggml-vocab-llama-spm.gguf.inp", "mergeRanksReproduceScoreOrder");
+    }
+
+    /** GPT-2 as its own tokenizer.json has it: a ByteLevel pre-tokenizer with GPT-2's regex. */
+    @Test
+    void byteLevelPreTokenizerReproducesGpt2(@TempDir Path dir) throws IOException {
+        Vocabulary gguf = GgufVocabularyTest.vocabulary("tokenizers/ggml-vocab-gpt-2.gguf");
+        ObjectNode root = JSON.createObjectNode();
+        ObjectNode model = root.putObject("model").put("type", "BPE");
+        ObjectNode vocab = model.putObject("vocab");
+        ArrayNode added = root.putArray("added_tokens");
+        for (int id = 0; id < gguf.size(); id++) {
+            if (gguf.tokenType(id) == Vocabulary.TYPE_CONTROL) {
+                added.addObject().put("id", id).put("content", gguf.tokens().get(id)).put("special", true);
+            } else {
+                vocab.put(gguf.tokens().get(id), id);
+            }
         }
-        Random random = TestRandom.create("mergeRanksReproduceScoreOrder");
-        for (int i = 0; i < 300; i++) {
-            String text = TokenizerRoundTripTest.randomText(random, 30) + " Hello world, it's a tokenizer";
-            assertArrayEquals(byScore.encode(text), byRank.encode(text), text);
-        }
+        ArrayNode merges = model.putArray("merges");
+        gguf.merges().forEach(merges::add);
+        root.putObject("pre_tokenizer").put("type", "ByteLevel").put("add_prefix_space", false).put("use_regex", true);
+        root.putObject("decoder").put("type", "ByteLevel");
+        Path file = dir.resolve("tokenizer.json");
+        JSON.writeValue(file.toFile(), root);
+        Vocabulary fromJson = TokenizerJsonReader.read(file, null);
+        assertSameEncodings(Tokenizers.create(gguf), Tokenizers.create(fromJson), "ggml-vocab-gpt-2.gguf.inp",
+                "byteLevelPreTokenizerReproducesGpt2");
     }
 }
