@@ -5,6 +5,7 @@ import dev.lathe.core.io.ModelFormatException;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import java.util.regex.PatternSyntaxException;
@@ -36,6 +37,18 @@ public final class PreTokenizer {
     private static final String QWEN2 =
             CONTRACTIONS_ANY_CASE + "|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}"
                     + "| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+    private static final String UPPER_THEN_LOWER = "[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]";
+    private static final String LOWER = "[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]";
+    /** Mistral's tekken: a word is an optional capitalised run then lower case ("HelloWorld" is two). */
+    private static final String TEKKEN =
+            "[^\\r\\n\\p{L}\\p{N}]?" + UPPER_THEN_LOWER + "*" + LOWER + "+"
+                    + "|[^\\r\\n\\p{L}\\p{N}]?" + UPPER_THEN_LOWER + "+" + LOWER + "*"
+                    + "|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+    /** GPT-4o (o200k): tekken's words with contractions attached, digits in threes. */
+    private static final String GPT4O =
+            "[^\\r\\n\\p{L}\\p{N}]?" + UPPER_THEN_LOWER + "*" + LOWER + "+" + CONTRACTIONS_ANY_CASE + "?"
+                    + "|[^\\r\\n\\p{L}\\p{N}]?" + UPPER_THEN_LOWER + "+" + LOWER + "*" + CONTRACTIONS_ANY_CASE + "?"
+                    + "|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
     // NOTE: non-ASCII ranges are written as code points: as literals, editors and tools that
     // NFC-normalise text turn some of them (U+1F7D, U+2126, U+212A, ...) into other characters.
     private static final String CJK_BLOCKS = "[\\x{4E00}-\\x{9FA5}\\x{0800}-\\x{4E00}\\x{AC00}-\\x{D7FF}]+";
@@ -80,6 +93,13 @@ public final class PreTokenizer {
             Map.entry("llama-bpe", List.of(LLAMA3)),
             Map.entry("llama3", List.of(LLAMA3)),
             Map.entry("llama-v3", List.of(LLAMA3)),
+            Map.entry("falcon3", List.of(LLAMA3)),
+            Map.entry("pixtral", List.of(LLAMA3)),
+            Map.entry("chatglm-bpe", List.of(LLAMA3)),
+            // NOTE: tekken and gpt-4o use HF's own patterns; Java has the \p{Lu}-style classes
+            // that llama.cpp has to approximate with lookaheads.
+            Map.entry("tekken", List.of(TEKKEN)),
+            Map.entry("gpt-4o", List.of(GPT4O)),
             Map.entry("dbrx", List.of(LLAMA3)),
             Map.entry("smaug-bpe", List.of(LLAMA3)),
             Map.entry("qwen2", List.of(QWEN2)),
@@ -96,13 +116,16 @@ public final class PreTokenizer {
             Map.entry("exaone", List.of("\\p{N}", GPT2)));
 
     /** The tokenizer.ggml.pre names {@link #forName} accepts. */
-    public static java.util.Set<String> knownNames() {
+    public static Set<String> knownNames() {
         return BY_NAME.keySet();
     }
 
     /** Pre-tokenizer names that also set llama.cpp's ignore_merges (a word that is a token stays whole). */
     static boolean ignoresMerges(String name) {
-        return name != null && (name.equals("llama-bpe") || name.equals("llama3") || name.equals("llama-v3"));
+        return name != null && switch (name) {
+            case "llama-bpe", "llama3", "llama-v3", "falcon3", "pixtral", "tekken" -> true;
+            default -> false;
+        };
     }
 
     private final String name;

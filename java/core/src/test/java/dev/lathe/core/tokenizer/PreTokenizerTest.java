@@ -78,6 +78,14 @@ class PreTokenizerTest {
     }
 
     @Test
+    void tekkenAndGpt4oSplitCamelCase() {
+        assertEquals(List.of("Hello", "World", " foo", "1", "2", "3", "4"), split("tekken", "HelloWorld foo1234"));
+        assertEquals(List.of("Hello", "World's", " foo", "123", "4"), split("gpt-4o", "HelloWorld's foo1234"));
+        // the capital run is greedy: an acronym glued to a word stays one piece
+        assertEquals(List.of("HTMLParser", " x"), split("tekken", "HTMLParser x"));
+    }
+
+    @Test
     void defaultSplitsPunctuationFirst() {
         assertEquals(List.of("Hello", ",", " world", "!!"), split("default", "Hello, world!!"));
         assertEquals(List.of("123", "4"), split("default", "1234"));
