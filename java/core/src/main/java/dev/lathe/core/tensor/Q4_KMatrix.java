@@ -44,11 +44,13 @@ final class Q4_KMatrix extends MappedMatrix {
         for (int b = 0; b < blocksPerRow; b++, block += BLOCK_BYTES) {
             float d = half(block);
             float dmin = half(block + DMIN);
+            long scales8 = KQuantScales.low8(data, block + SCALES);
+            int scales4 = KQuantScales.high4(data, block + SCALES);
             for (int c = 0; c < 4; c++) {
-                float dLow = d * KQuantScales.scale(data, block + SCALES, 2 * c);
-                float mLow = dmin * KQuantScales.min(data, block + SCALES, 2 * c);
-                float dHigh = d * KQuantScales.scale(data, block + SCALES, 2 * c + 1);
-                float mHigh = dmin * KQuantScales.min(data, block + SCALES, 2 * c + 1);
+                float dLow = d * KQuantScales.scale(scales8, scales4, 2 * c);
+                float mLow = dmin * KQuantScales.min(scales8, scales4, 2 * c);
+                float dHigh = d * KQuantScales.scale(scales8, scales4, 2 * c + 1);
+                float mHigh = dmin * KQuantScales.min(scales8, scales4, 2 * c + 1);
                 int o = outOffset + b * BLOCK + 64 * c;
                 for (int j = 0; j < 32; j++) {
                     int packed = data.get(BYTE, block + QS + 32 * c + j) & 0xFF;
@@ -68,6 +70,8 @@ final class Q4_KMatrix extends MappedMatrix {
         for (int b = 0; b < blocksPerRow; b++, block += BLOCK_BYTES) {
             float d = half(block);
             float dmin = half(block + DMIN);
+            long scales8 = KQuantScales.low8(data, block + SCALES);
+            int scales4 = KQuantScales.high4(data, block + SCALES);
             for (int c = 0; c < 4; c++) {
                 FloatVector qxLow = FloatVector.zero(FLOATS);
                 FloatVector qxHigh = FloatVector.zero(FLOATS);
@@ -83,10 +87,10 @@ final class Q4_KMatrix extends MappedMatrix {
                     xsLow = xsLow.add(xLow);
                     xsHigh = xsHigh.add(xHigh);
                 }
-                acc = qxLow.fma(FloatVector.broadcast(FLOATS, d * KQuantScales.scale(data, block + SCALES, 2 * c)), acc);
-                acc = qxHigh.fma(FloatVector.broadcast(FLOATS, d * KQuantScales.scale(data, block + SCALES, 2 * c + 1)), acc);
-                accMin = xsLow.fma(FloatVector.broadcast(FLOATS, dmin * KQuantScales.min(data, block + SCALES, 2 * c)), accMin);
-                accMin = xsHigh.fma(FloatVector.broadcast(FLOATS, dmin * KQuantScales.min(data, block + SCALES, 2 * c + 1)), accMin);
+                acc = qxLow.fma(FloatVector.broadcast(FLOATS, d * KQuantScales.scale(scales8, scales4, 2 * c)), acc);
+                acc = qxHigh.fma(FloatVector.broadcast(FLOATS, d * KQuantScales.scale(scales8, scales4, 2 * c + 1)), acc);
+                accMin = xsLow.fma(FloatVector.broadcast(FLOATS, dmin * KQuantScales.min(scales8, scales4, 2 * c)), accMin);
+                accMin = xsHigh.fma(FloatVector.broadcast(FLOATS, dmin * KQuantScales.min(scales8, scales4, 2 * c + 1)), accMin);
             }
         }
         return acc.sub(accMin).reduceLanes(VectorOperators.ADD);
@@ -102,9 +106,11 @@ final class Q4_KMatrix extends MappedMatrix {
         for (int b = 0; b < blocksPerRow; b++, block += BLOCK_BYTES) {
             float d = half(block);
             float dmin = half(block + DMIN);
+            long scales8 = KQuantScales.low8(data, block + SCALES);
+            int scales4 = KQuantScales.high4(data, block + SCALES);
             for (int s = 0; s < 8; s++) { // sub-block s: chunk s / 2, low nibbles when s is even
-                FloatVector scale = FloatVector.broadcast(FLOATS, d * KQuantScales.scale(data, block + SCALES, s));
-                FloatVector negMin = FloatVector.broadcast(FLOATS, -dmin * KQuantScales.min(data, block + SCALES, s));
+                FloatVector scale = FloatVector.broadcast(FLOATS, d * KQuantScales.scale(scales8, scales4, s));
+                FloatVector negMin = FloatVector.broadcast(FLOATS, -dmin * KQuantScales.min(scales8, scales4, s));
                 for (int j = 0; j < 32; j += LANES) {
                     ByteVector packed = loadBytes(data, block + QS + 32 * (s / 2) + j);
                     ByteVector q = s % 2 == 0 ? lowNibbles(packed) : highNibbles(packed);

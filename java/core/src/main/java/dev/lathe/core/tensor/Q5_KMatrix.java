@@ -45,11 +45,13 @@ final class Q5_KMatrix extends MappedMatrix {
         for (int b = 0; b < blocksPerRow; b++, block += BLOCK_BYTES) {
             float d = half(block);
             float dmin = half(block + DMIN);
+            long scales8 = KQuantScales.low8(data, block + SCALES);
+            int scales4 = KQuantScales.high4(data, block + SCALES);
             for (int c = 0; c < 4; c++) {
-                float dLow = d * KQuantScales.scale(data, block + SCALES, 2 * c);
-                float mLow = dmin * KQuantScales.min(data, block + SCALES, 2 * c);
-                float dHigh = d * KQuantScales.scale(data, block + SCALES, 2 * c + 1);
-                float mHigh = dmin * KQuantScales.min(data, block + SCALES, 2 * c + 1);
+                float dLow = d * KQuantScales.scale(scales8, scales4, 2 * c);
+                float mLow = dmin * KQuantScales.min(scales8, scales4, 2 * c);
+                float dHigh = d * KQuantScales.scale(scales8, scales4, 2 * c + 1);
+                float mHigh = dmin * KQuantScales.min(scales8, scales4, 2 * c + 1);
                 int o = outOffset + b * BLOCK + 64 * c;
                 for (int j = 0; j < 32; j++) {
                     int packed = data.get(BYTE, block + QS + 32 * c + j) & 0xFF;
@@ -80,6 +82,8 @@ final class Q5_KMatrix extends MappedMatrix {
         for (int b = 0; b < blocksPerRow; b++, block += BLOCK_BYTES) {
             float d = half(block);
             float dmin = half(block + DMIN);
+            long scales8 = KQuantScales.low8(data, block + SCALES);
+            int scales4 = KQuantScales.high4(data, block + SCALES);
             for (int s = 0; s < 8; s++) {
                 FloatVector qx = FloatVector.zero(FLOATS);
                 FloatVector xs = FloatVector.zero(FLOATS);
@@ -89,8 +93,8 @@ final class Q5_KMatrix extends MappedMatrix {
                     qx = quants(block, s, j).fma(xv, qx);
                     xs = xs.add(xv);
                 }
-                acc = qx.fma(FloatVector.broadcast(FLOATS, d * KQuantScales.scale(data, block + SCALES, s)), acc);
-                accMin = xs.fma(FloatVector.broadcast(FLOATS, dmin * KQuantScales.min(data, block + SCALES, s)), accMin);
+                acc = qx.fma(FloatVector.broadcast(FLOATS, d * KQuantScales.scale(scales8, scales4, s)), acc);
+                accMin = xs.fma(FloatVector.broadcast(FLOATS, dmin * KQuantScales.min(scales8, scales4, s)), accMin);
             }
         }
         return acc.sub(accMin).reduceLanes(VectorOperators.ADD);
@@ -106,9 +110,11 @@ final class Q5_KMatrix extends MappedMatrix {
         for (int b = 0; b < blocksPerRow; b++, block += BLOCK_BYTES) {
             float d = half(block);
             float dmin = half(block + DMIN);
+            long scales8 = KQuantScales.low8(data, block + SCALES);
+            int scales4 = KQuantScales.high4(data, block + SCALES);
             for (int s = 0; s < 8; s++) {
-                FloatVector scale = FloatVector.broadcast(FLOATS, d * KQuantScales.scale(data, block + SCALES, s));
-                FloatVector negMin = FloatVector.broadcast(FLOATS, -dmin * KQuantScales.min(data, block + SCALES, s));
+                FloatVector scale = FloatVector.broadcast(FLOATS, d * KQuantScales.scale(scales8, scales4, s));
+                FloatVector negMin = FloatVector.broadcast(FLOATS, -dmin * KQuantScales.min(scales8, scales4, s));
                 for (int j = 0; j < 32; j += LANES) {
                     FloatVector w = quants(block, s, j).fma(scale, negMin);
                     int xi = xOffset + b * BLOCK + 32 * s + j;

@@ -14,9 +14,10 @@ import jdk.incubator.vector.VectorOperators;
  * value {@code j} is {@code d * qs[j]}. Roofline: 1.0625 bytes and 2 FLOPs per value.
  *
  * <p>Kernel: per block, the 32 int8 are widened to floats in registers and multiplied with x
- * into a block sum, which is scaled by d once. Variants kept: (1) one block per iteration;
- * (2, this) two blocks per iteration into independent accumulators, so consecutive blocks'
- * FMA chains overlap.
+ * into a block sum, which is scaled by d once; two blocks per iteration go to independent
+ * accumulators so consecutive blocks' FMA chains overlap. Tried without a measurable difference
+ * on the (shared, noisy) 2-core development machine: block offsets computed from an int index
+ * instead of carried along.
  */
 final class Q8_0Matrix extends MappedMatrix {
     static final int BLOCK = 32;

@@ -102,6 +102,50 @@ class DotKernelsTest {
         }
     }
 
+    static Stream<GgmlType> supportedTypes() {
+        return Stream.of(GgmlType.values()).filter(t -> t.supported);
+    }
+
+    /**
+     * The same check after the kernels have run hot: the JIT's Vector API intrinsics (C2) replace
+     * the interpreted code the other tests mostly exercise, so the compiled kernels get checked too.
+     */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("supportedTypes")
+    void compiledKernelsStillMatchReference(GgmlType type) {
+        Random random = TestRandom.create("hot dot " + type);
+        int rows = 3;
+        int cols = type.blockSize == 256 ? 512 : 96;
+        try (Arena arena = Arena.ofConfined()) {
+            WeightMatrix matrix = WeightMatrices.of("w", type, rows, cols, RandomWeights.matrix(type, rows, cols, random, arena));
+            float[] x = RandomWeights.vector(4 * cols, random);
+            float[] w = new float[cols];
+            float[] out = new float[4 * rows];
+            float sink = 0;
+            for (int round = 0; round < 4; round++) {
+                for (int i = 0; i < 10_000; i++) {
+                    sink += matrix.dot(i % rows, x, 0);
+                    if (i % 8 == 0) {
+                        matrix.dotRows(0, rows, x, cols, 4, out, 0, rows);
+                    }
+                }
+                java.util.Arrays.fill(out, Float.NaN);
+                matrix.dotRows(0, rows, x, cols, 4, out, 0, rows);
+                for (int r = 0; r < rows; r++) {
+                    matrix.dequantizeRow(r, w, 0);
+                    double tolerance = tolerance(type, maxAbs(w), sumAbs(x, 0, cols));
+                    assertEquals(referenceDot(w, x, 0), matrix.dot(r, x, 0), tolerance, type + " round " + round + " row " + r);
+                    for (int t = 0; t < 4; t++) {
+                        double expected = referenceDot(w, x, t * cols);
+                        assertEquals(expected, out[t * rows + r], tolerance(type, maxAbs(w), sumAbs(x, t * cols, cols)),
+                                type + " round " + round + " row " + r + " input " + t);
+                    }
+                }
+            }
+            assertTrue(Float.isFinite(sink));
+        }
+    }
+
     @ParameterizedTest(name = "{0} [{1}, {2}]")
     @MethodSource("shapes")
     void dotRowsMatchesReference(GgmlType type, int rows, int cols) {
