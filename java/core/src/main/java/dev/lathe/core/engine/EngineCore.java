@@ -154,7 +154,7 @@ public final class EngineCore implements AutoCloseable {
     private SampleState newSample(RequestState state, int index, Sequence sequence) {
         Request r = state.request;
         return new SampleState(index, sequence, r.sampling(), tokenizer, model.config().vocabSize(),
-                SampleState.stopTokens(tokenizer, r.stopTokenIds()), state.maxNew, r.logprobs());
+                SampleState.stopTokens(tokenizer, r.stopTokenIds(), r.ignoreEos()), state.maxNew, r.logprobs());
     }
 
     /** Cancels a request: every sample ends with finish reason "abort" and frees its blocks. False for an unknown id. */
@@ -185,14 +185,21 @@ public final class EngineCore implements AutoCloseable {
         }
     }
 
-    /** Runs one step; returns the number of tokens it computed (0 when there was nothing to run). */
-    public int step() {
+    /** What one step ran: new tokens and sequences (a pure decode step has as many tokens as sequences). */
+    public record StepResult(int tokens, int sequences) {
+        public boolean isDecodeOnly() {
+            return tokens == sequences;
+        }
+    }
+
+    /** Runs one step; an empty result (0 tokens) when there was nothing to run. */
+    public StepResult step() {
         ScheduledStep step = scheduler.schedule();
         for (var copy : step.copies()) {
             cache.copyBlock(copy.from(), copy.to());
         }
         if (step.isEmpty()) {
-            return 0;
+            return new StepResult(0, 0);
         }
         long now = System.nanoTime();
         for (Sequence s : step.sequences()) {
@@ -226,7 +233,7 @@ public final class EngineCore implements AutoCloseable {
                 complete(state);
             }
         }
-        return step.plan().tokenCount();
+        return new StepResult(step.plan().tokenCount(), step.sequences().size());
     }
 
     /** On the first logits of a request: its other n - 1 samples start as forks sharing the prompt's blocks. */

@@ -18,9 +18,10 @@ import java.util.Arrays;
  * @param priority     larger is more important (scheduled first, preempted last); FCFS within one
  * @param logprobs     how many top log-probabilities to return per generated token; 0 = none
  * @param stopTokenIds extra token ids that end generation (not included in the output)
+ * @param ignoreEos    the model's own stop tokens do not end generation (benchmarks); {@code stopTokenIds} still do
  */
 public record Request(String id, String promptText, int[] promptTokens, SamplingParams sampling, int n, int priority,
-                      int logprobs, int[] stopTokenIds) {
+                      int logprobs, int[] stopTokenIds, boolean ignoreEos) {
     /** Upper bound on {@link #n}: each sample holds its own sampler and, once it diverges, KV blocks. */
     public static final int MAX_N = 128;
     /** Upper bound on {@link #logprobs}. */
@@ -47,27 +48,31 @@ public record Request(String id, String promptText, int[] promptTokens, Sampling
     }
 
     public static Request ofText(String id, String prompt, SamplingParams sampling) {
-        return new Request(id, prompt, null, sampling, 1, 0, 0, null);
+        return new Request(id, prompt, null, sampling, 1, 0, 0, null, false);
     }
 
     public static Request ofTokens(String id, int[] prompt, SamplingParams sampling) {
-        return new Request(id, null, prompt, sampling, 1, 0, 0, null);
+        return new Request(id, null, prompt, sampling, 1, 0, 0, null, false);
     }
 
     public Request withN(int value) {
-        return new Request(id, promptText, promptTokens, sampling, value, priority, logprobs, stopTokenIds);
+        return new Request(id, promptText, promptTokens, sampling, value, priority, logprobs, stopTokenIds, ignoreEos);
     }
 
     public Request withPriority(int value) {
-        return new Request(id, promptText, promptTokens, sampling, n, value, logprobs, stopTokenIds);
+        return new Request(id, promptText, promptTokens, sampling, n, value, logprobs, stopTokenIds, ignoreEos);
     }
 
     public Request withLogprobs(int value) {
-        return new Request(id, promptText, promptTokens, sampling, n, priority, value, stopTokenIds);
+        return new Request(id, promptText, promptTokens, sampling, n, priority, value, stopTokenIds, ignoreEos);
     }
 
     public Request withStopTokenIds(int... value) {
-        return new Request(id, promptText, promptTokens, sampling, n, priority, logprobs, value);
+        return new Request(id, promptText, promptTokens, sampling, n, priority, logprobs, value, ignoreEos);
+    }
+
+    public Request withIgnoreEos(boolean value) {
+        return new Request(id, promptText, promptTokens, sampling, n, priority, logprobs, stopTokenIds, value);
     }
 
     @Override

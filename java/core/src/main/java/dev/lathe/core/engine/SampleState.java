@@ -112,8 +112,8 @@ final class SampleState {
                 List.copyOf(tokenLogprobs));
     }
 
-    static int[] stopTokens(Tokenizer tokenizer, int[] extra) {
-        int[] model = tokenizer.stopIds();
+    static int[] stopTokens(Tokenizer tokenizer, int[] extra, boolean ignoreEos) {
+        int[] model = ignoreEos ? new int[0] : tokenizer.stopIds();
         int[] all = Arrays.copyOf(model, model.length + extra.length);
         System.arraycopy(extra, 0, all, model.length, extra.length);
         return all;
