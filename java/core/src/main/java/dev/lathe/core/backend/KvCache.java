@@ -17,6 +17,12 @@ public interface KvCache extends AutoCloseable {
 
     int headDim();
 
+    /**
+     * Copies block {@code from}'s K and V, every layer, into block {@code to} (copy on write when
+     * forked sequences stop sharing a partly filled block).
+     */
+    void copyBlock(int from, int to);
+
     /** Bytes held by the pools. */
     long byteSize();
 

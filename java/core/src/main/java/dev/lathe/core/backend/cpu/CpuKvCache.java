@@ -54,6 +54,17 @@ final class CpuKvCache implements KvCache {
     }
 
     @Override
+    public void copyBlock(int from, int to) {
+        java.util.Objects.checkIndex(from, numBlocks);
+        java.util.Objects.checkIndex(to, numBlocks);
+        int blockFloats = blockSize * kvHeads * headDim;
+        for (int l = 0; l < keys.length; l++) {
+            System.arraycopy(keys[l], from * blockFloats, keys[l], to * blockFloats, blockFloats);
+            System.arraycopy(values[l], from * blockFloats, values[l], to * blockFloats, blockFloats);
+        }
+    }
+
+    @Override
     public long byteSize() {
         return 2L * keys.length * keys[0].length * Float.BYTES;
     }

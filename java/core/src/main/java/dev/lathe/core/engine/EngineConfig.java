@@ -1,0 +1,48 @@
+package dev.lathe.core.engine;
+
+import dev.lathe.core.sched.SchedulerConfig;
+
+/**
+ * How an {@link Engine} is set up.
+ *
+ * @param kvMemoryBytes the KV pool's budget in bytes (f32 K and V, every layer); the pool never exceeds it
+ * @param blockSize     tokens per KV block
+ * @param scheduler     token budget per step and cap on running sequences
+ * @param prefixCaching reuse cached full blocks of earlier prompts
+ */
+public record EngineConfig(long kvMemoryBytes, int blockSize, SchedulerConfig scheduler, boolean prefixCaching) {
+    public static final long DEFAULT_KV_MEMORY = 512L << 20;
+    public static final int DEFAULT_BLOCK_SIZE = 16;
+
+    public EngineConfig {
+        if (kvMemoryBytes < 1) {
+            throw new IllegalArgumentException("KV memory must be positive, got " + kvMemoryBytes);
+        }
+        if (blockSize < 1 || blockSize > 1024) {
+            throw new IllegalArgumentException("block size must be in [1, 1024], got " + blockSize);
+        }
+        if (scheduler == null) {
+            throw new IllegalArgumentException("scheduler config is null");
+        }
+    }
+
+    public static EngineConfig defaults() {
+        return new EngineConfig(DEFAULT_KV_MEMORY, DEFAULT_BLOCK_SIZE, SchedulerConfig.defaults(), true);
+    }
+
+    public EngineConfig withKvMemory(long bytes) {
+        return new EngineConfig(bytes, blockSize, scheduler, prefixCaching);
+    }
+
+    public EngineConfig withBlockSize(int tokens) {
+        return new EngineConfig(kvMemoryBytes, tokens, scheduler, prefixCaching);
+    }
+
+    public EngineConfig withScheduler(SchedulerConfig value) {
+        return new EngineConfig(kvMemoryBytes, blockSize, value, prefixCaching);
+    }
+
+    public EngineConfig withPrefixCaching(boolean value) {
+        return new EngineConfig(kvMemoryBytes, blockSize, scheduler, value);
+    }
+}
