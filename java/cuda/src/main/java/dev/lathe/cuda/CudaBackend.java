@@ -123,6 +123,14 @@ public final class CudaBackend implements Backend {
 
     private long copyToDevice(MemorySegment host, String what) {
         long bytes = host.byteSize();
+        if (!host.isNative()) {
+            // A heap segment (a matrix built in memory, not mapped from a file) cannot cross into C.
+            try (Arena staging = Arena.ofConfined()) {
+                MemorySegment copy = staging.allocate(Math.max(bytes, 1), 16);
+                MemorySegment.copy(host, 0, copy, 0, bytes);
+                return copyToDevice(copy, what);
+            }
+        }
         MemorySegment buffer;
         try {
             buffer = LatheNative.bufferAlloc(device.context, Math.max(bytes, 16));
