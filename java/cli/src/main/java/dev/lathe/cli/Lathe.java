@@ -1,5 +1,6 @@
 package dev.lathe.cli;
 
+import dev.lathe.core.backend.BackendUnavailableException;
 import dev.lathe.core.io.ModelFormatException;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -25,7 +26,8 @@ public final class Lathe implements Runnable {
         // naming the problem, exit code 2. Anything else is a bug and keeps its stack trace.
         cli.setExecutionExceptionHandler((e, commandLine, parseResult) -> {
             if (e instanceof ModelFormatException || e instanceof IllegalArgumentException
-                    || e instanceof UncheckedIOException || e instanceof NoSuchFileException) {
+                    || e instanceof UncheckedIOException || e instanceof NoSuchFileException
+                    || e instanceof BackendUnavailableException) {
                 commandLine.getErr().println("lathe: " + e.getMessage());
                 return 2;
             }

@@ -17,6 +17,6 @@ final class ModelOptions {
     @Option(names = {"-t", "--threads"}, paramLabel = "N", description = "CPU threads (default: all cores, ${DEFAULT-VALUE}).")
     int threads = Runtime.getRuntime().availableProcessors();
 
-    @Option(names = "--backend", paramLabel = "NAME", description = "cpu (default) or cuda.")
+    @Option(names = "--backend", paramLabel = "NAME", description = "cpu (default), cuda, or auto (cuda when it starts, else cpu; says which).")
     String backend = "cpu";
 }

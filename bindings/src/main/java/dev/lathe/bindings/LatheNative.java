@@ -1,0 +1,462 @@
+package dev.lathe.bindings;
+
+import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_FLOAT;
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.MemoryLayout;
+import java.lang.foreign.MemorySegment;
+import java.lang.invoke.MethodHandle;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+/**
+ * One Java method per function of {@code native/include/lathe.h}, nothing clever: arguments go
+ * through unchanged (device pointers as {@code long} addresses, handles as {@link MemorySegment}s,
+ * sizes as {@code long}), out-parameters come back as return values, and a status other than
+ * {@code LATHE_OK} becomes a {@link LatheException} carrying {@code lathe_last_error()}.
+ *
+ * <p>{@link #FUNCTIONS} lists every binding's C signature; {@code HeaderBindingsTest} checks it
+ * against lathe.h. The library is loaded on the first call ({@link LatheLibrary}).
+ */
+public final class LatheNative {
+    private LatheNative() {
+    }
+
+    private static final Map<String, FunctionDescriptor> DESCRIPTORS = new LinkedHashMap<>();
+
+    /** Every bound C function and its descriptor, in header order. */
+    public static final Map<String, FunctionDescriptor> FUNCTIONS = Collections.unmodifiableMap(DESCRIPTORS);
+
+    private static final MemoryLayout I32 = JAVA_INT;
+    private static final MemoryLayout I64 = JAVA_LONG;
+    private static final MemoryLayout F32 = JAVA_FLOAT;
+    private static final MemoryLayout PTR = ADDRESS;
+
+    private static FunctionDescriptor status(String name, MemoryLayout... args) {
+        FunctionDescriptor d = FunctionDescriptor.of(JAVA_INT, args);
+        DESCRIPTORS.put(name, d);
+        return d;
+    }
+
+    static {
+        DESCRIPTORS.put("lathe_last_error", FunctionDescriptor.of(ADDRESS));
+        status("lathe_abi_version", PTR);
+        status("lathe_driver_version", PTR);
+        status("lathe_runtime_version", PTR);
+        status("lathe_device_count", PTR);
+        status("lathe_context_create", I32, PTR);
+        status("lathe_context_destroy", PTR);
+        status("lathe_device_name", PTR, PTR, I64);
+        status("lathe_device_compute_capability", PTR, PTR, PTR);
+        status("lathe_device_memory", PTR, PTR, PTR);
+        status("lathe_device_multiprocessors", PTR, PTR);
+        status("lathe_stream_create", PTR, PTR);
+        status("lathe_stream_destroy", PTR);
+        status("lathe_stream_synchronize", PTR);
+        status("lathe_buffer_alloc", PTR, I64, PTR);
+        status("lathe_buffer_free", PTR);
+        status("lathe_buffer_device_pointer", PTR, PTR);
+        status("lathe_buffer_size", PTR, PTR);
+        status("lathe_memcpy_h2d", PTR, PTR, PTR, I64);
+        status("lathe_memcpy_d2h", PTR, PTR, PTR, I64);
+        status("lathe_memcpy_d2d", PTR, PTR, PTR, I64);
+        status("lathe_memset", PTR, PTR, I32, I64);
+        status("lathe_event_create", PTR, PTR);
+        status("lathe_event_destroy", PTR);
+        status("lathe_event_record", PTR, PTR);
+        status("lathe_event_synchronize", PTR);
+        status("lathe_event_elapsed_ms", PTR, PTR, PTR);
+        status("lathe_embed", PTR, I32, PTR, PTR, I64, I64, PTR, I64, PTR);
+        status("lathe_rmsnorm", PTR, PTR, PTR, PTR, I64, I64, F32);
+        status("lathe_add_bias", PTR, PTR, PTR, I64, I64);
+        status("lathe_add", PTR, PTR, PTR, I64);
+        status("lathe_swiglu", PTR, PTR, PTR, I64);
+        status("lathe_gather_rows", PTR, PTR, PTR, PTR, I64, I64, I64);
+        status("lathe_rope", PTR, PTR, PTR, PTR, I64, I64, I64, I32);
+        status("lathe_argmax", PTR, PTR, PTR, I64, I64);
+        status("lathe_matmul", PTR, I32, PTR, PTR, I64, I64, PTR, I64, PTR);
+        status("lathe_write_kv", PTR, PTR, PTR, PTR, PTR, PTR, I64, I64, I64);
+        status("lathe_paged_attention", PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR,
+                I64, I64, I64, I64, I64, I64, I64, F32);
+    }
+
+    // ---- handles: bound on first use -------------------------------------------------------
+
+    private static final class Handles {
+        static final Map<String, MethodHandle> BY_NAME = bindAll();
+
+        private static Map<String, MethodHandle> bindAll() {
+            Linker linker = Linker.nativeLinker();
+            Map<String, MethodHandle> handles = new LinkedHashMap<>();
+            for (Map.Entry<String, FunctionDescriptor> e : DESCRIPTORS.entrySet()) {
+                MemorySegment symbol = LatheLibrary.lookup().find(e.getKey()).orElseThrow(() -> new UnsatisfiedLinkError(
+                        "liblathe_cuda.so has no symbol " + e.getKey() + ": the library is older than these bindings"));
+                handles.put(e.getKey(), linker.downcallHandle(symbol, e.getValue()));
+            }
+            return handles;
+        }
+    }
+
+    private static MethodHandle h(String name) {
+        return Handles.BY_NAME.get(name);
+    }
+
+    /** Loads the library and binds every function; throws {@link UnsatisfiedLinkError} with the reason. */
+    public static void load() {
+        h("lathe_last_error");
+    }
+
+    private static void check(String function, int status) {
+        if (status != LatheStatus.OK) {
+            throw new LatheException(status, function, lastError());
+        }
+    }
+
+    private static RuntimeException rethrow(Throwable t) {
+        if (t instanceof RuntimeException r) {
+            return r;
+        }
+        if (t instanceof Error e) {
+            throw e;
+        }
+        return new IllegalStateException(t);
+    }
+
+    private static MemorySegment address(long pointer) {
+        return MemorySegment.ofAddress(pointer);
+    }
+
+    // ---- errors and versions ----------------------------------------------------------------
+
+    /** {@code lathe_last_error()}: the calling thread's last failure message. */
+    public static String lastError() {
+        try {
+            MemorySegment message = (MemorySegment) h("lathe_last_error").invokeExact();
+            return message.reinterpret(4096).getString(0);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    private static int intOut(String function) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment out = arena.allocate(JAVA_INT);
+            check(function, (int) h(function).invokeExact(out));
+            return out.get(JAVA_INT, 0);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public static int abiVersion() {
+        return intOut("lathe_abi_version");
+    }
+
+    public static int driverVersion() {
+        return intOut("lathe_driver_version");
+    }
+
+    public static int runtimeVersion() {
+        return intOut("lathe_runtime_version");
+    }
+
+    public static int deviceCount() {
+        return intOut("lathe_device_count");
+    }
+
+    // ---- context ---------------------------------------------------------------------------
+
+    private static MemorySegment handleOut(String function, HandleCall call) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment out = arena.allocate(ADDRESS);
+            check(function, call.invoke(out));
+            return out.get(ADDRESS, 0);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    @FunctionalInterface
+    private interface HandleCall {
+        int invoke(MemorySegment out) throws Throwable;
+    }
+
+    private static void handleCall(String function, MemorySegment handle) {
+        try {
+            check(function, (int) h(function).invokeExact(handle));
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public static MemorySegment contextCreate(int device) {
+        return handleOut("lathe_context_create", out -> (int) h("lathe_context_create").invokeExact(device, out));
+    }
+
+    public static void contextDestroy(MemorySegment context) {
+        handleCall("lathe_context_destroy", context);
+    }
+
+    public static String deviceName(MemorySegment context) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment name = arena.allocate(256);
+            check("lathe_device_name", (int) h("lathe_device_name").invokeExact(context, name, 256L));
+            return name.getString(0);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** {@code {major, minor}}. */
+    public static int[] deviceComputeCapability(MemorySegment context) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment major = arena.allocate(JAVA_INT);
+            MemorySegment minor = arena.allocate(JAVA_INT);
+            check("lathe_device_compute_capability",
+                    (int) h("lathe_device_compute_capability").invokeExact(context, major, minor));
+            return new int[] {major.get(JAVA_INT, 0), minor.get(JAVA_INT, 0)};
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** {@code {freeBytes, totalBytes}}. */
+    public static long[] deviceMemory(MemorySegment context) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment free = arena.allocate(JAVA_LONG);
+            MemorySegment total = arena.allocate(JAVA_LONG);
+            check("lathe_device_memory", (int) h("lathe_device_memory").invokeExact(context, free, total));
+            return new long[] {free.get(JAVA_LONG, 0), total.get(JAVA_LONG, 0)};
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public static int deviceMultiprocessors(MemorySegment context) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment count = arena.allocate(JAVA_INT);
+            check("lathe_device_multiprocessors", (int) h("lathe_device_multiprocessors").invokeExact(context, count));
+            return count.get(JAVA_INT, 0);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    // ---- streams, buffers, copies, events ------------------------------------------------
+
+    public static MemorySegment streamCreate(MemorySegment context) {
+        return handleOut("lathe_stream_create", out -> (int) h("lathe_stream_create").invokeExact(context, out));
+    }
+
+    public static void streamDestroy(MemorySegment stream) {
+        handleCall("lathe_stream_destroy", stream);
+    }
+
+    public static void streamSynchronize(MemorySegment stream) {
+        handleCall("lathe_stream_synchronize", stream);
+    }
+
+    public static MemorySegment bufferAlloc(MemorySegment context, long bytes) {
+        return handleOut("lathe_buffer_alloc", out -> (int) h("lathe_buffer_alloc").invokeExact(context, bytes, out));
+    }
+
+    public static void bufferFree(MemorySegment buffer) {
+        handleCall("lathe_buffer_free", buffer);
+    }
+
+    public static long bufferDevicePointer(MemorySegment buffer) {
+        return handleOut("lathe_buffer_device_pointer",
+                out -> (int) h("lathe_buffer_device_pointer").invokeExact(buffer, out)).address();
+    }
+
+    public static long bufferSize(MemorySegment buffer) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment bytes = arena.allocate(JAVA_LONG);
+            check("lathe_buffer_size", (int) h("lathe_buffer_size").invokeExact(buffer, bytes));
+            return bytes.get(JAVA_LONG, 0);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** Copies {@code bytes} from host memory to device address {@code deviceDst}. */
+    public static void memcpyH2d(MemorySegment stream, long deviceDst, MemorySegment hostSrc, long bytes) {
+        try {
+            check("lathe_memcpy_h2d", (int) h("lathe_memcpy_h2d").invokeExact(stream, address(deviceDst), hostSrc, bytes));
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** Copies {@code bytes} from device address {@code deviceSrc} into host memory; returns when done. */
+    public static void memcpyD2h(MemorySegment stream, MemorySegment hostDst, long deviceSrc, long bytes) {
+        try {
+            check("lathe_memcpy_d2h", (int) h("lathe_memcpy_d2h").invokeExact(stream, hostDst, address(deviceSrc), bytes));
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public static void memcpyD2d(MemorySegment stream, long deviceDst, long deviceSrc, long bytes) {
+        try {
+            check("lathe_memcpy_d2d",
+                    (int) h("lathe_memcpy_d2d").invokeExact(stream, address(deviceDst), address(deviceSrc), bytes));
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public static void memset(MemorySegment stream, long deviceDst, int value, long bytes) {
+        try {
+            check("lathe_memset", (int) h("lathe_memset").invokeExact(stream, address(deviceDst), value, bytes));
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public static MemorySegment eventCreate(MemorySegment context) {
+        return handleOut("lathe_event_create", out -> (int) h("lathe_event_create").invokeExact(context, out));
+    }
+
+    public static void eventDestroy(MemorySegment event) {
+        handleCall("lathe_event_destroy", event);
+    }
+
+    public static void eventRecord(MemorySegment event, MemorySegment stream) {
+        try {
+            check("lathe_event_record", (int) h("lathe_event_record").invokeExact(event, stream));
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public static void eventSynchronize(MemorySegment event) {
+        handleCall("lathe_event_synchronize", event);
+    }
+
+    public static float eventElapsedMs(MemorySegment start, MemorySegment end) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment ms = arena.allocate(JAVA_FLOAT);
+            check("lathe_event_elapsed_ms", (int) h("lathe_event_elapsed_ms").invokeExact(start, end, ms));
+            return ms.get(JAVA_FLOAT, 0);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    // ---- fused common ops ------------------------------------------------------------------
+    // Device arguments are device addresses; shapes as in lathe.h.
+
+    public static void embed(MemorySegment stream, int tableFormat, long tableValues, long tableScales, long vocab,
+                             long dim, long tokens, long nTokens, long out) {
+        try {
+            check("lathe_embed", (int) h("lathe_embed").invokeExact(stream, tableFormat, address(tableValues),
+                    address(tableScales), vocab, dim, address(tokens), nTokens, address(out)));
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public static void rmsnorm(MemorySegment stream, long out, long x, long weight, long rows, long cols, float eps) {
+        try {
+            check("lathe_rmsnorm", (int) h("lathe_rmsnorm").invokeExact(stream, address(out), address(x), address(weight),
+                    rows, cols, eps));
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public static void addBias(MemorySegment stream, long x, long bias, long rows, long cols) {
+        try {
+            check("lathe_add_bias", (int) h("lathe_add_bias").invokeExact(stream, address(x), address(bias), rows, cols));
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public static void add(MemorySegment stream, long x, long y, long n) {
+        try {
+            check("lathe_add", (int) h("lathe_add").invokeExact(stream, address(x), address(y), n));
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public static void swiglu(MemorySegment stream, long gate, long up, long n) {
+        try {
+            check("lathe_swiglu", (int) h("lathe_swiglu").invokeExact(stream, address(gate), address(up), n));
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public static void gatherRows(MemorySegment stream, long out, long x, long rows, long nRows, long xRows, long cols) {
+        try {
+            check("lathe_gather_rows", (int) h("lathe_gather_rows").invokeExact(stream, address(out), address(x),
+                    address(rows), nRows, xRows, cols));
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public static void rope(MemorySegment stream, long x, long positions, long invFreq, long tokens, long heads,
+                            long headDim, int style) {
+        try {
+            check("lathe_rope", (int) h("lathe_rope").invokeExact(stream, address(x), address(positions),
+                    address(invFreq), tokens, heads, headDim, style));
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public static void argmax(MemorySegment stream, long out, long x, long rows, long cols) {
+        try {
+            check("lathe_argmax", (int) h("lathe_argmax").invokeExact(stream, address(out), address(x), rows, cols));
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    // ---- dequant-matmul --------------------------------------------------------------------
+
+    public static void matmul(MemorySegment stream, int weightFormat, long weightValues, long weightScales, long rows,
+                              long cols, long x, long tokens, long out) {
+        try {
+            check("lathe_matmul", (int) h("lathe_matmul").invokeExact(stream, weightFormat, address(weightValues),
+                    address(weightScales), rows, cols, address(x), tokens, address(out)));
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    // ---- paged attention -------------------------------------------------------------------
+
+    public static void writeKv(MemorySegment stream, long kCache, long vCache, long k, long v, long slotMapping,
+                               long tokens, long rowFloats, long numSlots) {
+        try {
+            check("lathe_write_kv", (int) h("lathe_write_kv").invokeExact(stream, address(kCache), address(vCache),
+                    address(k), address(v), address(slotMapping), tokens, rowFloats, numSlots));
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public static void pagedAttention(MemorySegment stream, long out, long q, long kCache, long vCache, long positions,
+                                      long seqStart, long blockTableStart, long blockTable, long tokens, long seqs,
+                                      long heads, long kvHeads, long headDim, long blockSize, long numBlocks,
+                                      float scale) {
+        try {
+            check("lathe_paged_attention", (int) h("lathe_paged_attention").invokeExact(stream, address(out), address(q),
+                    address(kCache), address(vCache), address(positions), address(seqStart), address(blockTableStart),
+                    address(blockTable), tokens, seqs, heads, kvHeads, headDim, blockSize, numBlocks, scale));
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+}

@@ -1,0 +1,100 @@
+package dev.lathe.bindings;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.lang.foreign.MemorySegment;
+import java.util.List;
+import java.util.function.Consumer;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.function.Executable;
+
+/**
+ * Calls every binding through the real library with a NULL handle: each must come back as a
+ * {@link LatheException} naming the problem, which proves the downcall's Java types match the
+ * C function (a wrong {@code invokeExact} type would throw WrongMethodTypeException instead).
+ * Needs the built library (it is, wherever nvcc is, CI included) but no GPU or driver.
+ */
+class NullArgumentsTest {
+    private static final MemorySegment NULL = MemorySegment.NULL;
+
+    @BeforeAll
+    static void libraryPresent() {
+        org.junit.jupiter.api.Assumptions.assumeTrue(LatheLibrary.isPackaged(),
+                "liblathe_cuda.so not built (no nvcc): skipping the downcall checks");
+        LatheNative.load();
+    }
+
+    private static void rejects(String function, String messagePart, Executable call) {
+        LatheException e = assertThrows(LatheException.class, call, function);
+        assertEquals(function, e.function());
+        assertEquals(LatheStatus.INVALID_ARGUMENT, e.status(), e.getMessage());
+        assertTrue(e.getMessage().contains(messagePart), e.getMessage());
+    }
+
+    @Test
+    void versionsNeedNoDevice() {
+        assertEquals(1, LatheNative.abiVersion());
+        assertTrue(LatheNative.runtimeVersion() >= 12000, "runtime " + LatheNative.runtimeVersion());
+        assertTrue(LatheNative.driverVersion() >= 0);
+    }
+
+    @Test
+    void handleFunctionsRejectNull() {
+        List<Consumer<MemorySegment>> calls = List.of(LatheNative::contextDestroy, LatheNative::streamDestroy,
+                LatheNative::streamSynchronize, LatheNative::bufferFree, LatheNative::eventDestroy,
+                LatheNative::eventSynchronize);
+        for (Consumer<MemorySegment> call : calls) {
+            LatheException e = assertThrows(LatheException.class, () -> call.accept(NULL));
+            assertTrue(e.getMessage().contains("is NULL"), e.getMessage());
+        }
+        rejects("lathe_device_name", "context is NULL", () -> LatheNative.deviceName(NULL));
+        rejects("lathe_device_compute_capability", "context is NULL", () -> LatheNative.deviceComputeCapability(NULL));
+        rejects("lathe_device_memory", "context is NULL", () -> LatheNative.deviceMemory(NULL));
+        rejects("lathe_device_multiprocessors", "context is NULL", () -> LatheNative.deviceMultiprocessors(NULL));
+        rejects("lathe_stream_create", "context is NULL", () -> LatheNative.streamCreate(NULL));
+        rejects("lathe_buffer_alloc", "context is NULL", () -> LatheNative.bufferAlloc(NULL, 16));
+        rejects("lathe_buffer_device_pointer", "buffer is NULL", () -> LatheNative.bufferDevicePointer(NULL));
+        rejects("lathe_buffer_size", "buffer is NULL", () -> LatheNative.bufferSize(NULL));
+        rejects("lathe_event_create", "context is NULL", () -> LatheNative.eventCreate(NULL));
+        rejects("lathe_event_record", "stream is NULL", () -> LatheNative.eventRecord(NULL, NULL));
+        rejects("lathe_event_elapsed_ms", "is NULL", () -> LatheNative.eventElapsedMs(NULL, NULL));
+    }
+
+    @Test
+    void copiesRejectANullStream() {
+        rejects("lathe_memcpy_h2d", "stream is NULL", () -> LatheNative.memcpyH2d(NULL, 0, NULL, 4));
+        rejects("lathe_memcpy_d2h", "stream is NULL", () -> LatheNative.memcpyD2h(NULL, NULL, 0, 4));
+        rejects("lathe_memcpy_d2d", "stream is NULL", () -> LatheNative.memcpyD2d(NULL, 0, 0, 4));
+        rejects("lathe_memset", "stream is NULL", () -> LatheNative.memset(NULL, 0, 0, 4));
+    }
+
+    @Test
+    void opsRejectANullStream() {
+        rejects("lathe_embed", "stream is NULL", () -> LatheNative.embed(NULL, 0, 0, 0, 1, 1, 0, 1, 0));
+        rejects("lathe_rmsnorm", "stream is NULL", () -> LatheNative.rmsnorm(NULL, 0, 0, 0, 1, 1, 1e-5f));
+        rejects("lathe_add_bias", "stream is NULL", () -> LatheNative.addBias(NULL, 0, 0, 1, 1));
+        rejects("lathe_add", "stream is NULL", () -> LatheNative.add(NULL, 0, 0, 1));
+        rejects("lathe_swiglu", "stream is NULL", () -> LatheNative.swiglu(NULL, 0, 0, 1));
+        rejects("lathe_gather_rows", "stream is NULL", () -> LatheNative.gatherRows(NULL, 0, 0, 0, 1, 1, 1));
+        rejects("lathe_rope", "stream is NULL", () -> LatheNative.rope(NULL, 0, 0, 0, 1, 1, 2, 0));
+        rejects("lathe_argmax", "stream is NULL", () -> LatheNative.argmax(NULL, 0, 0, 1, 1));
+        rejects("lathe_matmul", "stream is NULL", () -> LatheNative.matmul(NULL, 0, 0, 0, 1, 1, 0, 1, 0));
+        rejects("lathe_write_kv", "stream is NULL", () -> LatheNative.writeKv(NULL, 0, 0, 0, 0, 0, 1, 1, 1));
+        rejects("lathe_paged_attention", "stream is NULL", () -> LatheNative.pagedAttention(NULL, 0, 0, 0, 0, 0, 0, 0, 0,
+                1, 1, 1, 1, 1, 1, 1, 1f));
+    }
+
+    @Test
+    void deviceCountExplainsAMissingDevice() {
+        // Here (CI, no GPU) this fails with the driver's reason; on a GPU machine it counts devices.
+        try {
+            assertTrue(LatheNative.deviceCount() > 0);
+        } catch (LatheException e) {
+            assertEquals(LatheStatus.NO_DEVICE, e.status(), e.getMessage());
+            assertTrue(e.getMessage().contains("driver") || e.getMessage().contains("device"), e.getMessage());
+        }
+    }
+}

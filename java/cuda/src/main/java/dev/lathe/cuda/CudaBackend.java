@@ -1,0 +1,436 @@
+package dev.lathe.cuda;
+
+import dev.lathe.bindings.LatheNative;
+import dev.lathe.core.backend.Backend;
+import dev.lathe.core.backend.BatchPlan;
+import dev.lathe.core.backend.KvCache;
+import dev.lathe.core.backend.Tensor;
+import dev.lathe.core.model.RopeStyle;
+import dev.lathe.core.tensor.WeightMatrix;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.ArrayList;
+import java.util.IdentityHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The Backend SPI on one NVIDIA GPU through liblathe_cuda.so: activations are f32
+ * {@link DeviceTensor}s from a caching {@link DeviceMemoryPool}; weights are repacked once into
+ * the kernels' layouts and copied once ({@link WeightRepacker}); the plan's int arrays are copied
+ * once per step ({@link DeviceArrays}); every op is queued on one stream, and only
+ * {@link #copyRowToHost} waits for the device. Host-side checks (token ids, slots, block ids)
+ * run before a launch, so bad input is an exception naming it, not a device fault.
+ */
+public final class CudaBackend implements Backend {
+    private static final long DEFAULT_POOL_SOFT_LIMIT = 1L << 30;
+
+    private final CudaDevice device;
+    private final DeviceMemoryPool pool;
+    private final DeviceArrays arrays;
+    private final List<MemorySegment> weightBuffers = new ArrayList<>();
+    private final Map<WeightMatrix, DeviceWeight> uploaded = new IdentityHashMap<>();
+    private boolean closed;
+
+    private CudaBackend(CudaDevice device) {
+        this.device = device;
+        this.pool = new DeviceMemoryPool(device.context, DEFAULT_POOL_SOFT_LIMIT);
+        this.arrays = new DeviceArrays(pool, device.stream);
+    }
+
+    /** Opens GPU {@code ordinal}; throws with the reason when it cannot (library, driver, device). */
+    public static CudaBackend open(int ordinal) {
+        return new CudaBackend(CudaDevice.open(ordinal));
+    }
+
+    @Override
+    public String name() {
+        return "cuda";
+    }
+
+    @Override
+    public String describe() {
+        return device.describe();
+    }
+
+    /** Waits for all queued work (benchmarks; the ops never need it). */
+    public void synchronize() {
+        device.synchronize();
+    }
+
+    // ---- memory ----------------------------------------------------------------------------
+
+    @Override
+    public Tensor allocate(int rows, int cols) {
+        if (rows < 0 || cols < 1) {
+            throw new IllegalArgumentException("tensor shape [" + rows + ", " + cols + "] is invalid");
+        }
+        long bytes = Math.multiplyExact((long) rows * cols, 4L);
+        DeviceMemoryPool.Block block = pool.allocate(Math.max(bytes, 4));
+        DeviceTensor t = new DeviceTensor(rows, cols, block);
+        if (bytes > 0) {
+            LatheNative.memset(device.stream, t.address, 0, bytes);
+        }
+        return t;
+    }
+
+    /** A device tensor holding {@code values} ({@code [rows, cols]} row-major): tests and benchmarks. */
+    public Tensor upload(float[] values, int rows, int cols) {
+        if ((long) rows * cols != values.length) {
+            throw new IllegalArgumentException(values.length + " values do not fill [" + rows + ", " + cols + "]");
+        }
+        DeviceTensor t = (DeviceTensor) allocate(rows, cols);
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment host = arena.allocate(ValueLayout.JAVA_FLOAT, Math.max(1, values.length));
+            MemorySegment.copy(values, 0, host, ValueLayout.JAVA_FLOAT, 0, values.length);
+            LatheNative.memcpyH2d(device.stream, t.address, host, 4L * values.length);
+        }
+        return t;
+    }
+
+    /** The whole tensor in host memory, row-major (waits for the device). */
+    public float[] download(Tensor tensor) {
+        DeviceTensor t = device(tensor, "download");
+        float[] out = new float[Math.toIntExact(t.elements())];
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment host = arena.allocate(ValueLayout.JAVA_FLOAT, Math.max(1, out.length));
+            LatheNative.memcpyD2h(device.stream, host, t.address, 4L * out.length);
+            MemorySegment.copy(host, ValueLayout.JAVA_FLOAT, 0, out, 0, out.length);
+        }
+        return out;
+    }
+
+    @Override
+    public WeightMatrix upload(WeightMatrix weight) {
+        if (weight instanceof DeviceWeight d) {
+            return d;
+        }
+        DeviceWeight done = uploaded.get(weight);
+        if (done != null) {
+            return done;
+        }
+        DeviceWeight d;
+        try (Arena arena = Arena.ofConfined()) {
+            RepackedWeight packed = WeightRepacker.repack(weight, arena);
+            long values = copyToDevice(packed.values(), weight.name());
+            long scales = packed.layout().hasScales() ? copyToDevice(packed.scales(), weight.name()) : 0;
+            d = new DeviceWeight(weight, packed.layout(), values, scales);
+        }
+        uploaded.put(weight, d);
+        return d;
+    }
+
+    private long copyToDevice(MemorySegment host, String what) {
+        long bytes = host.byteSize();
+        if (!host.isNative()) {
+            // A heap segment (a matrix built in memory, not mapped from a file) cannot cross into C.
+            try (Arena staging = Arena.ofConfined()) {
+                MemorySegment copy = staging.allocate(Math.max(bytes, 1), 16);
+                MemorySegment.copy(host, 0, copy, 0, bytes);
+                return copyToDevice(copy, what);
+            }
+        }
+        MemorySegment buffer;
+        try {
+            buffer = LatheNative.bufferAlloc(device.context, Math.max(bytes, 16));
+        } catch (RuntimeException e) {
+            throw new IllegalStateException("uploading " + what + " (" + bytes + " bytes) to the GPU: " + e.getMessage(), e);
+        }
+        weightBuffers.add(buffer);
+        long address = LatheNative.bufferDevicePointer(buffer);
+        LatheNative.memcpyH2d(device.stream, address, host, bytes);
+        // NOTE: a pageable host segment is staged before memcpy returns, but the arena that holds
+        // repacked bytes closes right after: synchronize so nothing can still be reading it.
+        device.synchronize();
+        return address;
+    }
+
+    @Override
+    public KvCache allocateKvCache(int layers, int numBlocks, int blockSize, int kvHeads, int headDim) {
+        return new DeviceKvCache(device, layers, numBlocks, blockSize, kvHeads, headDim);
+    }
+
+    // ---- ops ---------------------------------------------------------------------------------
+
+    private static DeviceTensor device(Tensor t, String op) {
+        if (t instanceof DeviceTensor d) {
+            return d;
+        }
+        throw new IllegalArgumentException(op + ": tensor " + t + " does not belong to the CUDA backend");
+    }
+
+    private DeviceWeight weight(WeightMatrix w, String op) {
+        if (w instanceof DeviceWeight d) {
+            return d;
+        }
+        // A weight that skipped upload (a caller's own matrix): upload it now, once.
+        return (DeviceWeight) upload(w);
+    }
+
+    private static void requireCols(DeviceTensor t, long cols, String what) {
+        if (t.cols() != cols) {
+            throw new IllegalArgumentException(what + ": expected " + cols + " columns, got " + t.cols());
+        }
+    }
+
+    private static void requireRows(DeviceTensor t, long rows, String what) {
+        if (t.rows() < rows) {
+            throw new IllegalArgumentException(what + ": expected at least " + rows + " rows, got " + t.rows());
+        }
+    }
+
+    @Override
+    public void embed(Tensor out, WeightMatrix table, int[] tokens) {
+        DeviceTensor o = device(out, "embed");
+        DeviceWeight w = weight(table, "embed");
+        requireCols(o, w.cols(), "embed");
+        requireRows(o, tokens.length, "embed");
+        long tokensOnDevice = arrays.ints(tokens, () -> {
+            for (int token : tokens) {
+                if (token < 0 || token >= w.rows()) {
+                    throw new IllegalArgumentException("token id " + token + " is outside the vocabulary [0, " + w.rows() + ")");
+                }
+            }
+        });
+        LatheNative.embed(device.stream, w.layout.code, w.values, w.scales, w.rows(), w.cols(), tokensOnDevice,
+                tokens.length, o.address);
+    }
+
+    @Override
+    public void rmsNorm(Tensor out, Tensor x, WeightMatrix weight, float eps) {
+        DeviceTensor o = device(out, "rmsNorm");
+        DeviceTensor in = device(x, "rmsNorm");
+        DeviceWeight w = weight(weight, "rmsNorm");
+        requireCols(o, in.cols(), "rmsNorm output");
+        requireRows(o, in.rows(), "rmsNorm output");
+        if (w.vectorLength() != in.cols() || w.layout != KernelLayout.F32) {
+            throw new IllegalArgumentException("rmsNorm weight " + w.name() + " must be a vector of " + in.cols() + " values");
+        }
+        LatheNative.rmsnorm(device.stream, o.address, in.address, w.values, in.rows(), in.cols(), eps);
+    }
+
+    @Override
+    public void matmul(Tensor out, Tensor x, WeightMatrix w) {
+        DeviceTensor o = device(out, "matmul");
+        DeviceTensor in = device(x, "matmul");
+        DeviceWeight dw = weight(w, "matmul");
+        requireCols(in, dw.cols(), "matmul input of " + dw.name());
+        requireCols(o, dw.rows(), "matmul output of " + dw.name());
+        requireRows(o, in.rows(), "matmul output of " + dw.name());
+        LatheNative.matmul(device.stream, dw.layout.code, dw.values, dw.scales, dw.rows(), dw.cols(), in.address,
+                in.rows(), o.address);
+    }
+
+    @Override
+    public void addBias(Tensor x, WeightMatrix bias) {
+        DeviceTensor in = device(x, "addBias");
+        DeviceWeight b = weight(bias, "addBias");
+        if (b.vectorLength() != in.cols() || b.layout != KernelLayout.F32) {
+            throw new IllegalArgumentException("bias " + b.name() + " must be a vector of " + in.cols() + " values");
+        }
+        LatheNative.addBias(device.stream, in.address, b.values, in.rows(), in.cols());
+    }
+
+    @Override
+    public void rope(Tensor x, int heads, int headDim, int[] positions, float[] invFreq, RopeStyle style) {
+        DeviceTensor in = device(x, "rope");
+        requireCols(in, (long) heads * headDim, "rope");
+        requireRows(in, positions.length, "rope");
+        if (headDim % 2 != 0 || invFreq.length < headDim / 2) {
+            throw new IllegalArgumentException("rope: headDim " + headDim + " must be even with " + headDim / 2
+                    + " frequencies (got " + invFreq.length + ")");
+        }
+        long pos = arrays.ints(positions, () -> { });
+        long freq = arrays.floats(invFreq);
+        int code = style == RopeStyle.INTERLEAVED ? 0 : 1;
+        LatheNative.rope(device.stream, in.address, pos, freq, positions.length, heads, headDim, code);
+    }
+
+    @Override
+    public void writeKv(KvCache cache, int layer, Tensor k, Tensor v, int[] slotMapping) {
+        DeviceKvCache c = kv(cache);
+        DeviceTensor kt = device(k, "writeKv");
+        DeviceTensor vt = device(v, "writeKv");
+        long rowFloats = (long) c.kvHeads() * c.headDim();
+        requireCols(kt, rowFloats, "K");
+        requireCols(vt, rowFloats, "V");
+        requireRows(kt, slotMapping.length, "K");
+        requireRows(vt, slotMapping.length, "V");
+        checkLayer(c, layer);
+        long slots = c.slots();
+        long mapping = arrays.ints(slotMapping, () -> {
+            for (int slot : slotMapping) {
+                if (slot < 0 || slot >= slots) {
+                    throw new IllegalArgumentException("KV slot " + slot + " is outside the cache's " + slots + " slots");
+                }
+            }
+        });
+        LatheNative.writeKv(device.stream, c.keys[layer], c.values[layer], kt.address, vt.address, mapping,
+                slotMapping.length, rowFloats, slots);
+    }
+
+    @Override
+    public void attention(Tensor out, Tensor q, KvCache cache, int layer, BatchPlan plan, int heads, float scale) {
+        DeviceKvCache c = kv(cache);
+        DeviceTensor o = device(out, "attention");
+        DeviceTensor qt = device(q, "attention");
+        checkLayer(c, layer);
+        long qCols = (long) heads * c.headDim();
+        requireCols(qt, qCols, "attention q");
+        requireCols(o, qCols, "attention out");
+        int tokens = plan.tokenCount();
+        requireRows(qt, tokens, "attention q");
+        requireRows(o, tokens, "attention out");
+        if (heads % c.kvHeads() != 0) {
+            throw new IllegalArgumentException("attention: " + heads + " query heads do not share " + c.kvHeads() + " KV heads evenly");
+        }
+        if (plan.blockSize() != c.blockSize()) {
+            throw new IllegalArgumentException("the plan's block size " + plan.blockSize() + " differs from the cache's "
+                    + c.blockSize());
+        }
+        long positions = arrays.ints(plan.positions(), () -> checkWindows(plan));
+        long seqStart = arrays.ints(plan.seqStart(), () -> { });
+        long tableStart = arrays.ints(plan.blockTableStart(), () -> { });
+        int numBlocks = c.numBlocks();
+        long table = arrays.ints(plan.blockTable(), () -> {
+            for (int b : plan.blockTable()) {
+                if (b < 0 || b >= numBlocks) {
+                    throw new IllegalArgumentException("block table holds block " + b + ", outside the cache's " + numBlocks + " blocks");
+                }
+            }
+        });
+        LatheNative.pagedAttention(device.stream, o.address, qt.address, c.keys[layer], c.values[layer], positions,
+                seqStart, tableStart, table, tokens, plan.sequenceCount(), heads, c.kvHeads(), c.headDim(),
+                c.blockSize(), numBlocks, scale);
+    }
+
+    // Each token's causal window must be covered by its sequence's blocks.
+    private static void checkWindows(BatchPlan plan) {
+        int[] seqStart = plan.seqStart();
+        for (int s = 0; s < plan.sequenceCount(); s++) {
+            int blocks = plan.blockTableStart()[s + 1] - plan.blockTableStart()[s];
+            for (int t = seqStart[s]; t < seqStart[s + 1]; t++) {
+                int pos = plan.positions()[t];
+                if (pos < 0 || pos / plan.blockSize() >= blocks) {
+                    throw new IllegalArgumentException("token " + t + " at position " + pos + " needs block "
+                            + (pos / plan.blockSize()) + " but sequence " + s + " has " + blocks + " blocks");
+                }
+            }
+        }
+    }
+
+    private static DeviceKvCache kv(KvCache cache) {
+        if (cache instanceof DeviceKvCache c) {
+            return c;
+        }
+        throw new IllegalArgumentException("KV cache " + cache + " does not belong to the CUDA backend");
+    }
+
+    private static void checkLayer(DeviceKvCache c, int layer) {
+        if (layer < 0 || layer >= c.layers()) {
+            throw new IllegalArgumentException("layer " + layer + " is outside the cache's " + c.layers() + " layers");
+        }
+    }
+
+    @Override
+    public void swiglu(Tensor gate, Tensor up) {
+        DeviceTensor g = device(gate, "swiglu");
+        DeviceTensor u = device(up, "swiglu");
+        sameShape(g, u, "swiglu");
+        LatheNative.swiglu(device.stream, g.address, u.address, g.elements());
+    }
+
+    @Override
+    public void add(Tensor x, Tensor y) {
+        DeviceTensor a = device(x, "add");
+        DeviceTensor b = device(y, "add");
+        sameShape(a, b, "add");
+        LatheNative.add(device.stream, a.address, b.address, a.elements());
+    }
+
+    private static void sameShape(DeviceTensor a, DeviceTensor b, String op) {
+        if (a.rows() != b.rows() || a.cols() != b.cols()) {
+            throw new IllegalArgumentException(op + ": shapes [" + a.rows() + ", " + a.cols() + "] and [" + b.rows() + ", "
+                    + b.cols() + "] differ");
+        }
+    }
+
+    @Override
+    public void gatherRows(Tensor out, Tensor x, int[] rows) {
+        DeviceTensor o = device(out, "gatherRows");
+        DeviceTensor in = device(x, "gatherRows");
+        requireCols(o, in.cols(), "gatherRows");
+        requireRows(o, rows.length, "gatherRows");
+        long r = arrays.ints(rows, () -> {
+            for (int row : rows) {
+                if (row < 0 || row >= in.rows()) {
+                    throw new IllegalArgumentException("gatherRows: row " + row + " is outside [0, " + in.rows() + ")");
+                }
+            }
+        });
+        LatheNative.gatherRows(device.stream, o.address, in.address, r, rows.length, in.rows(), in.cols());
+    }
+
+    /** {@code out[r] = argmax x[r, :]} for every row (greedy sampling on the device). */
+    public int[] argmax(Tensor x) {
+        DeviceTensor in = device(x, "argmax");
+        if (in.rows() == 0) {
+            return new int[0];
+        }
+        DeviceMemoryPool.Block block = pool.allocate(Math.max(4, 4L * in.rows()));
+        try (Arena arena = Arena.ofConfined()) {
+            LatheNative.argmax(device.stream, block.address, in.address, in.rows(), in.cols());
+            MemorySegment host = arena.allocate(ValueLayout.JAVA_INT, in.rows());
+            LatheNative.memcpyD2h(device.stream, host, block.address, 4L * in.rows());
+            return host.toArray(ValueLayout.JAVA_INT);
+        } finally {
+            block.release();
+        }
+    }
+
+    @Override
+    public void copyRowToHost(Tensor t, int row, float[] out) {
+        DeviceTensor d = device(t, "copyRowToHost");
+        if (row < 0 || row >= d.rows()) {
+            throw new IllegalArgumentException("row " + row + " is outside [0, " + d.rows() + ")");
+        }
+        if (out.length < d.cols()) {
+            throw new IllegalArgumentException("copyRowToHost: out holds " + out.length + " floats, the row " + d.cols());
+        }
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment host = arena.allocate(ValueLayout.JAVA_FLOAT, d.cols());
+            LatheNative.memcpyD2h(device.stream, host, d.address + 4L * row * d.cols(), 4L * d.cols());
+            MemorySegment.copy(host, ValueLayout.JAVA_FLOAT, 0, out, 0, d.cols());
+        }
+    }
+
+    /** The device, for benchmarks: events are recorded on its stream. */
+    MemorySegment stream() {
+        return device.stream;
+    }
+
+    MemorySegment context() {
+        return device.context;
+    }
+
+    @Override
+    public void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        try {
+            device.synchronize();
+            arrays.clear();
+            pool.close();
+            for (MemorySegment b : weightBuffers) {
+                LatheNative.bufferFree(b);
+            }
+            weightBuffers.clear();
+            uploaded.clear();
+        } finally {
+            device.close();
+        }
+    }
+}

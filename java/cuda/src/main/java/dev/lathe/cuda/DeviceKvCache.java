@@ -1,0 +1,97 @@
+package dev.lathe.cuda;
+
+import dev.lathe.core.backend.KvCache;
+import dev.lathe.bindings.LatheNative;
+import java.lang.foreign.MemorySegment;
+
+/**
+ * Paged K and V pools in device memory, per layer one of each, {@code [numBlocks, blockSize,
+ * kvHeads, headDim]} f32 (the CPU cache's layout, so slot s / head h starts at float
+ * {@code (s * kvHeads + h) * headDim}). Each pool is its own allocation, zeroed at creation.
+ */
+final class DeviceKvCache implements KvCache {
+    private final MemorySegment[] buffers; // [layer * 2 + 0] K, [layer * 2 + 1] V
+    final long[] keys;                    // [layer] device address of the K pool
+    final long[] values;                  // [layer] device address of the V pool
+    private final int numBlocks;
+    private final int blockSize;
+    private final int kvHeads;
+    private final int headDim;
+    private final long poolBytes;
+    private boolean closed;
+
+    DeviceKvCache(CudaDevice device, int layers, int numBlocks, int blockSize, int kvHeads, int headDim) {
+        if (layers < 1 || numBlocks < 1 || blockSize < 1 || kvHeads < 1 || headDim < 1) {
+            throw new IllegalArgumentException("KV cache dimensions must be positive: layers=" + layers + " numBlocks="
+                    + numBlocks + " blockSize=" + blockSize + " kvHeads=" + kvHeads + " headDim=" + headDim);
+        }
+        this.numBlocks = numBlocks;
+        this.blockSize = blockSize;
+        this.kvHeads = kvHeads;
+        this.headDim = headDim;
+        this.poolBytes = Math.multiplyExact(Math.multiplyExact((long) numBlocks * blockSize, (long) kvHeads * headDim), 4L);
+        this.buffers = new MemorySegment[2 * layers];
+        this.keys = new long[layers];
+        this.values = new long[layers];
+        try {
+            for (int l = 0; l < layers; l++) {
+                buffers[2 * l] = LatheNative.bufferAlloc(device.context, poolBytes);
+                buffers[2 * l + 1] = LatheNative.bufferAlloc(device.context, poolBytes);
+                keys[l] = LatheNative.bufferDevicePointer(buffers[2 * l]);
+                values[l] = LatheNative.bufferDevicePointer(buffers[2 * l + 1]);
+                LatheNative.memset(device.stream, keys[l], 0, poolBytes);
+                LatheNative.memset(device.stream, values[l], 0, poolBytes);
+            }
+        } catch (RuntimeException e) {
+            close();
+            throw e;
+        }
+    }
+
+    long slots() {
+        return (long) numBlocks * blockSize;
+    }
+
+    @Override
+    public int layers() {
+        return keys.length;
+    }
+
+    @Override
+    public int numBlocks() {
+        return numBlocks;
+    }
+
+    @Override
+    public int blockSize() {
+        return blockSize;
+    }
+
+    @Override
+    public int kvHeads() {
+        return kvHeads;
+    }
+
+    @Override
+    public int headDim() {
+        return headDim;
+    }
+
+    @Override
+    public long byteSize() {
+        return 2L * keys.length * poolBytes;
+    }
+
+    @Override
+    public void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        for (MemorySegment b : buffers) {
+            if (b != null) {
+                LatheNative.bufferFree(b);
+            }
+        }
+    }
+}

@@ -1,0 +1,271 @@
+package dev.lathe.cuda;
+
+import dev.lathe.bindings.LatheNative;
+import dev.lathe.core.backend.BatchPlan;
+import dev.lathe.core.backend.KvCache;
+import dev.lathe.core.backend.Tensor;
+import dev.lathe.core.model.RopeStyle;
+import dev.lathe.core.tensor.GgmlType;
+import dev.lathe.core.tensor.WeightMatrices;
+import dev.lathe.core.tensor.WeightMatrix;
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.SplittableRandom;
+
+/**
+ * Times the CUDA kernels with CUDA events and writes a Markdown table: kernel, shape, median time,
+ * achieved GB/s and TFLOP/s, the roofline bound (fewest bytes over the measured device-to-device
+ * copy bandwidth) and the fraction of it reached.
+ *
+ * <p>Method (the device README's METHOD.md): a warm-up, then {@value #SAMPLES} samples, each the
+ * mean of {@value #LAUNCHES} back-to-back launches between two events (so launch gaps of kernels
+ * shorter than the host's launch cost show up as time, honestly); the median sample is reported.
+ * Weights rotate among enough copies to exceed the L2 cache, and are random, never zeros.
+ *
+ * <p>Run: {@code java -cp ... dev.lathe.cuda.KernelBenchmark OUT.md} (bench/gpu/run.sh does).
+ */
+public final class KernelBenchmark {
+    private static final int SAMPLES = 15;
+    private static final int LAUNCHES = 20;
+    private static final long ROTATE_BYTES = 160L << 20; // > 2x the 50-60 MB L2 of an H100/H200
+
+    private final CudaBackend gpu;
+    private final MemorySegment start;
+    private final MemorySegment end;
+    private final SplittableRandom random = new SplittableRandom(7);
+    private final List<String> tableRows = new ArrayList<>();
+    private double bandwidth; // bytes/s, measured
+
+    private KernelBenchmark(CudaBackend gpu) {
+        this.gpu = gpu;
+        this.start = LatheNative.eventCreate(gpu.context());
+        this.end = LatheNative.eventCreate(gpu.context());
+    }
+
+    public static void main(String[] args) throws IOException {
+        Path out = args.length > 0 ? Path.of(args[0]) : Path.of("kernel-bench.md");
+        try (CudaBackend gpu = CudaBackend.open(0)) {
+            KernelBenchmark b = new KernelBenchmark(gpu);
+            b.run();
+            String table = b.table();
+            Files.createDirectories(out.toAbsolutePath().getParent());
+            Files.writeString(out, table);
+            System.out.print(table);
+        }
+    }
+
+    @FunctionalInterface
+    interface Launch {
+        void run(int iteration);
+    }
+
+    /** Median over samples of the mean seconds per launch. */
+    private double time(Launch launch) {
+        for (int i = 0; i < 3; i++) {
+            launch.run(i);
+        }
+        gpu.synchronize();
+        double[] samples = new double[SAMPLES];
+        int iteration = 0;
+        for (int s = 0; s < SAMPLES; s++) {
+            LatheNative.eventRecord(start, gpu.stream());
+            for (int i = 0; i < LAUNCHES; i++) {
+                launch.run(iteration++);
+            }
+            LatheNative.eventRecord(end, gpu.stream());
+            samples[s] = LatheNative.eventElapsedMs(start, end) / 1e3 / LAUNCHES;
+        }
+        Arrays.sort(samples);
+        return samples[SAMPLES / 2];
+    }
+
+    private void record(String kernel, String shape, double seconds, double bytes, double flops) {
+        double bound = bytes / bandwidth;
+        tableRows.add(String.format("| %s | %s | %.2f | %.0f | %.3f | %.2f | %.0f%% |", kernel, shape, seconds * 1e6,
+                bytes / seconds / 1e9, flops / seconds / 1e12, bound * 1e6, 100 * bound / seconds));
+        System.out.println(tableRows.getLast());
+    }
+
+    private void run() {
+        measureBandwidth();
+        for (GgmlType type : new GgmlType[] {GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.F32}) {
+            for (int[] shape : new int[][] {{4096, 4096}, {14336, 4096}, {4096, 14336}}) {
+                for (int tokens : new int[] {1, 4, 8}) {
+                    matmul(type, shape[0], shape[1], tokens);
+                }
+            }
+        }
+        for (int[] c : new int[][] {{1, 1024}, {1, 4096}, {16, 1024}, {16, 4096}, {64, 2048}}) {
+            attentionDecode(c[0], c[1], 32, 8, 128);
+        }
+        elementwise();
+    }
+
+    private void measureBandwidth() {
+        long bytes = 1L << 30;
+        Tensor a = gpu.allocate(1, (int) (bytes / 4));
+        Tensor b = gpu.allocate(1, (int) (bytes / 4));
+        long src = ((DeviceTensor) a).address;
+        long dst = ((DeviceTensor) b).address;
+        double seconds = time(i -> LatheNative.memcpyD2d(gpu.stream(), dst, src, bytes));
+        bandwidth = 2.0 * bytes / seconds;
+        tableRows.add(String.format("| memcpy d2d (bandwidth ceiling) | 1 GiB | %.2f | %.0f | - | - | - |", seconds * 1e6,
+                bandwidth / 1e9));
+        System.out.println(tableRows.getLast());
+    }
+
+    /** A weight of random, finite values in a ggml format (bytes made directly, no quantizer run). */
+    private WeightMatrix randomWeight(GgmlType type, int rows, int cols, Arena arena) {
+        long bytes = type.bytesFor(cols, "bench") * rows;
+        MemorySegment data = arena.allocate(bytes, 16);
+        byte[] chunk = new byte[1 << 20];
+        for (long at = 0; at < bytes; at += chunk.length) {
+            random.nextBytes(chunk);
+            MemorySegment.copy(chunk, 0, data, ValueLayout.JAVA_BYTE, at, (int) Math.min(chunk.length, bytes - at));
+        }
+        ValueLayout.OfShort half = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+        switch (type) {
+            case F32 -> {
+                for (long i = 0; i < bytes; i += 4) {
+                    data.set(ValueLayout.JAVA_BYTE, i + 3, (byte) (data.get(ValueLayout.JAVA_BYTE, i + 3) & 0xBF));
+                }
+            }
+            case F16, BF16 -> {
+                // Clear the top exponent bit: |w| < 2, never inf or NaN.
+                for (long i = 0; i < bytes; i += 2) {
+                    data.set(ValueLayout.JAVA_BYTE, i + 1, (byte) (data.get(ValueLayout.JAVA_BYTE, i + 1) & 0xBF));
+                }
+            }
+            default -> {
+                for (long b = 0; b < bytes; b += type.blockBytes) {
+                    data.set(half, b, Float.floatToFloat16(0.01f));
+                }
+            }
+        }
+        return WeightMatrices.of("bench." + type + "." + rows + "x" + cols, type, rows, cols, data);
+    }
+
+    private float[] randomFloats(int n) {
+        float[] v = new float[n];
+        for (int i = 0; i < n; i++) {
+            v[i] = (float) (random.nextDouble() * 2 - 1);
+        }
+        return v;
+    }
+
+    private void matmul(GgmlType type, int rows, int cols, int tokens) {
+        KernelLayout layout = WeightRepacker.layoutFor(WeightMatrices.of("probe", type, 2, 32,
+                MemorySegment.ofArray(new byte[(int) type.bytesFor(32, "probe") * 2])));
+        long weightBytes = layout.valuesBytes(rows, cols) + layout.scalesBytes(rows, cols);
+        int copies = (int) Math.max(1, Math.min(8, (ROTATE_BYTES + weightBytes - 1) / weightBytes));
+        List<WeightMatrix> weights = new ArrayList<>();
+        try (Arena arena = Arena.ofConfined()) {
+            for (int c = 0; c < copies; c++) {
+                weights.add(gpu.upload(randomWeight(type, rows, cols, arena)));
+            }
+        }
+        Tensor x = gpu.upload(randomFloats(tokens * cols), tokens, cols);
+        Tensor out = gpu.allocate(tokens, rows);
+        double seconds = time(i -> gpu.matmul(out, x, weights.get(i % copies)));
+        double bytes = weightBytes + 4.0 * tokens * (cols + rows);
+        record("matmul " + type, rows + "x" + cols + " T=" + tokens, seconds, bytes, 2.0 * rows * cols * tokens);
+    }
+
+    private void attentionDecode(int sequences, int context, int heads, int kvHeads, int headDim) {
+        int blockSize = 16;
+        int blocksPerSeq = (context + blockSize - 1) / blockSize;
+        int numBlocks = sequences * blocksPerSeq;
+        KvCache cache = gpu.allocateKvCache(1, numBlocks, blockSize, kvHeads, headDim);
+        // Fill the pools with random values (never time on zeros).
+        DeviceKvCache c = (DeviceKvCache) cache;
+        long poolFloats = (long) numBlocks * blockSize * kvHeads * headDim;
+        Tensor noise = gpu.upload(randomFloats(1 << 20), 1, 1 << 20);
+        for (long at = 0; at < poolFloats; at += 1 << 20) {
+            long n = Math.min(1 << 20, poolFloats - at);
+            LatheNative.memcpyD2d(gpu.stream(), c.keys[0] + 4 * at, ((DeviceTensor) noise).address, 4 * n);
+            LatheNative.memcpyD2d(gpu.stream(), c.values[0] + 4 * at, ((DeviceTensor) noise).address, 4 * n);
+        }
+        int[] positions = new int[sequences];
+        int[] seqStart = new int[sequences + 1];
+        int[] tableStart = new int[sequences + 1];
+        int[] table = new int[numBlocks];
+        int[] slots = new int[sequences];
+        for (int s = 0; s < sequences; s++) {
+            positions[s] = context - 1;
+            seqStart[s + 1] = s + 1;
+            tableStart[s + 1] = (s + 1) * blocksPerSeq;
+            for (int b = 0; b < blocksPerSeq; b++) {
+                table[s * blocksPerSeq + b] = s * blocksPerSeq + b;
+            }
+            slots[s] = table[s * blocksPerSeq + (context - 1) / blockSize] * blockSize + (context - 1) % blockSize;
+        }
+        int[] contextLen = new int[sequences];
+        Arrays.fill(contextLen, context - 1);
+        BatchPlan plan = new BatchPlan(new int[sequences], positions, seqStart, contextLen, tableStart, table, slots,
+                new int[0], blockSize);
+        Tensor q = gpu.upload(randomFloats(sequences * heads * headDim), sequences, heads * headDim);
+        Tensor out = gpu.allocate(sequences, heads * headDim);
+        float scale = (float) (1 / Math.sqrt(headDim));
+        double seconds = time(i -> gpu.attention(out, q, cache, 0, plan, heads, scale));
+        double bytes = 2.0 * sequences * context * kvHeads * headDim * 4 + 8.0 * sequences * heads * headDim;
+        double flops = 4.0 * sequences * context * heads * headDim;
+        record("paged attention decode f32 KV", "B=" + sequences + " L=" + context + " H=" + heads + "/" + kvHeads
+                + " d=" + headDim, seconds, bytes, flops);
+        cache.close();
+    }
+
+    private void elementwise() {
+        int dim = 4096;
+        int ffn = 14336;
+        for (int tokens : new int[] {1, 64}) {
+            Tensor x = gpu.upload(randomFloats(tokens * dim), tokens, dim);
+            Tensor out = gpu.allocate(tokens, dim);
+            WeightMatrix w = gpu.upload(WeightMatrices.of("norm", GgmlType.F32, 1, dim,
+                    MemorySegment.ofArray(randomFloats(dim))));
+            double s = time(i -> gpu.rmsNorm(out, x, w, 1e-5f));
+            record("rmsnorm", tokens + "x" + dim, s, 8.0 * tokens * dim + 4.0 * dim, 3.0 * tokens * dim);
+
+            int[] positions = new int[tokens];
+            for (int t = 0; t < tokens; t++) {
+                positions[t] = 1000 + t;
+            }
+            float[] invFreq = randomFloats(64);
+            s = time(i -> gpu.rope(x, 32, 128, positions, invFreq, RopeStyle.INTERLEAVED));
+            record("rope interleaved", tokens + "x32x128", s, 8.0 * tokens * dim, 6.0 * tokens * dim);
+
+            Tensor gate = gpu.upload(randomFloats(tokens * ffn), tokens, ffn);
+            Tensor up = gpu.upload(randomFloats(tokens * ffn), tokens, ffn);
+            s = time(i -> gpu.swiglu(gate, up));
+            record("swiglu", tokens + "x" + ffn, s, 12.0 * tokens * ffn, 5.0 * tokens * ffn);
+
+            Tensor logits = gpu.upload(randomFloats(tokens * 128256), tokens, 128256);
+            s = time(i -> gpu.argmax(logits));
+            record("argmax (incl. copy to host)", tokens + "x128256", s, 4.0 * tokens * 128256, tokens * 128256.0);
+        }
+    }
+
+    private String table() {
+        StringBuilder sb = new StringBuilder();
+        sb.append("# Kernel benchmark\n\n");
+        sb.append("device: ").append(gpu.describe()).append("  \n");
+        sb.append("date: ").append(Instant.now()).append("  \n");
+        sb.append("method: median of ").append(SAMPLES).append(" samples, each the mean of ").append(LAUNCHES)
+                .append(" launches between CUDA events; roofline = fewest bytes / measured d2d copy bandwidth.  \n");
+        sb.append("cuBLAS FP16 baseline: not measured (the library does not link cuBLAS yet).\n\n");
+        sb.append("| kernel | shape | median us | GB/s | TFLOP/s | roofline us | of roofline |\n");
+        sb.append("|---|---|---|---|---|---|---|\n");
+        for (String r : tableRows) {
+            sb.append(r).append('\n');
+        }
+        return sb.toString();
+    }
+}

@@ -1,0 +1,39 @@
+package dev.lathe.cuda;
+
+/** The weight layouts the kernels read: lathe.h's {@code LATHE_WEIGHT_*} codes. */
+enum KernelLayout {
+    /** float [rows, cols]. */
+    F32(0, 4),
+    /** half [rows, cols]. */
+    F16(1, 2),
+    /** bfloat16 [rows, cols]. */
+    BF16(2, 2),
+    /** int8 [rows, cols] + half scales [rows, cols/32]. */
+    Q8_0(3, 1),
+    /** 16 bytes of nibbles per group of 32 ([rows, cols/2]) + half scales [rows, cols/32]. */
+    Q4_0(4, 0);
+
+    /** The C constant. */
+    final int code;
+    /** Bytes per value of a dense layout (0: Q4_0's half byte, counted separately). */
+    final int valueBytes;
+
+    KernelLayout(int code, int valueBytes) {
+        this.code = code;
+        this.valueBytes = valueBytes;
+    }
+
+    boolean hasScales() {
+        return this == Q8_0 || this == Q4_0;
+    }
+
+    /** Bytes of the values array for a [rows, cols] matrix. */
+    long valuesBytes(long rows, long cols) {
+        return this == Q4_0 ? rows * cols / 2 : rows * cols * valueBytes;
+    }
+
+    /** Bytes of the scales array (half per group of 32), 0 for dense layouts. */
+    long scalesBytes(long rows, long cols) {
+        return hasScales() ? rows * (cols / 32) * 2 : 0;
+    }
+}

@@ -1,0 +1,125 @@
+package dev.lathe.cuda;
+
+import dev.lathe.core.tensor.GgmlType;
+import dev.lathe.core.tensor.WeightMatrix;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+
+/**
+ * Turns a model file's weight into the layout the CUDA kernels read, once, on the CPU
+ * (DESIGN.md, "Backend.upload ... repack once into the kernel layout").
+ * <ul>
+ * <li>F32, F16, BF16: the same bytes (already the kernel layout).</li>
+ * <li>Q8_0, Q4_0: each ggml block (f16 scale + quants, 34 / 18 bytes, only 2-byte aligned) is
+ *     split into a quants array, whose groups of 32 are 32 / 16 bytes and so 16-byte aligned
+ *     vector loads, and a separate array of the f16 scales. Values are bit-identical.</li>
+ * <li>Every other format (Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K): dequantized to F16 rows, so any
+ *     supported GGUF model runs on the GPU; this costs memory and rounds each weight to f16
+ *     (relative error under 2^-11). Dedicated kernels for them are listed as not done.</li>
+ * <li>Vectors (one row: norm weights, biases) always become F32, the layout the norm and bias
+ *     kernels read.</li>
+ * </ul>
+ */
+final class WeightRepacker {
+    private static final ValueLayout.OfShort HALF = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final int GROUP = 32;
+
+    private WeightRepacker() {
+    }
+
+    /** The layout {@code w} will have on the device. */
+    static KernelLayout layoutFor(WeightMatrix w) {
+        if (w.rows() == 1) {
+            return KernelLayout.F32;
+        }
+        return switch (w.type()) {
+            case F32 -> KernelLayout.F32;
+            case F16 -> KernelLayout.F16;
+            case BF16 -> KernelLayout.BF16;
+            case Q8_0 -> KernelLayout.Q8_0;
+            case Q4_0 -> KernelLayout.Q4_0;
+            default -> KernelLayout.F16;
+        };
+    }
+
+    /** {@code w} in its kernel layout, in memory of {@code arena}. */
+    static RepackedWeight repack(WeightMatrix w, Arena arena) {
+        KernelLayout layout = layoutFor(w);
+        int rows = w.rows();
+        int cols = w.cols();
+        boolean sameBytes = (layout == KernelLayout.F32 && w.type() == GgmlType.F32)
+                || (layout == KernelLayout.F16 && w.type() == GgmlType.F16)
+                || (layout == KernelLayout.BF16 && w.type() == GgmlType.BF16);
+        if (sameBytes) {
+            // Already the kernel layout: the file's bytes go to the device as they are, no copy here.
+            return new RepackedWeight(layout, rows, cols, w.data().asSlice(0, layout.valuesBytes(rows, cols)),
+                    MemorySegment.NULL);
+        }
+        MemorySegment values = arena.allocate(layout.valuesBytes(rows, cols), 16);
+        MemorySegment scales = layout.hasScales() ? arena.allocate(layout.scalesBytes(rows, cols), 16) : MemorySegment.NULL;
+        if (layout == KernelLayout.Q8_0 || layout == KernelLayout.Q4_0) {
+            splitBlocks(w, layout, values, scales);
+        } else {
+            dequantize(w, layout, values);
+        }
+        return new RepackedWeight(layout, rows, cols, values, scales);
+    }
+
+    // ggml Q8_0 block: f16 d, int8 qs[32]; Q4_0 block: f16 d, uint8 qs[16].
+    private static void splitBlocks(WeightMatrix w, KernelLayout layout, MemorySegment values, MemorySegment scales) {
+        int quantBytes = layout == KernelLayout.Q8_0 ? GROUP : GROUP / 2;
+        int blockBytes = 2 + quantBytes;
+        long blocks = (long) w.rows() * (w.cols() / GROUP);
+        MemorySegment src = w.data();
+        for (long b = 0; b < blocks; b++) {
+            long at = b * blockBytes;
+            scales.set(HALF, 2 * b, src.get(HALF, at));
+            MemorySegment.copy(src, at + 2, values, b * quantBytes, quantBytes);
+        }
+    }
+
+    private static void dequantize(WeightMatrix w, KernelLayout layout, MemorySegment values) {
+        float[] row = new float[w.cols()];
+        for (int r = 0; r < w.rows(); r++) {
+            w.dequantizeRow(r, row, 0);
+            long base = (long) r * w.cols();
+            if (layout == KernelLayout.F32) {
+                for (int i = 0; i < row.length; i++) {
+                    values.set(FLOAT, 4 * (base + i), row[i]);
+                }
+            } else {
+                for (int i = 0; i < row.length; i++) {
+                    values.set(HALF, 2 * (base + i), Float.floatToFloat16(row[i]));
+                }
+            }
+        }
+    }
+
+    /**
+     * W[row, col] read back from a repacked weight: the kernels' reading of the layout
+     * (kernels/common/weight_formats.cuh, load_weight), in Java, for tests.
+     */
+    static float valueAt(RepackedWeight p, int row, int col) {
+        long index = (long) row * p.cols() + col;
+        return switch (p.layout()) {
+            case F32 -> p.values().get(FLOAT, 4 * index);
+            case F16 -> Float.float16ToFloat(p.values().get(HALF, 2 * index));
+            case BF16 -> Float.intBitsToFloat((p.values().get(HALF, 2 * index) & 0xFFFF) << 16);
+            case Q8_0 -> p.values().get(ValueLayout.JAVA_BYTE, index) * scaleAt(p, row, col);
+            case Q4_0 -> {
+                int within = col % GROUP;
+                long at = (long) row * (p.cols() / 2) + (col / GROUP) * 16L + (within & 15);
+                int packed = p.values().get(ValueLayout.JAVA_BYTE, at) & 0xFF;
+                int q = within < 16 ? packed & 0x0F : packed >>> 4;
+                yield (q - 8) * scaleAt(p, row, col);
+            }
+        };
+    }
+
+    private static float scaleAt(RepackedWeight p, int row, int col) {
+        return Float.float16ToFloat(p.scales().get(HALF, 2 * ((long) row * (p.cols() / GROUP) + col / GROUP)));
+    }
+}

@@ -1,0 +1,376 @@
+package dev.lathe.cuda;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.lathe.core.backend.BatchPlan;
+import dev.lathe.core.backend.KvCache;
+import dev.lathe.core.backend.Tensor;
+import dev.lathe.core.backend.cpu.CpuBackend;
+import dev.lathe.core.backend.cpu.HostTensor;
+import dev.lathe.core.model.RopeStyle;
+import dev.lathe.core.tensor.GgmlType;
+import dev.lathe.core.tensor.WeightEncoder;
+import dev.lathe.core.tensor.WeightMatrices;
+import dev.lathe.core.tensor.WeightMatrix;
+import dev.lathe.core.testing.TestRandom;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collections;
+import java.util.List;
+import java.util.Random;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Every CUDA op against the CPU backend (the reference) on fresh random inputs of awkward sizes,
+ * outputs poisoned with NaN before each run. Needs a GPU: tagged "gpu", excluded from normal test
+ * runs, run by bench/gpu/run.sh. Tolerances are relative L2 errors ||gpu - cpu|| / ||cpu||, each
+ * with the reason next to it.
+ */
+@Tag("gpu")
+class CudaParityTest {
+    private static final int[] AWKWARD = {1, 3, 17, 111};
+
+    static CudaBackend gpu;
+    static CpuBackend cpu;
+    static Arena arena;
+
+    @BeforeAll
+    static void open() {
+        gpu = CudaBackend.open(0);
+        cpu = new CpuBackend(Math.max(1, Runtime.getRuntime().availableProcessors()));
+        arena = Arena.ofShared();
+        System.out.println("[gpu] " + gpu.describe());
+    }
+
+    @AfterAll
+    static void close() {
+        if (gpu != null) {
+            gpu.close();
+        }
+        if (arena != null) {
+            arena.close();
+        }
+    }
+
+    static float[] gaussian(Random r, int n, double scale) {
+        float[] v = new float[n];
+        for (int i = 0; i < n; i++) {
+            v[i] = (float) (r.nextGaussian() * scale);
+        }
+        return v;
+    }
+
+    static Tensor gpuTensor(float[] values, int rows, int cols) {
+        return gpu.upload(values, rows, cols);
+    }
+
+    /** A GPU tensor full of NaN: any element a kernel forgets to write fails the comparison. */
+    static Tensor poisoned(int rows, int cols) {
+        float[] nan = new float[rows * cols];
+        Arrays.fill(nan, Float.NaN);
+        return gpu.upload(nan, rows, cols);
+    }
+
+    static void assertClose(float[] expected, float[] actual, double tolerance, String what) {
+        assertEquals(expected.length, actual.length, what + ": length");
+        double diff = 0;
+        double norm = 0;
+        for (int i = 0; i < expected.length; i++) {
+            if (Float.isNaN(actual[i]) != Float.isNaN(expected[i])) {
+                throw new AssertionError(what + ": element " + i + " is " + actual[i] + ", expected " + expected[i]);
+            }
+            double d = (double) actual[i] - expected[i];
+            diff += d * d;
+            norm += (double) expected[i] * expected[i];
+        }
+        double rel = Math.sqrt(diff) / Math.max(Math.sqrt(norm), 1e-30);
+        assertTrue(rel <= tolerance, what + ": relative error " + rel + " > " + tolerance);
+    }
+
+    static WeightMatrix weight(GgmlType type, float[] values, int rows, int cols) {
+        MemorySegment data = WeightEncoder.encode(type, values, rows, cols, arena);
+        return WeightMatrices.of("w" + rows + "x" + cols, type, rows, cols, data);
+    }
+
+    @Test
+    void embed() {
+        Random r = TestRandom.create("CudaParityTest.embed");
+        for (GgmlType type : new GgmlType[] {GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_0}) {
+            int vocab = 111;
+            int dim = type == GgmlType.Q8_0 || type == GgmlType.Q4_0 ? 96 : 17;
+            WeightMatrix table = weight(type, gaussian(r, vocab * dim, 1), vocab, dim);
+            int[] tokens = {0, 110, 5, 5, 64, 3, 109};
+            HostTensor expected = new HostTensor(tokens.length, dim);
+            cpu.embed(expected, table, tokens);
+            Tensor out = poisoned(tokens.length, dim);
+            gpu.embed(out, gpu.upload(table), tokens);
+            // Dequantizing is the same float product on both sides: exact.
+            assertArrayEquals(expected.data(), gpu.download(out), "embed " + type);
+        }
+        Tensor out = poisoned(1, 17);
+        WeightMatrix table = gpu.upload(weight(GgmlType.F32, gaussian(r, 3 * 17, 1), 3, 17));
+        assertThrows(IllegalArgumentException.class, () -> gpu.embed(out, table, new int[] {3}));
+    }
+
+    @Test
+    void rmsNorm() {
+        Random r = TestRandom.create("CudaParityTest.rmsNorm");
+        for (int rows : AWKWARD) {
+            for (int cols : new int[] {1, 17, 769, 4096}) {
+                float[] x = gaussian(r, rows * cols, 3);
+                WeightMatrix w = weight(GgmlType.F32, gaussian(r, cols, 1), 1, cols);
+                HostTensor expected = new HostTensor(rows, cols);
+                cpu.rmsNorm(expected, new HostTensor(x.clone(), rows, cols), w, 1e-5f);
+                Tensor out = poisoned(rows, cols);
+                gpu.rmsNorm(out, gpuTensor(x, rows, cols), gpu.upload(w), 1e-5f);
+                // f32 sums in another order: a few ulps on the scale.
+                assertClose(expected.data(), gpu.download(out), 1e-5, "rmsNorm " + rows + "x" + cols);
+                // In place (out == x), as the model calls it for the final norm.
+                Tensor inPlace = gpuTensor(x, rows, cols);
+                gpu.rmsNorm(inPlace, inPlace, gpu.upload(w), 1e-5f);
+                assertClose(expected.data(), gpu.download(inPlace), 1e-5, "rmsNorm in place " + rows + "x" + cols);
+            }
+        }
+    }
+
+    @Test
+    void matmulEveryLayout() {
+        Random r = TestRandom.create("CudaParityTest.matmul");
+        GgmlType[] types = {GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_0};
+        for (GgmlType type : types) {
+            boolean quantized = type == GgmlType.Q8_0 || type == GgmlType.Q4_0;
+            int[] colsList = quantized ? new int[] {32, 96, 4096} : new int[] {1, 17, 111, 768, 4096};
+            for (int rows : new int[] {1, 3, 17, 111, 769}) {
+                for (int cols : colsList) {
+                    for (int tokens : new int[] {1, 3, 5, 17}) {
+                        WeightMatrix w = weight(type, gaussian(r, rows * cols, 0.05), rows, cols);
+                        float[] x = gaussian(r, tokens * cols, 1);
+                        HostTensor expected = new HostTensor(tokens, rows);
+                        cpu.matmul(expected, new HostTensor(x, tokens, cols), w);
+                        Tensor out = poisoned(tokens, rows);
+                        gpu.matmul(out, gpuTensor(x, tokens, cols), gpu.upload(w));
+                        // Same weights, f32 accumulation in another order: error ~ sqrt(cols) ulps.
+                        assertClose(expected.data(), gpu.download(out), 2e-5,
+                                "matmul " + type + " " + rows + "x" + cols + " T=" + tokens);
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
+    void matmulOfKQuantsConvertedToF16() {
+        Random r = TestRandom.create("CudaParityTest.matmulKQuant");
+        // Build a Q6_K matrix by quantizing nothing: random blocks with sane scales (see WeightRepackerTest).
+        int rows = 33;
+        int cols = 512;
+        GgmlType type = GgmlType.Q6_K;
+        long bytes = type.bytesFor(cols, "test") * rows;
+        MemorySegment data = arena.allocate(bytes);
+        for (long i = 0; i < bytes; i++) {
+            data.set(java.lang.foreign.ValueLayout.JAVA_BYTE, i, (byte) r.nextInt(256));
+        }
+        for (long b = 0; b < bytes / type.blockBytes; b++) {
+            data.set(java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED, b * type.blockBytes + 208,
+                    Float.floatToFloat16((float) (r.nextDouble() * 0.01 + 0.001)));
+        }
+        WeightMatrix w = WeightMatrices.of("q6k", type, rows, cols, data);
+        float[] x = gaussian(r, 2 * cols, 1);
+        HostTensor expected = new HostTensor(2, rows);
+        cpu.matmul(expected, new HostTensor(x, 2, cols), w);
+        Tensor out = poisoned(2, rows);
+        gpu.matmul(out, gpuTensor(x, 2, cols), gpu.upload(w));
+        // Weights rounded to f16 (2^-11 relative each), errors averaging over 512 terms.
+        assertClose(expected.data(), gpu.download(out), 2e-3, "matmul Q6_K via F16");
+    }
+
+    @Test
+    void addBiasAddSwiglu() {
+        Random r = TestRandom.create("CudaParityTest.elementwise");
+        for (int rows : AWKWARD) {
+            for (int cols : new int[] {1, 17, 769}) {
+                float[] x = gaussian(r, rows * cols, 2);
+                float[] y = gaussian(r, rows * cols, 2);
+                WeightMatrix bias = weight(GgmlType.F32, gaussian(r, cols, 1), 1, cols);
+
+                HostTensor ex = new HostTensor(x.clone(), rows, cols);
+                cpu.addBias(ex, bias);
+                Tensor gx = gpuTensor(x, rows, cols);
+                gpu.addBias(gx, gpu.upload(bias));
+                assertClose(ex.data(), gpu.download(gx), 0, "addBias"); // one rounding, same on both
+
+                HostTensor ea = new HostTensor(x.clone(), rows, cols);
+                cpu.add(ea, new HostTensor(y.clone(), rows, cols));
+                Tensor ga = gpuTensor(x, rows, cols);
+                gpu.add(ga, gpuTensor(y, rows, cols));
+                assertClose(ea.data(), gpu.download(ga), 0, "add");
+
+                HostTensor es = new HostTensor(x.clone(), rows, cols);
+                cpu.swiglu(es, new HostTensor(y.clone(), rows, cols));
+                Tensor gs = gpuTensor(x, rows, cols);
+                gpu.swiglu(gs, gpuTensor(y, rows, cols));
+                // expf vs Math.exp rounded to float: within 2 ulps per element.
+                assertClose(es.data(), gpu.download(gs), 1e-6, "swiglu");
+            }
+        }
+    }
+
+    @Test
+    void gatherRowsAndArgmax() {
+        Random r = TestRandom.create("CudaParityTest.gather");
+        float[] x = gaussian(r, 17 * 769, 1);
+        int[] rows = {16, 0, 3, 3};
+        HostTensor expected = new HostTensor(rows.length, 769);
+        cpu.gatherRows(expected, new HostTensor(x, 17, 769), rows);
+        Tensor out = poisoned(rows.length, 769);
+        Tensor gx = gpuTensor(x, 17, 769);
+        gpu.gatherRows(out, gx, rows);
+        assertArrayEquals(expected.data(), gpu.download(out));
+
+        int[] argmax = gpu.argmax(gx);
+        for (int row = 0; row < 17; row++) {
+            int best = 0;
+            for (int j = 1; j < 769; j++) {
+                if (x[row * 769 + j] > x[row * 769 + best]) {
+                    best = j;
+                }
+            }
+            assertEquals(best, argmax[row], "argmax row " + row);
+        }
+        float[] ties = new float[3 * 111];
+        ties[5] = 1;
+        ties[7] = 1;
+        ties[111 + 50] = Float.NaN;
+        ties[111 + 60] = -1;
+        ties[2 * 111 + 110] = 2;
+        assertArrayEquals(new int[] {5, 0, 110}, gpu.argmax(gpuTensor(ties, 3, 111)), "first index on ties; NaN never wins");
+    }
+
+    @Test
+    void rope() {
+        Random r = TestRandom.create("CudaParityTest.rope");
+        for (RopeStyle style : RopeStyle.values()) {
+            for (int headDim : new int[] {2, 34, 64, 128}) {
+                int heads = 3;
+                int tokens = 17;
+                float[] invFreq = new float[headDim / 2];
+                for (int i = 0; i < invFreq.length; i++) {
+                    invFreq[i] = (float) Math.pow(10000, -2.0 * i / headDim);
+                }
+                int[] positions = new int[tokens];
+                for (int t = 0; t < tokens; t++) {
+                    positions[t] = r.nextInt(8192);
+                }
+                float[] x = gaussian(r, tokens * heads * headDim, 1);
+                HostTensor expected = new HostTensor(x.clone(), tokens, heads * headDim);
+                cpu.rope(expected, heads, headDim, positions, invFreq, style);
+                Tensor gx = gpuTensor(x, tokens, heads * headDim);
+                gpu.rope(gx, heads, headDim, positions, invFreq, style);
+                // Same f32 angle on both sides; sincosf vs Math.sin/cos (double, rounded): ~1 ulp.
+                assertClose(expected.data(), gpu.download(gx), 1e-5, "rope " + style + " headDim " + headDim);
+            }
+        }
+    }
+
+    /** A ragged batch: a prefill chunk, a decode token deep in its context, and a mid-sequence chunk. */
+    @Test
+    void pagedAttentionRaggedBatch() {
+        Random r = TestRandom.create("CudaParityTest.attention");
+        int[][] shapes = {{6, 2, 64}, {8, 8, 128}, {12, 1, 40}, {4, 2, 256}, {3, 3, 17}}; // heads, kvHeads, headDim
+        for (int[] shape : shapes) {
+            for (int blockSize : new int[] {16, 5}) {
+                checkAttention(r, shape[0], shape[1], shape[2], blockSize);
+            }
+        }
+    }
+
+    private static void checkAttention(Random r, int heads, int kvHeads, int headDim, int blockSize) {
+        int[] context = {0, 111, 40};   // cached tokens before this step
+        int[] newTokens = {17, 1, 3};
+        int sequences = context.length;
+        int numBlocks = 0;
+        for (int s = 0; s < sequences; s++) {
+            numBlocks += (context[s] + newTokens[s] + blockSize - 1) / blockSize;
+        }
+        numBlocks += 3; // spare blocks nobody uses
+        List<Integer> ids = new ArrayList<>();
+        for (int b = 0; b < numBlocks; b++) {
+            ids.add(b);
+        }
+        Collections.shuffle(ids, r);
+        int tokens = Arrays.stream(newTokens).sum();
+        int[] seqStart = new int[sequences + 1];
+        int[] tableStart = new int[sequences + 1];
+        List<Integer> table = new ArrayList<>();
+        int[] positions = new int[tokens];
+        int[] slots = new int[tokens];
+        int next = 0;
+        for (int s = 0; s < sequences; s++) {
+            int blocks = (context[s] + newTokens[s] + blockSize - 1) / blockSize;
+            tableStart[s] = table.size();
+            for (int b = 0; b < blocks; b++) {
+                table.add(ids.get(next++));
+            }
+            tableStart[s + 1] = table.size();
+            seqStart[s + 1] = seqStart[s] + newTokens[s];
+            for (int i = 0; i < newTokens[s]; i++) {
+                int t = seqStart[s] + i;
+                int pos = context[s] + i;
+                positions[t] = pos;
+                slots[t] = table.get(tableStart[s] + pos / blockSize) * blockSize + pos % blockSize;
+            }
+        }
+        int[] blockTable = table.stream().mapToInt(Integer::intValue).toArray();
+        BatchPlan plan = new BatchPlan(new int[tokens], positions, seqStart, context.clone(), tableStart, blockTable, slots,
+                new int[0], blockSize);
+
+        int kvCols = kvHeads * headDim;
+        KvCache cpuCache = cpu.allocateKvCache(1, numBlocks, blockSize, kvHeads, headDim);
+        KvCache gpuCache = gpu.allocateKvCache(1, numBlocks, blockSize, kvHeads, headDim);
+        // Fill every cached position of every sequence (the context and the new tokens).
+        for (int s = 0; s < sequences; s++) {
+            int total = context[s] + newTokens[s];
+            int[] allSlots = new int[total];
+            for (int pos = 0; pos < total; pos++) {
+                allSlots[pos] = blockTable[tableStart[s] + pos / blockSize] * blockSize + pos % blockSize;
+            }
+            float[] k = gaussian(r, total * kvCols, 1);
+            float[] v = gaussian(r, total * kvCols, 1);
+            cpu.writeKv(cpuCache, 0, new HostTensor(k, total, kvCols), new HostTensor(v, total, kvCols), allSlots);
+            gpu.writeKv(gpuCache, 0, gpuTensor(k, total, kvCols), gpuTensor(v, total, kvCols), allSlots);
+        }
+        float[] q = gaussian(r, tokens * heads * headDim, 1);
+        float scale = (float) (1 / Math.sqrt(headDim));
+        HostTensor expected = new HostTensor(tokens, heads * headDim);
+        cpu.attention(expected, new HostTensor(q, tokens, heads * headDim), cpuCache, 0, plan, heads, scale);
+        Tensor out = poisoned(tokens, heads * headDim);
+        gpu.attention(out, gpuTensor(q, tokens, heads * headDim), gpuCache, 0, plan, heads, scale);
+        // Online softmax in f32 vs the CPU's two-pass softmax: rounding differences only.
+        assertClose(expected.data(), gpu.download(out), 1e-5,
+                "attention heads=" + heads + " kvHeads=" + kvHeads + " headDim=" + headDim + " blockSize=" + blockSize);
+        gpuCache.close();
+    }
+
+    @Test
+    void badInputIsAnExceptionNotAFault() {
+        KvCache cache = gpu.allocateKvCache(1, 2, 4, 1, 8);
+        Tensor k = gpu.allocate(1, 8);
+        assertThrows(IllegalArgumentException.class, () -> gpu.writeKv(cache, 0, k, k, new int[] {8}));
+        assertThrows(IllegalArgumentException.class, () -> gpu.writeKv(cache, 1, k, k, new int[] {0}));
+        BatchPlan outside = new BatchPlan(new int[] {1}, new int[] {0}, new int[] {0, 1}, new int[] {0},
+                new int[] {0, 1}, new int[] {2}, new int[] {0}, new int[0], 4);
+        assertThrows(IllegalArgumentException.class,
+                () -> gpu.attention(gpu.allocate(1, 8), gpu.allocate(1, 8), cache, 0, outside, 1, 1f));
+        assertThrows(IllegalArgumentException.class, () -> gpu.matmul(gpu.allocate(1, 3), gpu.allocate(1, 5),
+                gpu.upload(weight(GgmlType.F32, new float[12], 3, 4))));
+        cache.close();
+    }
+}

@@ -1,0 +1,153 @@
+package dev.lathe.cuda;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.lathe.core.tensor.GgmlType;
+import dev.lathe.core.tensor.WeightEncoder;
+import dev.lathe.core.tensor.WeightMatrices;
+import dev.lathe.core.tensor.WeightMatrix;
+import dev.lathe.core.testing.TestRandom;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import java.util.Random;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The kernel layouts hold the same weights as the file: every value read back through the
+ * kernels' reading of the layout ({@link WeightRepacker#valueAt}) equals the format's reference
+ * decoding ({@link WeightMatrix#dequantizeRow}), exactly for the layouts that keep the bits, to
+ * f16 rounding for the formats converted to F16. Runs on the CPU (CI).
+ */
+class WeightRepackerTest {
+    private static final int[] ROWS = {1, 3, 17};
+
+    private static WeightMatrix encoded(GgmlType type, int rows, int cols, Random random, Arena arena) {
+        float[] values = new float[rows * cols];
+        for (int i = 0; i < values.length; i++) {
+            values[i] = (float) random.nextGaussian();
+        }
+        MemorySegment data = WeightEncoder.encode(type, values, rows, cols, arena);
+        return WeightMatrices.of("w", type, rows, cols, data);
+    }
+
+    private static void assertSameValues(WeightMatrix w, RepackedWeight p, double relTolerance) {
+        float[] row = new float[w.cols()];
+        for (int r = 0; r < w.rows(); r++) {
+            w.dequantizeRow(r, row, 0);
+            for (int c = 0; c < w.cols(); c++) {
+                float got = WeightRepacker.valueAt(p, r, c);
+                double allowed = relTolerance * Math.abs(row[c]) + (relTolerance > 0 ? 1e-7 : 0);
+                assertTrue(Math.abs(got - row[c]) <= allowed,
+                        w.type() + " [" + r + ", " + c + "]: expected " + row[c] + ", got " + got + " (" + p.layout() + ")");
+            }
+        }
+    }
+
+    @Test
+    void bitExactLayoutsReadBackTheFilesValues() {
+        Random random = TestRandom.create("WeightRepackerTest.bitExact");
+        for (GgmlType type : new GgmlType[] {GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_0}) {
+            for (int rows : ROWS) {
+                for (int groups : new int[] {1, 3, 7}) {
+                    int cols = 32 * groups;
+                    try (Arena arena = Arena.ofConfined()) {
+                        WeightMatrix w = encoded(type, rows == 1 ? 2 : rows, cols, random, arena);
+                        RepackedWeight p = WeightRepacker.repack(w, arena);
+                        assertEquals(type.name(), p.layout().name(), "layout of a " + type + " matrix");
+                        assertEquals(p.layout().valuesBytes(w.rows(), cols), p.values().byteSize());
+                        assertEquals(p.layout().scalesBytes(w.rows(), cols), p.layout().hasScales() ? p.scales().byteSize() : 0);
+                        assertSameValues(w, p, 0);
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
+    void vectorsBecomeF32() {
+        Random random = TestRandom.create("WeightRepackerTest.vectors");
+        for (GgmlType type : new GgmlType[] {GgmlType.F32, GgmlType.F16, GgmlType.Q8_0}) {
+            try (Arena arena = Arena.ofConfined()) {
+                WeightMatrix w = encoded(type, 1, 96, random, arena);
+                RepackedWeight p = WeightRepacker.repack(w, arena);
+                assertEquals(KernelLayout.F32, p.layout());
+                assertSameValues(w, p, 0);
+            }
+        }
+    }
+
+    @Test
+    void quantsAndScalesAreSplitInGgmlOrder() {
+        // One Q4_0 block by hand: d = 0.5, qs[j] = j | (15 - j) << 4: value j = (j - 8) * d,
+        // value j + 16 = (7 - j) * d.
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment block = arena.allocate(2 * 18);
+            for (int r = 0; r < 2; r++) {
+                block.set(ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), r * 18L,
+                        Float.floatToFloat16(0.5f * (r + 1)));
+                for (int j = 0; j < 16; j++) {
+                    block.set(ValueLayout.JAVA_BYTE, r * 18L + 2 + j, (byte) (j | (15 - j) << 4));
+                }
+            }
+            WeightMatrix w = WeightMatrices.of("q4", GgmlType.Q4_0, 2, 32, block);
+            RepackedWeight p = WeightRepacker.repack(w, arena);
+            assertEquals(32, p.values().byteSize());
+            assertEquals(4, p.scales().byteSize());
+            for (int r = 0; r < 2; r++) {
+                float d = 0.5f * (r + 1);
+                for (int j = 0; j < 16; j++) {
+                    assertEquals((j - 8) * d, WeightRepacker.valueAt(p, r, j));
+                    assertEquals((7 - j) * d, WeightRepacker.valueAt(p, r, j + 16));
+                    assertEquals((byte) (j | (15 - j) << 4), p.values().get(ValueLayout.JAVA_BYTE, r * 16L + j));
+                }
+            }
+        }
+    }
+
+    @Test
+    void kQuantsBecomeF16WithinRounding() {
+        Random random = TestRandom.create("WeightRepackerTest.kQuants");
+        for (GgmlType type : new GgmlType[] {GgmlType.Q4_K, GgmlType.Q6_K, GgmlType.Q5_0, GgmlType.Q4_1}) {
+            try (Arena arena = Arena.ofConfined()) {
+                int rows = 3;
+                int cols = type.blockSize * 2;
+                long bytes = type.bytesFor(cols, "test") * rows;
+                MemorySegment data = arena.allocate(bytes);
+                for (long i = 0; i < bytes; i++) {
+                    data.set(ValueLayout.JAVA_BYTE, i, (byte) random.nextInt(256));
+                }
+                // Sane f16 scale fields (random bits could be NaN or huge).
+                int[] halves = switch (type) {
+                    case Q4_K -> new int[] {0, 2};
+                    case Q6_K -> new int[] {208};
+                    case Q4_1 -> new int[] {0, 2};
+                    default -> new int[] {0};
+                };
+                for (long b = 0; b < bytes / type.blockBytes; b++) {
+                    for (int h : halves) {
+                        data.set(ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), b * type.blockBytes + h,
+                                Float.floatToFloat16((float) (random.nextDouble() * 0.1 + 0.01)));
+                    }
+                }
+                WeightMatrix w = WeightMatrices.of("k", type, rows, cols, data);
+                RepackedWeight p = WeightRepacker.repack(w, arena);
+                assertEquals(KernelLayout.F16, p.layout());
+                // f16 keeps 11 significant bits: relative error at most 2^-11 (normal range).
+                assertSameValues(w, p, 1.0 / 2048);
+            }
+        }
+    }
+
+    @Test
+    void poolSizeClasses() {
+        assertEquals(256, DeviceMemoryPool.sizeClass(1));
+        assertEquals(256, DeviceMemoryPool.sizeClass(256));
+        assertEquals(512, DeviceMemoryPool.sizeClass(257));
+        assertEquals(1L << 20, DeviceMemoryPool.sizeClass((1L << 20) - 5));
+        assertEquals(64L << 20, DeviceMemoryPool.sizeClass(64L << 20));
+        assertEquals(65L << 20, DeviceMemoryPool.sizeClass((64L << 20) + 1));
+    }
+}

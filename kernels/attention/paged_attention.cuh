@@ -1,0 +1,182 @@
+// Paged attention over a ragged batch (decode tokens and prefill chunks alike), GQA-aware.
+//
+// Algorithm: one 128-thread block per (new token, KV head). The block stages the query rows of
+// the KV head's `group = heads / kv_heads` query heads in shared memory; each of its 4 warps
+// walks every 4th cached position of the token's causal window (0..positions[t]) through the
+// block table, loads the K row once (lane d holds dims d, d+32, ...) and scores it against all
+// the group's queries, keeping a flash-style online softmax (running max m, sum l, output acc)
+// per query head in registers; V is loaded once and accumulated the same way. The 4 warps'
+// states are merged through shared memory at the end. So each KV head's blocks are read once
+// for all its query heads, never once per query head.
+// Roofline (decode, context L): bytes = 2 * L * kv_heads * head_dim * 4 (K and V, f32) per
+// token; FLOPs = 4 * L * heads * head_dim: ~0.5 * group FLOP/B, bandwidth bound.
+// Variants:
+//   1. block per (token, KV head), 4 warps split positions, group chunks of 8 (this file).
+//   (next: split-KV across blocks for long contexts with few sequences (flash-decoding); f16 KV;
+//    a tensor-core prefill kernel for long prompt chunks.)
+#pragma once
+
+#include <cuda_runtime.h>
+#include <math.h>
+#include <stdint.h>
+
+namespace lathe {
+
+constexpr int kAttentionWarps = 4;
+constexpr int kAttentionHeadChunk = 8;  // query heads scored per pass over K/V
+
+struct PagedAttentionArgs {
+    float* out;                       // [tokens, heads * head_dim]
+    const float* q;                   // [tokens, heads * head_dim]
+    const float* k_cache;             // [num_blocks * block_size, kv_heads * head_dim]
+    const float* v_cache;             // same
+    const int32_t* positions;         // [tokens]
+    const int32_t* seq_start;         // [seqs + 1]
+    const int32_t* block_table_start; // [seqs + 1]
+    const int32_t* block_table;       // [block_table_start[seqs]]
+    int64_t tokens, seqs, heads, kv_heads, head_dim, block_size, num_blocks;
+    float scale;
+};
+
+// DIMS_PER_LANE = ceil(head_dim / 32), one of 1, 2, 4, 8 (head_dim up to 256).
+template <int DIMS_PER_LANE>
+__global__ void __launch_bounds__(kAttentionWarps * 32) paged_attention_kernel(PagedAttentionArgs a) {
+    extern __shared__ float shared[];
+    const int64_t t = blockIdx.x;
+    const int64_t kv_head = blockIdx.y;
+    const int lane = threadIdx.x & 31;
+    const int warp = threadIdx.x >> 5;
+    const int64_t group = a.heads / a.kv_heads;
+    const int64_t head_dim = a.head_dim;
+    const int64_t q_row = a.heads * head_dim;
+    const int64_t kv_row = a.kv_heads * head_dim;
+
+    // The token's sequence: the last s with seq_start[s] <= t (binary search over B+1 offsets).
+    int64_t lo = 0, hi = a.seqs - 1;
+    while (lo < hi) {
+        const int64_t mid = (lo + hi + 1) / 2;
+        if (a.seq_start[mid] <= t) lo = mid; else hi = mid - 1;
+    }
+    const int64_t seq = lo;
+    const int64_t context = static_cast<int64_t>(a.positions[t]) + 1;
+    const int64_t table_begin = a.block_table_start[seq];
+    const int64_t table_blocks = a.block_table_start[seq + 1] - table_begin;
+    const bool window_fits = context >= 1 && (context - 1) / a.block_size < table_blocks;
+
+    float* q_shared = shared;                                         // [chunk, head_dim]
+    float* merge = shared + kAttentionHeadChunk * head_dim;           // [warps, chunk, head_dim + 2]
+
+    for (int64_t h0 = 0; h0 < group; h0 += kAttentionHeadChunk) {
+        const int chunk = static_cast<int>(group - h0 < kAttentionHeadChunk ? group - h0 : kAttentionHeadChunk);
+        __syncthreads();
+        for (int64_t i = threadIdx.x; i < chunk * head_dim; i += blockDim.x) {
+            const int64_t h = kv_head * group + h0 + i / head_dim;
+            q_shared[i] = a.q[t * q_row + h * head_dim + i % head_dim] * a.scale;
+        }
+        __syncthreads();
+
+        float m[kAttentionHeadChunk], l[kAttentionHeadChunk], acc[kAttentionHeadChunk][DIMS_PER_LANE];
+#pragma unroll
+        for (int h = 0; h < kAttentionHeadChunk; h++) {
+            m[h] = -INFINITY;
+            l[h] = 0.0f;
+#pragma unroll
+            for (int j = 0; j < DIMS_PER_LANE; j++) acc[h][j] = 0.0f;
+        }
+        bool bad_block = !window_fits;
+        for (int64_t pos = warp; window_fits && pos < context; pos += kAttentionWarps) {
+            const int64_t block = a.block_table[table_begin + pos / a.block_size];
+            if (block < 0 || block >= a.num_blocks) {
+                bad_block = true;
+                break;
+            }
+            const int64_t base = (block * a.block_size + pos % a.block_size) * kv_row + kv_head * head_dim;
+            float k[DIMS_PER_LANE], v[DIMS_PER_LANE];
+#pragma unroll
+            for (int j = 0; j < DIMS_PER_LANE; j++) {
+                const int64_t d = lane + 32 * j;
+                k[j] = d < head_dim ? a.k_cache[base + d] : 0.0f;
+                v[j] = d < head_dim ? a.v_cache[base + d] : 0.0f;
+            }
+#pragma unroll
+            for (int h = 0; h < kAttentionHeadChunk; h++) {
+                if (h < chunk) {
+                    float s = 0.0f;
+#pragma unroll
+                    for (int j = 0; j < DIMS_PER_LANE; j++) {
+                        const int64_t d = lane + 32 * j;
+                        if (d < head_dim) s = fmaf(q_shared[h * head_dim + d], k[j], s);
+                    }
+#pragma unroll
+                    for (int offset = 16; offset > 0; offset >>= 1) s += __shfl_xor_sync(0xffffffffu, s, offset);
+                    const float m_new = fmaxf(m[h], s);
+                    const float correction = expf(m[h] - m_new);  // 0 on the first position
+                    const float p = expf(s - m_new);
+                    l[h] = l[h] * correction + p;
+#pragma unroll
+                    for (int j = 0; j < DIMS_PER_LANE; j++) acc[h][j] = fmaf(p, v[j], acc[h][j] * correction);
+                    m[h] = m_new;
+                }
+            }
+        }
+        // bad_block is the same on every lane of a warp (all lanes read the same table entry).
+        const int stride = static_cast<int>(head_dim + 2);
+#pragma unroll
+        for (int h = 0; h < kAttentionHeadChunk; h++) {
+            if (h < chunk) {
+                float* slot = merge + (warp * kAttentionHeadChunk + h) * stride;
+#pragma unroll
+                for (int j = 0; j < DIMS_PER_LANE; j++) {
+                    const int64_t d = lane + 32 * j;
+                    if (d < head_dim) slot[d] = acc[h][j];
+                }
+                if (lane == 0) {
+                    slot[head_dim] = m[h];
+                    slot[head_dim + 1] = bad_block ? __int_as_float(0x7fc00000) : l[h];
+                }
+            }
+        }
+        __syncthreads();
+        // Merge the warps: out = sum_w e^(m_w - M) acc_w / sum_w e^(m_w - M) l_w.
+        for (int64_t i = threadIdx.x; i < chunk * head_dim; i += blockDim.x) {
+            const int h = static_cast<int>(i / head_dim);
+            const int64_t d = i % head_dim;
+            float global_max = -INFINITY;
+            for (int w = 0; w < kAttentionWarps; w++)
+                global_max = fmaxf(global_max, merge[(w * kAttentionHeadChunk + h) * stride + head_dim]);
+            float numerator = 0.0f, denominator = 0.0f;
+            for (int w = 0; w < kAttentionWarps; w++) {
+                const float* slot = merge + (w * kAttentionHeadChunk + h) * stride;
+                const float mw = slot[head_dim];
+                // A warp that saw no position has m = -inf and contributes nothing.
+                const float weight = mw == -INFINITY ? 0.0f : expf(mw - global_max);
+                numerator = fmaf(weight, slot[d], numerator);
+                denominator = fmaf(weight, slot[head_dim + 1], denominator);
+                if (slot[head_dim + 1] != slot[head_dim + 1]) denominator = __int_as_float(0x7fc00000);
+            }
+            const int64_t head = kv_head * group + h0 + h;
+            a.out[t * q_row + head * head_dim + d] = numerator / denominator;
+        }
+    }
+}
+
+inline size_t paged_attention_shared_bytes(int64_t head_dim) {
+    return sizeof(float) * (kAttentionHeadChunk * head_dim + kAttentionWarps * kAttentionHeadChunk * (head_dim + 2));
+}
+
+inline cudaError_t launch_paged_attention(const PagedAttentionArgs& a, cudaStream_t s) {
+    const dim3 grid(static_cast<unsigned>(a.tokens), static_cast<unsigned>(a.kv_heads));
+    const dim3 block(kAttentionWarps * 32);
+    const size_t shared = paged_attention_shared_bytes(a.head_dim);
+    cudaError_t err = cudaSuccess;
+    // NOTE: head_dim 256 needs ~41 KB of shared memory, under the 48 KB default: no opt-in needed.
+    if (a.head_dim <= 32) paged_attention_kernel<1><<<grid, block, shared, s>>>(a);
+    else if (a.head_dim <= 64) paged_attention_kernel<2><<<grid, block, shared, s>>>(a);
+    else if (a.head_dim <= 128) paged_attention_kernel<4><<<grid, block, shared, s>>>(a);
+    else if (a.head_dim <= 256) paged_attention_kernel<8><<<grid, block, shared, s>>>(a);
+    else err = cudaErrorInvalidValue;
+    if (err != cudaSuccess) return err;
+    return cudaGetLastError();
+}
+
+}  // namespace lathe

@@ -1,0 +1,211 @@
+/*
+ * lathe.h: the C ABI of liblathe_cuda.so, the CUDA half of Lathe (DESIGN.md, "Layout").
+ *
+ * Rules every function follows, so the Java bindings (bindings/) stay one plain downcall each:
+ *   - extern "C", no C++ types, no structs passed by value; opaque handles for owned objects;
+ *   - every function returns an int32_t lathe_status; on failure lathe_last_error() names the
+ *     argument or the CUDA call that failed (the message is per calling thread);
+ *   - sizes and counts are int64_t; device memory is passed as raw device pointers that the caller
+ *     sub-allocates from lathe_buffer's (its device pool); host memory as plain pointers;
+ *   - ops are enqueued on a lathe_stream and return before the device finishes, except the copies
+ *     to host memory, which return once the data is there.
+ * Layouts are row-major; "[a, b]" below means a rows of b elements.
+ *
+ * NOTE: bindings/src/test/.../HeaderBindingsTest parses this file: keep one declaration per
+ * function, "LATHE_API int32_t name(args);" (args may span lines), parameter types only from
+ * int32_t, int64_t, float, and pointers.
+ */
+#ifndef LATHE_H
+#define LATHE_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LATHE_API __attribute__((visibility("default")))
+
+/* lathe_status values. */
+#define LATHE_OK 0
+#define LATHE_ERR_INVALID_ARGUMENT 1 /* a null handle, a bad size, a misaligned pointer */
+#define LATHE_ERR_CUDA 2             /* a CUDA call failed; the message names it */
+#define LATHE_ERR_NO_DEVICE 3        /* no driver, no device, or a device this build has no code for */
+#define LATHE_ERR_OUT_OF_MEMORY 4
+#define LATHE_ERR_UNSUPPORTED 5      /* a dtype or shape this build has no kernel for */
+
+/* Weight formats the matmul and embedding kernels read (the "kernel layouts"; see
+ * java/cuda/.../WeightRepacker for how ggml blocks are split into them). */
+#define LATHE_WEIGHT_F32 0   /* values: float [rows, cols]; scales: unused (NULL) */
+#define LATHE_WEIGHT_F16 1   /* values: half  [rows, cols]; scales: unused (NULL) */
+#define LATHE_WEIGHT_BF16 2  /* values: bf16  [rows, cols]; scales: unused (NULL) */
+#define LATHE_WEIGHT_Q8_0 3  /* values: int8 [rows, cols]; scales: half [rows, cols/32]; w = q * d */
+#define LATHE_WEIGHT_Q4_0 4  /* values: uint8 [rows, cols/2], each group of 32 values is 16 bytes
+                                whose low nibbles are values 0..15 and high nibbles 16..31 (ggml's
+                                order); scales: half [rows, cols/32]; w = (q - 8) * d */
+
+/* RoPE pairings (dev.lathe.core.model.RopeStyle). */
+#define LATHE_ROPE_INTERLEAVED 0 /* pair i is dims (2i, 2i+1) (GGUF / llama2.c) */
+#define LATHE_ROPE_HALF_SPLIT 1  /* pair i is dims (i, i + headDim/2) (Hugging Face) */
+
+typedef struct lathe_context lathe_context; /* one CUDA device, made current on the calling thread */
+typedef struct lathe_stream lathe_stream;   /* an ordered queue of work on a context's device */
+typedef struct lathe_buffer lathe_buffer;   /* one device allocation */
+typedef struct lathe_event lathe_event;     /* a timing marker recorded on a stream */
+
+/* ---- errors and versions -------------------------------------------------------------- */
+
+/* The message of the calling thread's last failure ("" when none); valid until its next call. */
+LATHE_API const char* lathe_last_error(void);
+
+/* This header's ABI version (LATHE_ABI_VERSION), to check the library matches the bindings. */
+#define LATHE_ABI_VERSION 1
+LATHE_API int32_t lathe_abi_version(int32_t* version);
+
+/* The CUDA driver's version (e.g. 13000), or 0 when no driver is installed (not an error). */
+LATHE_API int32_t lathe_driver_version(int32_t* version);
+
+/* The CUDA runtime this library was built with (e.g. 13000). */
+LATHE_API int32_t lathe_runtime_version(int32_t* version);
+
+/* Devices the driver sees; fails with LATHE_ERR_NO_DEVICE and the driver's reason when none. */
+LATHE_API int32_t lathe_device_count(int32_t* count);
+
+/* ---- context: device queries ---------------------------------------------------------- */
+
+/* Opens device `device` (0-based); fails with LATHE_ERR_NO_DEVICE when this library holds no
+ * code for its compute capability (built for sm_80, sm_86, sm_89, sm_90a + compute_90 PTX). */
+LATHE_API int32_t lathe_context_create(int32_t device, lathe_context** out);
+LATHE_API int32_t lathe_context_destroy(lathe_context* ctx);
+
+/* The device's name, NUL-terminated, truncated to capacity - 1 bytes. */
+LATHE_API int32_t lathe_device_name(lathe_context* ctx, char* name, int64_t capacity);
+LATHE_API int32_t lathe_device_compute_capability(lathe_context* ctx, int32_t* major, int32_t* minor);
+LATHE_API int32_t lathe_device_memory(lathe_context* ctx, int64_t* free_bytes, int64_t* total_bytes);
+LATHE_API int32_t lathe_device_multiprocessors(lathe_context* ctx, int32_t* count);
+
+/* ---- streams, buffers, copies, events ------------------------------------------------- */
+
+LATHE_API int32_t lathe_stream_create(lathe_context* ctx, lathe_stream** out);
+LATHE_API int32_t lathe_stream_destroy(lathe_stream* stream);
+/* Waits for everything enqueued on the stream; reports an asynchronous kernel failure. */
+LATHE_API int32_t lathe_stream_synchronize(lathe_stream* stream);
+
+/* A device allocation of `bytes` (> 0), 256-byte aligned. */
+LATHE_API int32_t lathe_buffer_alloc(lathe_context* ctx, int64_t bytes, lathe_buffer** out);
+LATHE_API int32_t lathe_buffer_free(lathe_buffer* buffer);
+/* The buffer's device address, to sub-allocate from. */
+LATHE_API int32_t lathe_buffer_device_pointer(lathe_buffer* buffer, void** device_pointer);
+LATHE_API int32_t lathe_buffer_size(lathe_buffer* buffer, int64_t* bytes);
+
+/* Host -> device copy of `bytes`; the host memory may be reused as soon as the call returns. */
+LATHE_API int32_t lathe_memcpy_h2d(lathe_stream* stream, void* device_dst, const void* host_src, int64_t bytes);
+/* Device -> host copy of `bytes`; returns once the data is in host memory (synchronizes the stream). */
+LATHE_API int32_t lathe_memcpy_d2h(lathe_stream* stream, void* host_dst, const void* device_src, int64_t bytes);
+LATHE_API int32_t lathe_memcpy_d2d(lathe_stream* stream, void* device_dst, const void* device_src, int64_t bytes);
+/* Sets `bytes` bytes of device memory to `value` (0..255). */
+LATHE_API int32_t lathe_memset(lathe_stream* stream, void* device_dst, int32_t value, int64_t bytes);
+
+LATHE_API int32_t lathe_event_create(lathe_context* ctx, lathe_event** out);
+LATHE_API int32_t lathe_event_destroy(lathe_event* event);
+LATHE_API int32_t lathe_event_record(lathe_event* event, lathe_stream* stream);
+LATHE_API int32_t lathe_event_synchronize(lathe_event* event);
+/* Milliseconds between two recorded events (waits for `end`). */
+LATHE_API int32_t lathe_event_elapsed_ms(lathe_event* start, lathe_event* end, float* milliseconds);
+
+/* ---- fused common ops (kernels/common) -------------------------------------------------- */
+
+/* out[t, :] = dequant(table[tokens[t], :]) for t < n_tokens. Token ids must lie in [0, vocab):
+ * the caller checks them on the host (an id outside writes NaN to its row, never reads outside). */
+LATHE_API int32_t lathe_embed(lathe_stream* stream,
+                              int32_t table_format,  /* LATHE_WEIGHT_* */
+                              const void* table_values, /* [vocab, dim] in table_format */
+                              const void* table_scales, /* [vocab, dim/32] half, Q8_0/Q4_0 only */
+                              int64_t vocab, int64_t dim,
+                              const int32_t* tokens,    /* [n_tokens] device */
+                              int64_t n_tokens,
+                              float* out);              /* [n_tokens, dim] */
+
+/* out[t, :] = x[t, :] * weight / sqrt(mean(x[t, :]^2) + eps); out may alias x. */
+LATHE_API int32_t lathe_rmsnorm(lathe_stream* stream,
+                                float* out,            /* [rows, cols] */
+                                const float* x,        /* [rows, cols] */
+                                const float* weight,   /* [cols] */
+                                int64_t rows, int64_t cols, float eps);
+
+/* x[t, :] += bias. */
+LATHE_API int32_t lathe_add_bias(lathe_stream* stream, float* x /* [rows, cols] */,
+                                 const float* bias /* [cols] */, int64_t rows, int64_t cols);
+
+/* x += y over n elements. */
+LATHE_API int32_t lathe_add(lathe_stream* stream, float* x, const float* y, int64_t n);
+
+/* gate = silu(gate) * up over n elements. */
+LATHE_API int32_t lathe_swiglu(lathe_stream* stream, float* gate, const float* up, int64_t n);
+
+/* out[i, :] = x[rows[i], :]; rows must lie in [0, x_rows) (checked on the host by the caller). */
+LATHE_API int32_t lathe_gather_rows(lathe_stream* stream,
+                                    float* out,            /* [n_rows, cols] */
+                                    const float* x,        /* [x_rows, cols] */
+                                    const int32_t* rows,   /* [n_rows] device */
+                                    int64_t n_rows, int64_t x_rows, int64_t cols);
+
+/* Rotates every head of x in place: pair i of head h of token t turns by positions[t] * inv_freq[i]. */
+LATHE_API int32_t lathe_rope(lathe_stream* stream,
+                             float* x,                  /* [tokens, heads * head_dim] */
+                             const int32_t* positions,  /* [tokens] device */
+                             const float* inv_freq,     /* [head_dim / 2] device */
+                             int64_t tokens, int64_t heads, int64_t head_dim,
+                             int32_t style);            /* LATHE_ROPE_* */
+
+/* out[r] = argmax_j x[r, j] (the first index on ties; NaN never wins). */
+LATHE_API int32_t lathe_argmax(lathe_stream* stream, int32_t* out /* [rows] device */,
+                               const float* x /* [rows, cols] */, int64_t rows, int64_t cols);
+
+/* ---- dequant-matmul (kernels/quant) ----------------------------------------------------- */
+
+/* out[t, r] = sum_i W[r, i] * x[t, i]: a GEMV that dequantizes W on the fly and reads each
+ * weight once per group of up to 4 tokens. cols must be a multiple of 32 for Q8_0/Q4_0. */
+LATHE_API int32_t lathe_matmul(lathe_stream* stream,
+                               int32_t weight_format,  /* LATHE_WEIGHT_* */
+                               const void* weight_values, /* [rows, cols] in weight_format */
+                               const void* weight_scales, /* [rows, cols/32] half, Q8_0/Q4_0 only */
+                               int64_t rows, int64_t cols,
+                               const float* x,         /* [tokens, cols] */
+                               int64_t tokens,
+                               float* out);            /* [tokens, rows] */
+
+/* ---- paged attention (kernels/attention) ------------------------------------------------- */
+
+/* Writes each new token's K and V row into its cache slot: k_cache[slot_mapping[t], :] = k[t, :]. */
+LATHE_API int32_t lathe_write_kv(lathe_stream* stream,
+                                 float* k_cache,             /* [num_slots, kv_heads * head_dim] */
+                                 float* v_cache,             /* [num_slots, kv_heads * head_dim] */
+                                 const float* k,             /* [tokens, kv_heads * head_dim] */
+                                 const float* v,             /* [tokens, kv_heads * head_dim] */
+                                 const int32_t* slot_mapping, /* [tokens] device, in [0, num_slots) */
+                                 int64_t tokens, int64_t row_floats, int64_t num_slots);
+
+/* Causal grouped-query attention of each new token over its sequence's cached K/V (itself
+ * included): token t of sequence s (seq_start[s] <= t < seq_start[s+1]) attends to positions
+ * 0..positions[t], whose slots are block_table[block_table_start[s] + p / block_size] * block_size
+ * + p % block_size. Query head h reads KV head h / (heads / kv_heads). */
+LATHE_API int32_t lathe_paged_attention(lathe_stream* stream,
+                                        float* out,                  /* [tokens, heads * head_dim] */
+                                        const float* q,              /* [tokens, heads * head_dim] */
+                                        const float* k_cache,        /* [num_blocks * block_size, kv_heads * head_dim] */
+                                        const float* v_cache,        /* same */
+                                        const int32_t* positions,    /* [tokens] device */
+                                        const int32_t* seq_start,    /* [seqs + 1] device, CSR */
+                                        const int32_t* block_table_start, /* [seqs + 1] device, CSR */
+                                        const int32_t* block_table,  /* [block_table_start[seqs]] device */
+                                        int64_t tokens, int64_t seqs,
+                                        int64_t heads, int64_t kv_heads, int64_t head_dim,
+                                        int64_t block_size, int64_t num_blocks,
+                                        float scale);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* LATHE_H */

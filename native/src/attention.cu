@@ -1,0 +1,44 @@
+// Entry points of the paged-attention family (kernels/attention).
+#include "../../kernels/attention/paged_attention.cuh"
+#include "../../kernels/attention/kv_write.cuh"
+#include "handles.h"
+
+extern "C" {
+
+int32_t lathe_write_kv(lathe_stream* stream, float* k_cache, float* v_cache, const float* k, const float* v,
+                       const int32_t* slot_mapping, int64_t tokens, int64_t row_floats, int64_t num_slots) {
+    LATHE_ENTER_STREAM(stream);
+    LATHE_REQUIRE(tokens >= 0 && row_floats > 0 && num_slots > 0, "tokens=%lld row_floats=%lld num_slots=%lld are invalid",
+                  (long long)tokens, (long long)row_floats, (long long)num_slots);
+    if (tokens == 0) return LATHE_OK;
+    LATHE_REQUIRE(k_cache != nullptr && v_cache != nullptr && k != nullptr && v != nullptr && slot_mapping != nullptr,
+                  "a K/V or slot_mapping pointer is NULL");
+    return lathe::launch_status(
+        lathe::launch_write_kv(k_cache, v_cache, k, v, slot_mapping, tokens, row_floats, num_slots, stream->stream),
+        "write_kv_kernel");
+}
+
+int32_t lathe_paged_attention(lathe_stream* stream, float* out, const float* q, const float* k_cache,
+                              const float* v_cache, const int32_t* positions, const int32_t* seq_start,
+                              const int32_t* block_table_start, const int32_t* block_table, int64_t tokens,
+                              int64_t seqs, int64_t heads, int64_t kv_heads, int64_t head_dim, int64_t block_size,
+                              int64_t num_blocks, float scale) {
+    LATHE_ENTER_STREAM(stream);
+    LATHE_REQUIRE(tokens >= 0 && tokens <= 0x7fffffff, "tokens must be in [0, 2^31), got %lld", (long long)tokens);
+    LATHE_REQUIRE(seqs > 0 || tokens == 0, "seqs must be positive when there are tokens, got %lld", (long long)seqs);
+    LATHE_REQUIRE(heads > 0 && kv_heads > 0 && heads % kv_heads == 0,
+                  "heads (%lld) must be a positive multiple of kv_heads (%lld)", (long long)heads, (long long)kv_heads);
+    LATHE_REQUIRE(kv_heads <= 65535, "kv_heads must be at most 65535, got %lld", (long long)kv_heads);
+    LATHE_REQUIRE(head_dim > 0 && head_dim <= 256, "head_dim must be in [1, 256], got %lld", (long long)head_dim);
+    LATHE_REQUIRE(block_size > 0 && num_blocks > 0, "block_size=%lld num_blocks=%lld must be positive",
+                  (long long)block_size, (long long)num_blocks);
+    if (tokens == 0) return LATHE_OK;
+    LATHE_REQUIRE(out != nullptr && q != nullptr && k_cache != nullptr && v_cache != nullptr && positions != nullptr &&
+                      seq_start != nullptr && block_table_start != nullptr && block_table != nullptr,
+                  "a pointer argument is NULL");
+    lathe::PagedAttentionArgs args{out, q, k_cache, v_cache, positions, seq_start, block_table_start, block_table,
+                                   tokens, seqs, heads, kv_heads, head_dim, block_size, num_blocks, scale};
+    return lathe::launch_status(lathe::launch_paged_attention(args, stream->stream), "paged_attention_kernel");
+}
+
+}  // extern "C"

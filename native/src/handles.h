@@ -1,0 +1,49 @@
+// The structs behind lathe.h's opaque handles. Each records its device so that an entry point
+// can make it current on whatever thread calls (the JVM may call from several).
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include "status.h"
+
+struct lathe_context {
+    int device;
+    int cc_major;
+    int cc_minor;
+    int multiprocessors;
+    char name[256];
+};
+
+struct lathe_stream {
+    int device;
+    cudaStream_t stream;
+};
+
+struct lathe_buffer {
+    int device;
+    void* pointer;
+    int64_t bytes;
+};
+
+struct lathe_event {
+    int device;
+    cudaEvent_t event;
+};
+
+namespace lathe {
+
+// Validates the stream handle and makes its device current; the start of every op entry point.
+inline int32_t enter_stream(lathe_stream* stream) {
+    clear_error();
+    LATHE_REQUIRE(stream != nullptr, "stream is NULL");
+    LATHE_CUDA(cudaSetDevice(stream->device));
+    return LATHE_OK;
+}
+
+}  // namespace lathe
+
+#define LATHE_ENTER_STREAM(stream)                                          \
+    do {                                                                    \
+        int32_t lathe_status_ = ::lathe::enter_stream(stream);              \
+        if (lathe_status_ != LATHE_OK) return lathe_status_;                \
+    } while (0)

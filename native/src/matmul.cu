@@ -1,0 +1,38 @@
+// Entry point of the dequant-matmul (kernels/quant/gemv.cuh).
+#include "../../kernels/quant/gemv.cuh"
+#include "handles.h"
+#include "weight_format_checks.h"
+
+extern "C" int32_t lathe_matmul(lathe_stream* stream, int32_t weight_format, const void* weight_values,
+                                const void* weight_scales, int64_t rows, int64_t cols, const float* x, int64_t tokens,
+                                float* out) {
+    LATHE_ENTER_STREAM(stream);
+    LATHE_REQUIRE(rows > 0 && cols > 0, "weight shape [%lld, %lld] must be positive", (long long)rows, (long long)cols);
+    LATHE_REQUIRE(rows / lathe::kGemvWarps < 0x7fffffff, "rows=%lld is too many for one grid", (long long)rows);
+    LATHE_REQUIRE(tokens >= 0, "tokens must not be negative, got %lld", (long long)tokens);
+    int32_t status = lathe::check_weight_format("matmul weight", weight_format, weight_values, weight_scales, rows, cols);
+    if (status != LATHE_OK) return status;
+    if (tokens == 0) return LATHE_OK;
+    LATHE_REQUIRE(x != nullptr && out != nullptr, "x or out is NULL");
+    LATHE_REQUIRE_ALIGNED(x, 4, "x");
+    LATHE_REQUIRE_ALIGNED(out, 4, "out");
+    // The vector path loads 8 weights and 2 float4 of x per lane-step: it needs rows of whole
+    // 8-value steps and 16-byte aligned rows; anything else takes the scalar path (same result).
+    const bool quantized = weight_format == LATHE_WEIGHT_Q8_0 || weight_format == LATHE_WEIGHT_Q4_0;
+    const bool vector_path = cols % 8 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
+                             reinterpret_cast<uintptr_t>(weight_values) % 16 == 0;
+    LATHE_REQUIRE(vector_path || !quantized,
+                  "Q8_0/Q4_0 matmul needs x and the weight values 16-byte aligned (x=%p values=%p)", (const void*)x,
+                  weight_values);
+    // grid.y holds at most 65535 groups of 4 tokens: split larger batches.
+    const int64_t max_tokens = 65535LL * 4;
+    for (int64_t t0 = 0; t0 < tokens; t0 += max_tokens) {
+        const int64_t n = tokens - t0 < max_tokens ? tokens - t0 : max_tokens;
+        status = lathe::launch_status(
+            lathe::launch_gemv(weight_format, vector_path, weight_values, static_cast<const __half*>(weight_scales),
+                               rows, cols, x + t0 * cols, n, out + t0 * rows, stream->stream),
+            "gemv_kernel");
+        if (status != LATHE_OK) return status;
+    }
+    return LATHE_OK;
+}
