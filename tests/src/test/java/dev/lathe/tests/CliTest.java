@@ -92,9 +92,16 @@ class CliTest {
         assertEquals(2, run.exitCode());
         assertTrue(run.err().contains("topP"), run.err());
 
-        run = lathe("generate", "-m", SharedData.require(DIR + "stories260K-f32.gguf").toString(), "--backend", "cuda");
+        // No silent fallback: without a usable GPU, asking for CUDA is an error that says why.
+        run = lathe("generate", "-m", SharedData.require(DIR + "stories260K-f32.gguf").toString(), "--backend", "cuda", "-n", "4");
+        if (run.exitCode() != 0) {
+            assertEquals(2, run.exitCode(), run.err());
+            assertTrue(run.err().contains("lathe: the CUDA backend cannot start: "), run.err());
+        }
+
+        run = lathe("generate", "-m", SharedData.require(DIR + "stories260K-f32.gguf").toString(), "--backend", "tpu");
         assertEquals(2, run.exitCode());
-        assertTrue(run.err().contains("backend 'cuda' is not available"), run.err());
+        assertTrue(run.err().contains("backend 'tpu' is not available"), run.err());
     }
 
     @Test

@@ -18,6 +18,7 @@ final class DeviceKvCache implements KvCache {
     private final int kvHeads;
     private final int headDim;
     private final long poolBytes;
+    private final CudaDevice device;
     private boolean closed;
 
     DeviceKvCache(CudaDevice device, int layers, int numBlocks, int blockSize, int kvHeads, int headDim) {
@@ -25,6 +26,7 @@ final class DeviceKvCache implements KvCache {
             throw new IllegalArgumentException("KV cache dimensions must be positive: layers=" + layers + " numBlocks="
                     + numBlocks + " blockSize=" + blockSize + " kvHeads=" + kvHeads + " headDim=" + headDim);
         }
+        this.device = device;
         this.numBlocks = numBlocks;
         this.blockSize = blockSize;
         this.kvHeads = kvHeads;
@@ -75,6 +77,18 @@ final class DeviceKvCache implements KvCache {
     @Override
     public int headDim() {
         return headDim;
+    }
+
+    @Override
+    public void copyBlock(int from, int to) {
+        if (from < 0 || from >= numBlocks || to < 0 || to >= numBlocks) {
+            throw new IllegalArgumentException("copyBlock(" + from + ", " + to + ") outside the cache's " + numBlocks + " blocks");
+        }
+        long blockBytes = poolBytes / numBlocks;
+        for (int l = 0; l < keys.length; l++) {
+            LatheNative.memcpyD2d(device.stream, keys[l] + to * blockBytes, keys[l] + from * blockBytes, blockBytes);
+            LatheNative.memcpyD2d(device.stream, values[l] + to * blockBytes, values[l] + from * blockBytes, blockBytes);
+        }
     }
 
     @Override
