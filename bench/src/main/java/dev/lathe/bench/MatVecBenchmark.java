@@ -26,12 +26,16 @@ import org.openjdk.jmh.annotations.TearDown;
 import org.openjdk.jmh.annotations.Warmup;
 
 /**
- * One matrix-vector product {@code out[rows] = W[rows, cols] x[cols]} per operation, for each
+ * One matrix-vector product {@code out[rows] = W[rows, COLS] x[COLS]} per operation, for each
  * weight format, with the rows split over {@code threads} threads ({@link Parallel#forRange}).
  * The matrix is about {@link #TARGET_BYTES} (far beyond the caches), so the product is bound by
  * memory bandwidth; {@link MatVecReport} turns the times into GB/s and compares them with
  * {@link MatVecReadBandwidth}, a plain vector sum over the same number of bytes.
  */
+// NOTE: the width is fixed and the row count adapts to the format, not the other way round: with
+// 128 MiB of Q4_0 in 4096 rows, x would be 58k floats (232 KB), out of L1, and every weight byte
+// would drag 7 bytes of x through L2; that measured x, not the kernel. 8192 columns (32 KB of x)
+// is a real model's width (Llama 3 8B's FFN input is 4096, its down projection 14336).
 @State(Scope.Benchmark)
 @BenchmarkMode(Mode.AverageTime)
 @OutputTimeUnit(TimeUnit.MILLISECONDS)
@@ -39,8 +43,10 @@ import org.openjdk.jmh.annotations.Warmup;
 @Warmup(iterations = 3, time = 1)
 @Measurement(iterations = 5, time = 1)
 public class MatVecBenchmark {
-    static final int ROWS = 4096;
-    static final long TARGET_BYTES = 128L << 20;
+    static final int COLS = 8192;
+    // NOTE: 512 MiB, not 128: the development machine reports a 260 MiB L3 (shared by the host),
+    // and the point is to measure what streams from memory.
+    static final long TARGET_BYTES = 512L << 20;
 
     @Param({"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_K", "Q6_K"})
     public String format;
@@ -49,33 +55,32 @@ public class MatVecBenchmark {
     public int threads;
 
     private Arena arena;
-    private WeightMatrix matrix; // [ROWS, cols(format)]
-    private float[] x;           // [cols]
-    private float[] out;         // [ROWS]
+    private WeightMatrix matrix; // [rows(format), COLS]
+    private float[] x;           // [COLS]
+    private float[] out;         // [rows(format)]
 
-    /** Columns for {@code type}: the widest multiple of 256 that keeps the matrix within {@link #TARGET_BYTES}. */
-    static int cols(GgmlType type) {
-        long valuesPerRow = TARGET_BYTES / ROWS * type.blockSize / type.blockBytes;
-        return (int) (valuesPerRow / 256 * 256);
+    /** Rows for {@code type}: as many as fit in {@link #TARGET_BYTES}. */
+    static int rows(GgmlType type) {
+        return (int) (TARGET_BYTES / type.bytesFor(COLS, "bench"));
     }
 
     /** The matrix's size in bytes for {@code type}. */
     static long matrixBytes(GgmlType type) {
-        return type.bytesFor(cols(type), "bench") * ROWS;
+        return type.bytesFor(COLS, "bench") * rows(type);
     }
 
     @Setup(Level.Trial)
     public void setUp() {
         GgmlType type = GgmlType.valueOf(format);
-        int cols = cols(type);
+        int rows = rows(type);
         arena = Arena.ofShared();
-        matrix = WeightMatrices.of("bench", type, ROWS, cols, randomMatrix(type, cols, arena));
+        matrix = WeightMatrices.of("bench", type, rows, COLS, randomMatrix(type, rows, arena));
         SplittableRandom random = new SplittableRandom(42);
-        x = new float[cols];
-        for (int i = 0; i < cols; i++) {
+        x = new float[COLS];
+        for (int i = 0; i < COLS; i++) {
             x[i] = (float) random.nextDouble(-1, 1);
         }
-        out = new float[ROWS];
+        out = new float[rows];
     }
 
     @TearDown(Level.Trial)
@@ -88,7 +93,7 @@ public class MatVecBenchmark {
         WeightMatrix w = matrix;
         float[] input = x;
         float[] output = out;
-        Parallel.forRange(ROWS, threads, (start, end) -> {
+        Parallel.forRange(output.length, threads, (start, end) -> {
             for (int r = start; r < end; r++) {
                 output[r] = w.dot(r, input, 0);
             }
@@ -101,24 +106,27 @@ public class MatVecBenchmark {
      * (no quantizer yet) get random quants with small, normal f16 scales, so the arithmetic never
      * meets NaN, infinity or subnormals, which could change the timing.
      */
-    private static MemorySegment randomMatrix(GgmlType type, int cols, Arena arena) {
+    private static MemorySegment randomMatrix(GgmlType type, int rows, Arena arena) {
         SplittableRandom random = new SplittableRandom(7);
-        long rowBytes = type.bytesFor(cols, "bench");
-        MemorySegment data = arena.allocate(rowBytes * ROWS, 64);
+        long rowBytes = type.bytesFor(COLS, "bench");
+        MemorySegment data = arena.allocate(rowBytes * rows, 64);
         if (WeightEncoder.canEncode(type)) {
-            float[] row = new float[cols];
-            for (int r = 0; r < ROWS; r++) {
-                for (int i = 0; i < cols; i++) {
-                    row[i] = (float) random.nextDouble(-1, 1);
-                }
-                WeightEncoder.encodeRow(type, row, 0, cols, data, r * rowBytes);
+            float[] pool = new float[1 << 16]; // rows are windows of one random pool: fast to fill
+            for (int i = 0; i < pool.length; i++) {
+                pool[i] = (float) random.nextDouble(-1, 1);
+            }
+            float[] row = new float[COLS];
+            for (int r = 0; r < rows; r++) {
+                int start = random.nextInt(pool.length - COLS);
+                System.arraycopy(pool, start, row, 0, COLS);
+                WeightEncoder.encodeRow(type, row, 0, COLS, data, r * rowBytes);
             }
             return data;
         }
         byte[] bytes = new byte[(int) rowBytes];
         int[] halfFields = type == GgmlType.Q6_K ? new int[] {208} : new int[] {0, 2};
         ValueLayout.OfShort half = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-        for (int r = 0; r < ROWS; r++) {
+        for (int r = 0; r < rows; r++) {
             random.nextBytes(bytes);
             MemorySegment rowData = data.asSlice(r * rowBytes, rowBytes);
             MemorySegment.copy(MemorySegment.ofArray(bytes), 0, rowData, 0, rowBytes);

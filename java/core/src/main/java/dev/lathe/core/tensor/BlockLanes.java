@@ -88,7 +88,9 @@ final class BlockLanes {
      *
      * <p>Variants: (1) sign isolated and shifted from bit 15: F16 dot 6.1 Gvalues/s; (2, this)
      * sign taken from the sign-extended bit 31: 9.1 Gvalues/s (bench KernelThroughput, one thread,
-     * in cache).
+     * in cache); (3) as 2 without the inf/NaN fix-up: about 12 Gvalues/s, but an inf or NaN weight
+     * would then decode as a finite number, unlike the reference. 2 is kept: at 9 Gvalues/s
+     * (18 GB/s of f16) one thread already outruns its share of memory bandwidth.
      */
     static FloatVector halvesToFloats(ShortVector halves) {
         IntVector bits = (IntVector) halves.convertShape(VectorOperators.S2I, INTS, 0);

@@ -49,7 +49,7 @@ final class Q4_1Matrix extends MappedMatrix {
         }
     }
 
-    /** The block's 32 values as quants (low nibbles first), widened: {@code half} 0 or 1, chunk j. */
+    /** The quants of the block's first ({@code half} 0, low nibbles) or second (1, high nibbles) 16 values, widened. */
     private FloatVector quants(ByteVector packed, int half) {
         return toFloats(half == 0 ? lowNibbles(packed) : highNibbles(packed));
     }

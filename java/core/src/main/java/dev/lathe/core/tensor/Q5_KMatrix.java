@@ -20,7 +20,8 @@ import jdk.incubator.vector.VectorOperators;
  * {@code qh[j]} (j = position within the sub-block). Value: {@code d * scale[s] * q - dmin * min[s]},
  * q in 0..31. Roofline: 0.6875 bytes and 2 FLOPs per value.
  *
- * <p>Kernel: as Q4_K, with the fifth bit ORed in byte lanes under a mask from {@code qh & (1 << s)}.
+ * <p>Kernel: as Q4_K (weights formed in registers, then FMA'd with x), with the fifth bit ORed in
+ * byte lanes under a mask from {@code qh & (1 << s)}.
  */
 final class Q5_KMatrix extends MappedMatrix {
     static final int BLOCK = 256;
@@ -77,27 +78,27 @@ final class Q5_KMatrix extends MappedMatrix {
     public float dot(int row, float[] x, int xOffset) {
         checkInput(x, xOffset);
         long block = rowOffset(row);
-        FloatVector acc = FloatVector.zero(FLOATS);
-        FloatVector accMin = FloatVector.zero(FLOATS);
+        FloatVector acc0 = FloatVector.zero(FLOATS);
+        FloatVector acc1 = FloatVector.zero(FLOATS);
         for (int b = 0; b < blocksPerRow; b++, block += BLOCK_BYTES) {
             float d = half(block);
             float dmin = half(block + DMIN);
             long scales8 = KQuantScales.low8(data, block + SCALES);
             int scales4 = KQuantScales.high4(data, block + SCALES);
             for (int s = 0; s < 8; s++) {
-                FloatVector qx = FloatVector.zero(FLOATS);
-                FloatVector xs = FloatVector.zero(FLOATS);
+                FloatVector scale = FloatVector.broadcast(FLOATS, d * KQuantScales.scale(scales8, scales4, s));
+                FloatVector negMin = FloatVector.broadcast(FLOATS, -dmin * KQuantScales.min(scales8, scales4, s));
                 int xi = xOffset + b * BLOCK + 32 * s;
-                for (int j = 0; j < 32; j += LANES) {
-                    FloatVector xv = FloatVector.fromArray(FLOATS, x, xi + j);
-                    qx = quants(block, s, j).fma(xv, qx);
-                    xs = xs.add(xv);
+                // the first vector of each sub-block and the rest go to different accumulators
+                FloatVector w = quants(block, s, 0).fma(scale, negMin);
+                acc0 = w.fma(FloatVector.fromArray(FLOATS, x, xi), acc0);
+                for (int j = LANES; j < 32; j += LANES) {
+                    w = quants(block, s, j).fma(scale, negMin);
+                    acc1 = w.fma(FloatVector.fromArray(FLOATS, x, xi + j), acc1);
                 }
-                acc = qx.fma(FloatVector.broadcast(FLOATS, d * KQuantScales.scale(scales8, scales4, s)), acc);
-                accMin = xs.fma(FloatVector.broadcast(FLOATS, dmin * KQuantScales.min(scales8, scales4, s)), accMin);
             }
         }
-        return acc.sub(accMin).reduceLanes(VectorOperators.ADD);
+        return acc0.add(acc1).reduceLanes(VectorOperators.ADD);
     }
 
     @Override

@@ -2,7 +2,9 @@ package dev.lathe.core.tensor;
 
 import static dev.lathe.core.tensor.BlockLanes.FLOATS;
 import static dev.lathe.core.tensor.BlockLanes.LANES;
+import static dev.lathe.core.tensor.BlockLanes.highNibbles;
 import static dev.lathe.core.tensor.BlockLanes.loadBytes;
+import static dev.lathe.core.tensor.BlockLanes.lowNibbles;
 import static dev.lathe.core.tensor.BlockLanes.shiftWithinShorts;
 import static dev.lathe.core.tensor.BlockLanes.toFloats;
 
@@ -21,7 +23,12 @@ import jdk.incubator.vector.VectorOperators;
  * {@code d * scales[8h + l/16 + 2k] * (q - 32)}. Roofline: 0.8203 bytes and 2 FLOPs per value.
  *
  * <p>Kernel: the 6-bit quants are assembled and re-centred in byte lanes, widened, multiplied
- * with x and scaled once per 16-value sub-block.
+ * with x and scaled once per 16-value sub-block. Variants of {@code dot} (bench KernelThroughput,
+ * one thread, in cache): (1) the four values of each ql/qh position unrolled: past C2's inlining
+ * budget, vectors boxed (37 KB allocated per dot); (2) a loop over k with variable shift counts
+ * ({@link #sixBit}): about 3.0 Gvalues/s, still what {@code dot4} uses; (3, this) a loop over the
+ * two ql byte groups, each giving a low- and a high-nibble value, with qh shifted by a constant
+ * per step: about 4.8 Gvalues/s.
  */
 final class Q6_KMatrix extends MappedMatrix {
     static final int BLOCK = 256;
@@ -80,26 +87,41 @@ final class Q6_KMatrix extends MappedMatrix {
         return toFloats(low.or(high).sub(ZERO_POINT));
     }
 
+    /** Signed quants {@code q - 32}, widened, from 4 low bits and 2 high bits already at bits 4, 5 (others masked here). */
+    private static FloatVector sixBitAligned(ByteVector low4, ByteVector high2) {
+        return toFloats(low4.or(high2.and((byte) 0x30)).sub(ZERO_POINT));
+    }
+
     @Override
     public float dot(int row, float[] x, int xOffset) {
         checkInput(x, xOffset);
         long block = rowOffset(row);
-        FloatVector acc = FloatVector.zero(FLOATS);
+        FloatVector acc0 = FloatVector.zero(FLOATS);
+        FloatVector acc1 = FloatVector.zero(FLOATS);
         for (int b = 0; b < blocksPerRow; b++, block += BLOCK_BYTES) {
             float d = half(block + D);
             for (int h = 0; h < 2; h++) {
-                for (int k = 0; k < 4; k++) {
-                    for (int l = 0; l < 32; l += LANES) {
-                        FloatVector q = sixBit(loadBytes(data, block + 64 * h + 32 * (k & 1) + l),
-                                loadBytes(data, block + QH + 32 * h + l), k);
-                        FloatVector qx = q.mul(FloatVector.fromArray(FLOATS, x, xOffset + b * BLOCK + 128 * h + 32 * k + l));
-                        float scale = d * data.get(BYTE, block + SCALES + 8 * h + 2 * k + l / 16);
-                        acc = qx.fma(FloatVector.broadcast(FLOATS, scale), acc);
+                for (int l = 0; l < 32; l += LANES) {
+                    ByteVector high = loadBytes(data, block + QH + 32 * h + l);
+                    // kk = 0, 1: the bytes ql[64h + 32kk + l] hold values k = kk (low nibbles) and
+                    // k = kk + 2 (high nibbles); qh is shifted by 2 per kk, so the constant shifts
+                    // below pick bits 2kk, 2kk+1 (k = kk) and 2kk+4, 2kk+5 (k = kk + 2)
+                    for (int kk = 0; kk < 2; kk++) {
+                        ByteVector low = loadBytes(data, block + 64 * h + 32 * kk + l);
+                        int xi = xOffset + b * BLOCK + 128 * h + 32 * kk + l;
+                        long scale = block + SCALES + 8 * h + 2 * kk + l / 16;
+                        FloatVector q0 = sixBitAligned(lowNibbles(low), shiftWithinShorts(high, VectorOperators.LSHL, 4));
+                        FloatVector q2 = sixBitAligned(highNibbles(low), high);
+                        acc0 = q0.mul(FloatVector.fromArray(FLOATS, x, xi))
+                                .fma(FloatVector.broadcast(FLOATS, d * data.get(BYTE, scale)), acc0);
+                        acc1 = q2.mul(FloatVector.fromArray(FLOATS, x, xi + 64))
+                                .fma(FloatVector.broadcast(FLOATS, d * data.get(BYTE, scale + 4)), acc1);
+                        high = shiftWithinShorts(high, VectorOperators.LSHR, 2);
                     }
                 }
             }
         }
-        return acc.reduceLanes(VectorOperators.ADD);
+        return acc0.add(acc1).reduceLanes(VectorOperators.ADD);
     }
 
     @Override

@@ -30,12 +30,7 @@ public final class WeightEncoder {
      *         whole number of its blocks
      */
     public static void encodeRow(GgmlType type, float[] src, int srcOffset, int cols, MemorySegment dst, long dstOffset) {
-        if (!canEncode(type)) {
-            throw new IllegalArgumentException("Lathe cannot write " + type + " weights (it writes F32, F16, BF16, Q8_0, Q4_0)");
-        }
-        if (cols < 0 || cols % type.blockSize != 0) {
-            throw new IllegalArgumentException(cols + " values are not a whole number of " + type + " blocks of " + type.blockSize);
-        }
+        checkEncodable(type, cols);
         Objects.checkFromIndexSize(srcOffset, cols, src.length);
         Objects.checkFromIndexSize(dstOffset, (long) cols / type.blockSize * type.blockBytes, dst.byteSize());
         switch (type) {
@@ -48,6 +43,15 @@ public final class WeightEncoder {
         }
     }
 
+    private static void checkEncodable(GgmlType type, int cols) {
+        if (!canEncode(type)) {
+            throw new IllegalArgumentException("Lathe cannot write " + type + " weights (it writes F32, F16, BF16, Q8_0, Q4_0)");
+        }
+        if (cols < 0 || cols % type.blockSize != 0) {
+            throw new IllegalArgumentException(cols + " values are not a whole number of " + type + " blocks of " + type.blockSize);
+        }
+    }
+
     /**
      * Encodes the row-major matrix {@code values [rows, cols]} into a new segment of {@code arena}
      * and returns it ({@code rows * type.bytesFor(cols)} bytes).
@@ -56,9 +60,7 @@ public final class WeightEncoder {
         if (rows < 0 || cols < 0 || (long) rows * cols != values.length) {
             throw new IllegalArgumentException("shape [" + rows + ", " + cols + "] does not match " + values.length + " values");
         }
-        if (!canEncode(type) || cols % type.blockSize != 0) {
-            encodeRow(type, values, 0, cols, MemorySegment.NULL, 0); // throws with the reason
-        }
+        checkEncodable(type, cols);
         long rowBytes = (long) cols / type.blockSize * type.blockBytes;
         MemorySegment out = arena.allocate(rowBytes * rows, 8);
         for (int r = 0; r < rows; r++) {

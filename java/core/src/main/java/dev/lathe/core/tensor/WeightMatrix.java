@@ -11,6 +11,11 @@ import java.lang.foreign.MemorySegment;
  * <p>Each format is one small class behind this interface, so the model and the backends never
  * see a block layout. Every fast method has a plain reference in {@link #dequantizeRow}: the
  * tests check {@code dot(r, x)} against {@code sum(dequantizeRow(r)[i] * x[i])}.
+ *
+ * <p>Instances are immutable views of their data: any number of threads may call any method at
+ * once (the CPU backend splits a matrix's rows over threads). Build them with
+ * {@link WeightMatrices#of}, which checks the shape against the data; write formats with
+ * {@link WeightEncoder}.
  */
 public interface WeightMatrix {
 
