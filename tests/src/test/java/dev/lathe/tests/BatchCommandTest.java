@@ -128,4 +128,15 @@ class BatchCommandTest {
         assertTrue(run.err().contains("4 malformed line(s); nothing was run"), run.err());
         assertFalse(Files.exists(out));
     }
+
+    @Test
+    void benchBatchPrintsAThroughputTableAndThePrefixCacheSpeedup() {
+        CliTest.Run run = CliTest.lathe("bench", "-m", SharedData.require(DIR + "stories260K-q8_0.gguf").toString(),
+                "--batch", "1,4", "--shared-prefix", "48", "--prompt-tokens", "8", "--gen-tokens", "4", "--repeat", "1",
+                "--threads", "2");
+        assertEquals(0, run.exitCode(), run.err());
+        assertTrue(run.out().matches("(?s).*\\n\\s+1\\s+[0-9.]+ \\(min.*\\n\\s+4\\s+[0-9.]+ \\(min.*"), run.out());
+        assertTrue(run.out().contains("(48 prompt tokens per request from the cache)"), run.out());
+        assertTrue(run.out().contains("speedup"), run.out());
+    }
 }

@@ -1,10 +1,13 @@
 package dev.lathe.cli;
 
 import dev.lathe.core.backend.cpu.ReadBandwidth;
+import dev.lathe.core.sched.SchedulerConfig;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
+
+import java.util.List;
 import java.util.concurrent.Callable;
 
 /** {@code lathe bench}: prefill and decode tokens/s, the model's bytes, decode GB/s and the memory bound. */
@@ -26,13 +29,70 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--no-bandwidth", description = "Skip measuring the machine's read bandwidth.")
     boolean noBandwidth;
 
+    @Option(names = "--batch", split = ",", paramLabel = "B",
+            description = "Batch sizes for the batching engine, e.g. 1,8,32,64: prints a prefill/decode throughput table instead.")
+    List<Integer> batches;
+
+    @Option(names = "--shared-prefix", paramLabel = "TOKENS",
+            description = "With --batch: also time to first token of B requests (B = the largest batch) sharing a prompt prefix"
+                    + " of TOKENS tokens, with and without the prefix cache.")
+    int sharedPrefix;
+
+    @Option(names = "--max-batched-tokens", paramLabel = "N", description = "With --batch: token budget of one step (default ${DEFAULT-VALUE}).")
+    int maxBatchedTokens = SchedulerConfig.DEFAULT_MAX_BATCHED_TOKENS;
+
     @Override
     public Integer call() {
         if (promptTokens < 1 || genTokens < 1 || repeat < 1) {
             throw new IllegalArgumentException("--prompt-tokens, --gen-tokens and --repeat must each be at least 1");
         }
+        if (batches != null) {
+            return batchTable();
+        }
+        if (sharedPrefix != 0) {
+            throw new IllegalArgumentException("--shared-prefix needs --batch");
+        }
         try (ModelSession session = new ModelSession(modelOptions)) {
             report(session, promptTokens, genTokens, repeat, !noBandwidth, modelOptions.threads);
+        }
+        return 0;
+    }
+
+    private int batchTable() {
+        for (int b : batches) {
+            if (b < 1 || b > 4096) {
+                throw new IllegalArgumentException("--batch: each size must be in [1, 4096], got " + b);
+            }
+        }
+        if (sharedPrefix < 0 || maxBatchedTokens < 1) {
+            throw new IllegalArgumentException("--shared-prefix must be >= 0 and --max-batched-tokens >= 1");
+        }
+        try (ModelSession session = new ModelSession(modelOptions)) {
+            System.out.printf("model      %s (%s, %s)%n", session.loaded.source(), session.loaded.format(), session.loaded.config().architecture());
+            System.out.printf("backend    %s%n", session.backend.describe());
+            System.out.printf("weights    %.1f MB read per step%n", session.model.weightBytesPerToken() / 1e6);
+            System.out.printf("engine     %d prompt + %d generated tokens per request, greedy, EOS ignored; budget %d tokens/step;"
+                    + " medians over %d repeats (min-max)%n", promptTokens, genTokens, maxBatchedTokens, repeat);
+            BatchThroughput bench = new BatchThroughput(session.model, session.tokenizer, maxBatchedTokens);
+            System.out.printf("%6s  %-30s  %-30s  %s%n", "batch", "prefill tokens/s", "decode tokens/s", "decode vs first row");
+            double base = 0;
+            for (int b : batches) {
+                BatchThroughput.BatchResult r = bench.measureBatch(b, promptTokens, genTokens, repeat);
+                if (base == 0) {
+                    base = r.decode().median();
+                }
+                System.out.printf("%6d  %-30s  %-30s  %.2fx%n", b, r.prefill(), r.decode(), r.decode().median() / base);
+            }
+            if (sharedPrefix > 0) {
+                int requests = batches.stream().mapToInt(Integer::intValue).max().orElseThrow();
+                int own = 16;
+                BatchThroughput.PrefixResult p = bench.measureSharedPrefix(requests, sharedPrefix, own, repeat);
+                System.out.printf("prefix     %d requests, each a shared %d-token prefix + %d own tokens, after one request"
+                        + " that saw the prefix; time to first token, median over the requests (ms):%n", requests, sharedPrefix, own);
+                System.out.printf("  no cache   %s%n", p.withoutCache());
+                System.out.printf("  cache      %s  (%d prompt tokens per request from the cache)%n", p.withCache(), p.cachedTokensPerRequest());
+                System.out.printf("  speedup    %.2fx%n", p.withoutCache().median() / p.withCache().median());
+            }
         }
         return 0;
     }
