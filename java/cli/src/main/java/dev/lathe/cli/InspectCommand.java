@@ -48,7 +48,7 @@ final class InspectCommand implements Callable<Integer> {
             System.out.printf("tensors       %d, %.2f MB%n", m.tensors().size(), m.weightBytes() / 1e6);
             System.out.printf("  %-36s %-6s %-16s %12s%n", "name", "type", "shape", "bytes");
             for (WeightMatrix w : m.tensors().values()) {
-                System.out.printf("  %-36s %-6s %-16s %,12d%n", w.name(), w.type(), "[" + w.rows() + ", " + w.cols() + "]", w.byteSize());
+                System.out.printf("  %-36s %-6s %-16s %,12d%n", w.name(), w.format().name(), "[" + w.rows() + ", " + w.cols() + "]", w.byteSize());
             }
         }
         return 0;

@@ -11,9 +11,17 @@ import java.nio.file.NoSuchFileException;
 /** The {@code lathe} command. */
 @Command(name = "lathe", mixinStandardHelpOptions = true, version = "lathe 0.1.0",
         description = "LLM inference on the JVM: run, inspect and benchmark Llama-family models.",
-        subcommands = {DemoCommand.class, GenerateCommand.class, BatchCommand.class, BenchCommand.class, InspectCommand.class,
+        // One command per line, so branches that add commands merge cleanly.
+        subcommands = {
+                DemoCommand.class,
+                GenerateCommand.class,
+                BatchCommand.class,
+                BenchCommand.class,
+                InspectCommand.class,
+                QuantizeCommand.class,
                 SyntheticCommand.class,
-                TokenizeCommand.class, CommandLine.HelpCommand.class})
+                TokenizeCommand.class,
+                CommandLine.HelpCommand.class})
 public final class Lathe implements Runnable {
     public static void main(String[] args) {
         System.exit(commandLine().execute(args));

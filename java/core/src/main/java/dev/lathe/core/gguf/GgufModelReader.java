@@ -4,6 +4,8 @@ import dev.lathe.core.format.LoadedModel;
 import dev.lathe.core.io.ModelFormatException;
 import dev.lathe.core.model.LlamaConfig;
 import dev.lathe.core.model.RopeStyle;
+import dev.lathe.core.tensor.GgmlType;
+import dev.lathe.core.tensor.LatheFormat;
 import dev.lathe.core.tensor.WeightMatrices;
 import dev.lathe.core.tensor.WeightMatrix;
 import dev.lathe.core.tokenizer.GgufVocabularyReader;
@@ -12,6 +14,7 @@ import dev.lathe.core.tokenizer.Vocabulary;
 import java.lang.foreign.Arena;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
+import java.util.Optional;
 import java.util.SequencedMap;
 import java.util.Set;
 
@@ -47,9 +50,30 @@ public final class GgufModelReader {
         return new LoadedModel(gguf.source(), "GGUF v" + gguf.version(), config, tensors, vocabulary, metadata, arena);
     }
 
+    /** Metadata key prefix naming a tensor's {@link LatheFormat} spec; the tensor is stored as I8 bytes {@code [rows, rowBytes]}. */
+    public static final String LATHE_FORMAT_KEY = "lathe.tensor_format.";
+    /** Metadata key prefix holding the logical column count of a tensor in a Lathe format. */
+    public static final String LATHE_COLS_KEY = "lathe.tensor_cols.";
+
     static WeightMatrix matrix(GgufFile gguf, GgufTensorInfo info) {
         long rows = info.rowCount();
         long cols = info.rowLength();
+        // NOTE: Lathe's own formats ride in GGUF as plain I8 byte tensors described by two metadata
+        // keys, not as invented ggml type ids: other GGUF readers still parse the file (and can
+        // tell a Lathe tensor when they meet one) instead of failing on an unknown type id.
+        Optional<String> latheSpec = gguf.metadata().optString(LATHE_FORMAT_KEY + info.name());
+        if (latheSpec.isPresent()) {
+            String where = gguf.source() + " tensor " + info.name();
+            LatheFormat format = LatheFormat.parse(latheSpec.get(), where);
+            int logicalCols = gguf.metadata().boundedInt(LATHE_COLS_KEY + info.name(), 1, Integer.MAX_VALUE);
+            if (info.type() != GgmlType.I8 || !format.fitsRow(logicalCols) || format.rowBytes(logicalCols) != cols
+                    || rows > Integer.MAX_VALUE) {
+                throw new ModelFormatException(gguf.source(), "tensor " + info.name() + " says it is " + format + " with "
+                        + logicalCols + " columns, so I8 rows of " + (format.fitsRow(logicalCols) ? format.rowBytes(logicalCols) : "?")
+                        + " bytes, but it is " + info.type() + " of shape " + info.shapeString());
+            }
+            return WeightMatrices.of(info.name(), format, (int) rows, logicalCols, gguf.data(info));
+        }
         if (rows > Integer.MAX_VALUE || cols > Integer.MAX_VALUE) {
             throw new ModelFormatException(gguf.source(), "tensor " + info.name() + " of shape " + info.shapeString()
                     + " has more than 2^31 rows or columns");

@@ -8,7 +8,7 @@ import dev.lathe.core.io.ModelFormatException;
  * Types Lathe can compute with are marked {@code supported}; the others are known by name so an
  * unsupported file gets an error that says which type it holds.
  */
-public enum GgmlType {
+public enum GgmlType implements WeightFormat {
     F32(0, 1, 4, true),
     F16(1, 1, 2, true),
     Q4_0(2, 32, 2 + 16, true),

@@ -9,6 +9,36 @@ public final class WeightMatrices {
     private WeightMatrices() {
     }
 
+    /** The matrix {@code [rows, cols]} of any {@link WeightFormat} over {@code data} (not copied). */
+    public static WeightMatrix of(String name, WeightFormat format, int rows, int cols, MemorySegment data) {
+        return switch (format) {
+            case GgmlType type -> of(name, type, rows, cols, data);
+            case LatheFormat lathe -> ofLathe(name, lathe, rows, cols, data);
+        };
+    }
+
+    private static WeightMatrix ofLathe(String name, LatheFormat format, int rows, int cols, MemorySegment data) {
+        Objects.requireNonNull(name, "name");
+        Objects.requireNonNull(data, "data");
+        String source = "tensor " + name;
+        if (rows <= 0 || cols <= 0) {
+            throw new ModelFormatException(source, "shape [" + rows + ", " + cols + "] is not positive");
+        }
+        if (!format.fitsRow(cols)) {
+            throw new ModelFormatException(source, "a row of " + cols + " values is not a whole number of " + format + " groups");
+        }
+        long expected = Math.multiplyExact(format.rowBytes(cols), (long) rows);
+        if (data.byteSize() != expected) {
+            throw new ModelFormatException(source, "a " + format + " matrix [" + rows + ", " + cols + "] takes "
+                    + expected + " bytes, but its data is " + data.byteSize() + " bytes");
+        }
+        return switch (format.kind()) {
+            case INT8_CHANNEL -> new Int8ChannelMatrix(name, rows, cols, data);
+            case INT_GROUP -> new IntGroupMatrix(name, format, rows, cols, data);
+            case NF4 -> new Nf4Matrix(name, format, rows, cols, data);
+        };
+    }
+
     /**
      * The matrix {@code [rows, cols]} of {@code type} over {@code data} (not copied).
      *

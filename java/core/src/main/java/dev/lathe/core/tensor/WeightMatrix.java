@@ -22,7 +22,16 @@ public interface WeightMatrix {
     /** The tensor's name in the model file (GGUF naming, e.g. {@code blk.0.attn_q.weight}). */
     String name();
 
+    /**
+     * The ggml type of a matrix stored in ggml blocks. Matrices in one of Lathe's own formats
+     * throw {@link UnsupportedOperationException}: dispatch on {@link #format()} to handle both.
+     */
     GgmlType type();
+
+    /** The storage format: the ggml type, or a {@link LatheFormat}. */
+    default WeightFormat format() {
+        return type();
+    }
 
     int rows();
 
@@ -33,7 +42,10 @@ public interface WeightMatrix {
 
     /** Bytes of one row. */
     default long rowBytes() {
-        return type().bytesFor(cols(), name());
+        return switch (format()) {
+            case GgmlType t -> t.bytesFor(cols(), name());
+            case LatheFormat f -> f.rowBytes(cols());
+        };
     }
 
     /** Bytes of the whole matrix. */

@@ -1,0 +1,64 @@
+package dev.lathe.cli;
+
+import dev.lathe.tools.quant.ModelQuantizer;
+import dev.lathe.tools.quant.QuantMethod;
+import dev.lathe.tools.quant.QuantOptions;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+
+/** {@code lathe quantize}: writes a quantized copy of a GGUF model. */
+@Command(name = "quantize", mixinStandardHelpOptions = true,
+        description = {"Quantize a GGUF model: GGUF types (q8_0, q4_0, q4_k, q6_k) by ggml's reference algorithms, or",
+            "Lathe's formats: rtn (INT8 per channel with --bits 8, else INT2/3/4 group-wise), nf4, gptq, awq.",
+            "Norms stay F32; token_embd/output and matrices whose K is not a whole number of groups go to 8 bits."})
+final class QuantizeCommand implements Callable<Integer> {
+    @Option(names = {"-m", "--model"}, required = true, paramLabel = "IN", description = "The GGUF model to quantize.")
+    Path input;
+
+    @Option(names = {"-o", "--output"}, required = true, paramLabel = "OUT", description = "The GGUF file to write.")
+    Path output;
+
+    @Option(names = "--method", required = true, paramLabel = "METHOD",
+            description = "rtn, q8_0, q4_0, q4_k, q6_k, nf4, gptq or awq.")
+    QuantMethod method;
+
+    @Option(names = "--bits", paramLabel = "B", description = "rtn: 2, 3, 4 or 8; gptq/awq: 2, 3 or 4 (default ${DEFAULT-VALUE}).")
+    int bits = 4;
+
+    @Option(names = "--group-size", paramLabel = "G", description = "Values per group along K: 32, 64, 128 (default 32; nf4: 64).")
+    Integer groupSize;
+
+    @Option(names = "--sym", description = "Symmetric levels (no zero point).")
+    boolean symmetric;
+
+    @Option(names = "--zero-point", description = "Asymmetric levels with a zero point per group (the default).")
+    boolean zeroPoint;
+
+    @Option(names = "--calib", paramLabel = "FILE", description = "Calibration text (gptq, awq).")
+    Path calibration;
+
+    @Option(names = "--calib-samples", paramLabel = "N", description = "Calibration windows (default ${DEFAULT-VALUE}).")
+    int calibSamples = 32;
+
+    @Option(names = "--seq-len", paramLabel = "L", description = "Tokens per calibration window (default ${DEFAULT-VALUE}).")
+    int seqLen = 128;
+
+    @Option(names = "--force", description = "Overwrite an existing output file.")
+    boolean force;
+
+    @Override
+    public Integer call() {
+        if (symmetric && zeroPoint) {
+            throw new IllegalArgumentException("--sym and --zero-point contradict each other: pass one");
+        }
+        int group = groupSize != null ? groupSize : method == QuantMethod.NF4 ? 64 : 32;
+        QuantOptions options = new QuantOptions(method, bits, group, !symmetric, calibration, calibSamples, seqLen);
+        ModelQuantizer.Summary s = ModelQuantizer.quantize(input, output, options, force, System.err);
+        System.out.printf("wrote %s: %.2f MB in %.1f s%n", s.output(), s.bytes() / 1e6, s.seconds());
+        s.tensorsByFormat().forEach((format, n) -> System.out.printf("  %-22s %d tensors%n", format, n));
+        return 0;
+    }
+}

@@ -1,0 +1,56 @@
+package dev.lathe.core.tensor;
+
+import static dev.lathe.core.tensor.BlockLanes.FLOATS;
+import static dev.lathe.core.tensor.BlockLanes.LANES;
+import static dev.lathe.core.tensor.BlockLanes.loadBytes;
+import static dev.lathe.core.tensor.BlockLanes.toFloats;
+
+import java.lang.foreign.MemorySegment;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
+
+/**
+ * INT8 per output channel ({@link LatheFormat.Kind#INT8_CHANNEL}): per row an f32 scale then
+ * {@code cols} int8; value {@code scale * q}. Roofline: ~1 byte and 2 FLOPs per value.
+ * Kernel: the int8 are widened in registers and multiplied with x; the row sum is scaled once.
+ */
+final class Int8ChannelMatrix extends LatheMatrix {
+    private static final int QS = 4;
+
+    Int8ChannelMatrix(String name, int rows, int cols, MemorySegment data) {
+        super(name, LatheFormat.int8Channel(), rows, cols, data);
+    }
+
+    @Override
+    public void dequantizeRow(int row, float[] out, int outOffset) {
+        long base = rowOffset(row);
+        float scale = data.get(FLOAT, base);
+        for (int i = 0; i < cols; i++) {
+            out[outOffset + i] = scale * data.get(BYTE, base + QS + i);
+        }
+    }
+
+    @Override
+    public float dot(int row, float[] x, int xOffset) {
+        checkInput(x, xOffset);
+        long base = rowOffset(row);
+        FloatVector acc0 = FloatVector.zero(FLOATS);
+        FloatVector acc1 = FloatVector.zero(FLOATS);
+        int i = 0;
+        for (; i + 2 * LANES <= cols; i += 2 * LANES) {
+            acc0 = toFloats(loadBytes(data, base + QS + i)).fma(FloatVector.fromArray(FLOATS, x, xOffset + i), acc0);
+            acc1 = toFloats(loadBytes(data, base + QS + i + LANES)).fma(FloatVector.fromArray(FLOATS, x, xOffset + i + LANES), acc1);
+        }
+        float sum = acc0.add(acc1).reduceLanes(VectorOperators.ADD);
+        for (; i < cols; i++) {
+            sum += data.get(BYTE, base + QS + i) * x[xOffset + i];
+        }
+        return data.get(FLOAT, base) * sum;
+    }
+
+    /** Writes {@code cols} int8 levels and the row's scale at {@code dst[dstOffset..]}. */
+    static void packRow(byte[] levels, int levelOffset, int cols, float scale, MemorySegment dst, long dstOffset) {
+        dst.set(FLOAT, dstOffset, scale);
+        MemorySegment.copy(levels, levelOffset, dst, BYTE, dstOffset + QS, cols);
+    }
+}

@@ -1,0 +1,97 @@
+package dev.lathe.core.tensor;
+
+import static dev.lathe.core.tensor.BlockLanes.FLOATS;
+import static dev.lathe.core.tensor.BlockLanes.LANES;
+import static dev.lathe.core.tensor.BlockLanes.highNibbles;
+import static dev.lathe.core.tensor.BlockLanes.loadBytes;
+import static dev.lathe.core.tensor.BlockLanes.lowNibbles;
+import static dev.lathe.core.tensor.BlockLanes.toFloats;
+
+import java.lang.foreign.MemorySegment;
+import jdk.incubator.vector.ByteVector;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
+
+/**
+ * Group-wise INT4 (and INT3/INT2 in the same container), the GPTQ / AWQ model
+ * ({@link LatheFormat.Kind#INT_GROUP}): per group of g values an f16 scale, a uint8 zero point,
+ * then g/2 bytes whose low nibbles are levels {@code 0..g/2-1} and high nibbles levels
+ * {@code g/2..g-1}; value {@code scale * (q - zero)}. Roofline at g = 128: 0.52 bytes and
+ * 2 FLOPs per value.
+ *
+ * <p>Kernel: per group, {@code sum(w x) = scale * sum(q x) - scale * zero * sum(x)}; both sums
+ * stay in vector registers, scaled once per group (as Q4_K does per sub-block).
+ */
+final class IntGroupMatrix extends LatheMatrix {
+    private static final int SCALE = 0;
+    private static final int ZERO = 2;
+    private static final int QS = 3;
+
+    private final int group;
+    private final int half;
+    private final int groupBytes;
+    private final int groupsPerRow;
+
+    IntGroupMatrix(String name, LatheFormat format, int rows, int cols, MemorySegment data) {
+        super(name, format, rows, cols, data);
+        this.group = format.groupSize();
+        this.half = group / 2;
+        this.groupBytes = format.groupBytes();
+        this.groupsPerRow = cols / group;
+    }
+
+    @Override
+    public void dequantizeRow(int row, float[] out, int outOffset) {
+        long block = rowOffset(row);
+        for (int g = 0; g < groupsPerRow; g++, block += groupBytes) {
+            float scale = Float.float16ToFloat(data.get(HALF, block + SCALE));
+            int zero = data.get(BYTE, block + ZERO) & 0xFF;
+            int o = outOffset + g * group;
+            for (int i = 0; i < half; i++) {
+                int packed = data.get(BYTE, block + QS + i) & 0xFF;
+                out[o + i] = scale * ((packed & 0x0F) - zero);
+                out[o + half + i] = scale * ((packed >>> 4) - zero);
+            }
+        }
+    }
+
+    @Override
+    public float dot(int row, float[] x, int xOffset) {
+        checkInput(x, xOffset);
+        long block = rowOffset(row);
+        FloatVector acc = FloatVector.zero(FLOATS);
+        FloatVector accZero = FloatVector.zero(FLOATS);
+        for (int g = 0; g < groupsPerRow; g++, block += groupBytes) {
+            FloatVector qx = FloatVector.zero(FLOATS);
+            FloatVector xs = FloatVector.zero(FLOATS);
+            int xi = xOffset + g * group;
+            for (int i = 0; i < half; i += LANES) {
+                ByteVector packed = loadBytes(data, block + QS + i);
+                FloatVector xLow = FloatVector.fromArray(FLOATS, x, xi + i);
+                FloatVector xHigh = FloatVector.fromArray(FLOATS, x, xi + half + i);
+                qx = toFloats(lowNibbles(packed)).fma(xLow, qx);
+                qx = toFloats(highNibbles(packed)).fma(xHigh, qx);
+                xs = xs.add(xLow).add(xHigh);
+            }
+            float scale = Float.float16ToFloat(data.get(HALF, block + SCALE));
+            int zero = data.get(BYTE, block + ZERO) & 0xFF;
+            acc = qx.fma(FloatVector.broadcast(FLOATS, scale), acc);
+            accZero = xs.fma(FloatVector.broadcast(FLOATS, scale * zero), accZero);
+        }
+        return acc.sub(accZero).reduceLanes(VectorOperators.ADD);
+    }
+
+    /**
+     * Writes one group: {@code scale} (stored as f16), {@code zero}, and the {@code groupSize}
+     * levels {@code levels[levelOffset..]} (each {@code 0..15}) at {@code dst[dstOffset..]}.
+     */
+    static void packGroup(byte[] levels, int levelOffset, int groupSize, float scale, int zero,
+                          MemorySegment dst, long dstOffset) {
+        dst.set(HALF, dstOffset + SCALE, Float.floatToFloat16(scale));
+        dst.set(BYTE, dstOffset + ZERO, (byte) zero);
+        int h = groupSize / 2;
+        for (int i = 0; i < h; i++) {
+            dst.set(BYTE, dstOffset + QS + i, (byte) ((levels[levelOffset + i] & 0x0F) | (levels[levelOffset + h + i] << 4)));
+        }
+    }
+}

@@ -1,0 +1,146 @@
+package dev.lathe.core.tensor;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.Objects;
+
+/**
+ * Writes f32 rows in Lathe's own formats by round-to-nearest (RTN), and packs levels chosen
+ * elsewhere (GPTQ, AWQ) with {@link #packIntGroupRow}. The grid of a group (scale and zero point)
+ * is {@link #fitGroup}: the one GPTQ's reference quantizer uses, so RTN and GPTQ differ only in
+ * how levels are chosen.
+ */
+public final class LatheEncoder {
+    private LatheEncoder() {
+    }
+
+    /**
+     * The grid of one integer group: {@code value = scale * (level - zero)}, levels in
+     * {@code [0, 2^bits - 1]}. The scale is already rounded to f16, as stored.
+     */
+    public record Grid(float scale, int zero, int maxLevel) {
+        /** The nearest level of {@code v} on this grid. */
+        public int level(float v) {
+            return Math.clamp(Math.round(v / scale) + zero, 0, maxLevel);
+        }
+
+        public float value(int level) {
+            return scale * (level - zero);
+        }
+    }
+
+    /**
+     * The grid for {@code n} values {@code w[offset..]}: asymmetric over {@code [min(w, 0),
+     * max(w, 0)]} with an integer zero point, or symmetric over {@code [-amax, amax]} with the
+     * zero point fixed at {@code 2^(bits-1)}. An all-zero group gets scale 1.
+     */
+    public static Grid fitGroup(float[] w, int offset, int n, int bits, boolean zeroPoint) {
+        int maxLevel = (1 << bits) - 1;
+        float lo = 0;
+        float hi = 0;
+        for (int i = 0; i < n; i++) {
+            lo = Math.min(lo, w[offset + i]);
+            hi = Math.max(hi, w[offset + i]);
+        }
+        return gridFor(lo, hi, bits, zeroPoint, maxLevel);
+    }
+
+    /** The grid for the range {@code [lo, hi]} (lo <= 0 <= hi). */
+    public static Grid gridFor(float lo, float hi, int bits, boolean zeroPoint, int maxLevel) {
+        if (!zeroPoint) {
+            float amax = Math.max(-lo, hi);
+            lo = -amax;
+            hi = amax;
+        }
+        if (lo == 0 && hi == 0) {
+            lo = -1;
+            hi = 1;
+        }
+        float scale = roundToHalf((hi - lo) / maxLevel);
+        if (scale == 0) {
+            scale = Float.float16ToFloat((short) 1); // below f16's range: the smallest subnormal
+        }
+        int zero = zeroPoint ? Math.clamp(Math.round(-lo / scale), 0, maxLevel) : 1 << (bits - 1);
+        return new Grid(scale, zero, maxLevel);
+    }
+
+    static float roundToHalf(float v) {
+        return Float.float16ToFloat(Float.floatToFloat16(v));
+    }
+
+    /** Encodes one row of {@code cols} values by RTN into {@code dst[dstOffset..]} ({@code format.rowBytes(cols)} bytes). */
+    public static void encodeRow(LatheFormat format, float[] src, int srcOffset, int cols, MemorySegment dst, long dstOffset) {
+        Objects.checkFromIndexSize(srcOffset, cols, src.length);
+        Objects.checkFromIndexSize(dstOffset, format.rowBytes(cols), dst.byteSize());
+        switch (format.kind()) {
+            case INT8_CHANNEL -> {
+                float amax = 0;
+                for (int i = 0; i < cols; i++) {
+                    amax = Math.max(amax, Math.abs(src[srcOffset + i]));
+                }
+                float scale = amax / 127;
+                float inverse = scale != 0 ? 1 / scale : 0;
+                byte[] levels = new byte[cols];
+                for (int i = 0; i < cols; i++) {
+                    levels[i] = (byte) Math.clamp(Math.round(src[srcOffset + i] * inverse), -127, 127);
+                }
+                Int8ChannelMatrix.packRow(levels, 0, cols, scale, dst, dstOffset);
+            }
+            case INT_GROUP -> {
+                int g = format.groupSize();
+                byte[] levels = new byte[g];
+                for (int b = 0; b < cols / g; b++) {
+                    Grid grid = fitGroup(src, srcOffset + b * g, g, format.bits(), format.zeroPoint());
+                    for (int i = 0; i < g; i++) {
+                        levels[i] = (byte) grid.level(src[srcOffset + b * g + i]);
+                    }
+                    IntGroupMatrix.packGroup(levels, 0, g, grid.scale(), grid.zero(), dst, dstOffset + (long) b * format.groupBytes());
+                }
+            }
+            case NF4 -> {
+                int g = format.groupSize();
+                byte[] codes = new byte[g];
+                for (int b = 0; b < cols / g; b++) {
+                    int base = srcOffset + b * g;
+                    float absmax = 0;
+                    for (int i = 0; i < g; i++) {
+                        absmax = Math.max(absmax, Math.abs(src[base + i]));
+                    }
+                    float inverse = absmax != 0 ? 1 / absmax : 0;
+                    for (int i = 0; i < g; i++) {
+                        codes[i] = (byte) Nf4Codebook.nearest(src[base + i] * inverse);
+                    }
+                    Nf4Matrix.packGroup(codes, 0, g, absmax, dst, dstOffset + (long) b * format.groupBytes());
+                }
+            }
+        }
+    }
+
+    /**
+     * Packs a row of an {@link LatheFormat.Kind#INT_GROUP} format from chosen levels:
+     * {@code levels[cols]}, one grid per group ({@code grids[cols / groupSize]}).
+     */
+    public static void packIntGroupRow(LatheFormat format, byte[] levels, Grid[] grids, int cols, MemorySegment dst, long dstOffset) {
+        if (format.kind() != LatheFormat.Kind.INT_GROUP) {
+            throw new IllegalArgumentException(format + " is not a group-wise integer format");
+        }
+        Objects.checkFromIndexSize(dstOffset, format.rowBytes(cols), dst.byteSize());
+        int g = format.groupSize();
+        for (int b = 0; b < cols / g; b++) {
+            IntGroupMatrix.packGroup(levels, b * g, g, grids[b].scale(), grids[b].zero(), dst, dstOffset + (long) b * format.groupBytes());
+        }
+    }
+
+    /** Encodes the row-major {@code values [rows, cols]} by RTN into a new segment of {@code arena}. */
+    public static MemorySegment encode(LatheFormat format, float[] values, int rows, int cols, Arena arena) {
+        if (rows <= 0 || cols <= 0 || (long) rows * cols != values.length) {
+            throw new IllegalArgumentException("shape [" + rows + ", " + cols + "] does not match " + values.length + " values");
+        }
+        long rowBytes = format.rowBytes(cols);
+        MemorySegment out = arena.allocate(rowBytes * rows, 8);
+        for (int r = 0; r < rows; r++) {
+            encodeRow(format, values, r * cols, cols, out, r * rowBytes);
+        }
+        return out;
+    }
+}

@@ -1,0 +1,148 @@
+package dev.lathe.core.tensor;
+
+import dev.lathe.core.io.ModelFormatException;
+import java.util.Objects;
+
+/**
+ * Lathe's own quantized weight formats (not ggml types), each stored row-major, a row being a
+ * whole number of blocks, like the ggml formats:
+ * <ul>
+ * <li>{@link Kind#INT8_CHANNEL}: per row an f32 scale, then {@code cols} int8; value
+ *     {@code scale * q}. Symmetric, any {@code cols}.</li>
+ * <li>{@link Kind#INT_GROUP}: per group of {@code groupSize} values along the row an f16 scale,
+ *     a uint8 zero point, then {@code groupSize / 2} bytes of 4-bit levels; byte {@code i} holds
+ *     level {@code i} in its low nibble and level {@code i + groupSize/2} in its high nibble;
+ *     value {@code scale * (q - zero)}. The GPTQ / AWQ model. INT3 and INT2 use the same
+ *     container with levels {@code < 2^bits}.</li>
+ * <li>{@link Kind#NF4}: per group an f32 absmax, then {@code groupSize / 2} bytes of 4-bit codes
+ *     (same nibble order); value {@code NF4[q] * absmax} with {@link Nf4Codebook}.</li>
+ * </ul>
+ *
+ * @param kind      the layout
+ * @param bits      bits per level: 8 for INT8, 2..4 for INT_GROUP, 4 for NF4
+ * @param groupSize values per group (0 for INT8_CHANNEL: one group per row)
+ * @param zeroPoint INT_GROUP only: levels are asymmetric (a zero point per group); otherwise
+ *                  the zero point is fixed at {@code 2^(bits-1)}
+ */
+// NOTE: INT3 and INT2 are stored in 4-bit nibbles: their accuracy is that of 3 or 2 bits but
+// their size is that of INT4. A dense 3-bit packing is future work; reports give both numbers.
+public record LatheFormat(Kind kind, int bits, int groupSize, boolean zeroPoint) implements WeightFormat {
+
+    public enum Kind { INT8_CHANNEL, INT_GROUP, NF4 }
+
+    public LatheFormat {
+        Objects.requireNonNull(kind, "kind");
+        switch (kind) {
+            case INT8_CHANNEL -> {
+                if (bits != 8 || groupSize != 0 || zeroPoint) {
+                    throw new IllegalArgumentException("INT8 per channel is 8-bit, symmetric, one scale per row");
+                }
+            }
+            case INT_GROUP -> {
+                if (bits < 2 || bits > 4) {
+                    throw new IllegalArgumentException("group-wise integer quantization supports 2, 3 or 4 bits, not " + bits
+                            + " (use INT8 per channel for 8 bits)");
+                }
+                checkGroup(groupSize);
+            }
+            case NF4 -> {
+                if (bits != 4 || zeroPoint) {
+                    throw new IllegalArgumentException("NF4 is 4-bit and symmetric");
+                }
+                checkGroup(groupSize);
+            }
+        }
+    }
+
+    private static void checkGroup(int groupSize) {
+        if (groupSize < 32 || groupSize > 4096 || groupSize % 32 != 0) {
+            throw new IllegalArgumentException("group size must be a multiple of 32 between 32 and 4096 (e.g. 32, 64, 128), not "
+                    + groupSize);
+        }
+    }
+
+    public static LatheFormat int8Channel() {
+        return new LatheFormat(Kind.INT8_CHANNEL, 8, 0, false);
+    }
+
+    public static LatheFormat intGroup(int bits, int groupSize, boolean zeroPoint) {
+        return new LatheFormat(Kind.INT_GROUP, bits, groupSize, zeroPoint);
+    }
+
+    public static LatheFormat nf4(int groupSize) {
+        return new LatheFormat(Kind.NF4, 4, groupSize, false);
+    }
+
+    /** Bytes of one group's header (scale, zero or absmax) before its packed levels. */
+    int groupHeaderBytes() {
+        return kind == Kind.NF4 ? 4 : 3;
+    }
+
+    /** Bytes of one group: header plus {@code groupSize / 2} packed bytes. */
+    int groupBytes() {
+        return groupHeaderBytes() + groupSize / 2;
+    }
+
+    /** True when a row of {@code cols} values is a whole number of this format's groups. */
+    public boolean fitsRow(long cols) {
+        return cols > 0 && (kind == Kind.INT8_CHANNEL || cols % groupSize == 0);
+    }
+
+    /** Bytes of one row of {@code cols} values. */
+    public long rowBytes(long cols) {
+        if (!fitsRow(cols)) {
+            throw new IllegalArgumentException("a row of " + cols + " values is not a whole number of " + name() + " groups");
+        }
+        return kind == Kind.INT8_CHANNEL ? 4 + cols : cols / groupSize * groupBytes();
+    }
+
+    /** Storage bits per weight for rows of {@code cols} values, scales and zero points included. */
+    public double bitsPerWeight(long cols) {
+        return rowBytes(cols) * 8.0 / cols;
+    }
+
+    @Override
+    public String name() {
+        return switch (kind) {
+            case INT8_CHANNEL -> "INT8";
+            case INT_GROUP -> "INT" + bits + "-g" + groupSize + (zeroPoint ? "" : "-sym");
+            case NF4 -> "NF4-g" + groupSize;
+        };
+    }
+
+    /** The spec string stored in files and parsed by {@link #parse}: {@code int8}, {@code int4:g32:zp}, {@code nf4:g64}. */
+    public String spec() {
+        return switch (kind) {
+            case INT8_CHANNEL -> "int8";
+            case INT_GROUP -> "int" + bits + ":g" + groupSize + (zeroPoint ? ":zp" : ":sym");
+            case NF4 -> "nf4:g" + groupSize;
+        };
+    }
+
+    /** The format a {@link #spec()} string names; anything else is a {@link ModelFormatException} naming {@code source}. */
+    public static LatheFormat parse(String spec, String source) {
+        try {
+            String[] parts = spec.split(":");
+            if (parts.length == 1 && parts[0].equals("int8")) {
+                return int8Channel();
+            }
+            if (parts.length == 2 && parts[0].equals("nf4") && parts[1].startsWith("g")) {
+                return nf4(Integer.parseInt(parts[1].substring(1)));
+            }
+            if (parts.length == 3 && parts[0].startsWith("int") && parts[1].startsWith("g")
+                    && (parts[2].equals("zp") || parts[2].equals("sym"))) {
+                return intGroup(Integer.parseInt(parts[0].substring(3)), Integer.parseInt(parts[1].substring(1)),
+                        parts[2].equals("zp"));
+            }
+        } catch (IllegalArgumentException e) {
+            throw new ModelFormatException(source, "weight format '" + spec + "': " + e.getMessage(), e);
+        }
+        throw new ModelFormatException(source, "unknown Lathe weight format '" + spec
+                + "' (expected int8, intB:gN:zp|sym with B in 2..4, or nf4:gN)");
+    }
+
+    @Override
+    public String toString() {
+        return name();
+    }
+}

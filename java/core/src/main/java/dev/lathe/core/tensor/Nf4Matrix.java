@@ -1,0 +1,93 @@
+package dev.lathe.core.tensor;
+
+import static dev.lathe.core.tensor.BlockLanes.FLOATS;
+import static dev.lathe.core.tensor.BlockLanes.LANES;
+import static dev.lathe.core.tensor.BlockLanes.highNibbles;
+import static dev.lathe.core.tensor.BlockLanes.loadBytes;
+import static dev.lathe.core.tensor.BlockLanes.lowNibbles;
+import static dev.lathe.core.tensor.BlockLanes.toFloats;
+
+import java.lang.foreign.MemorySegment;
+import jdk.incubator.vector.ByteVector;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
+
+/**
+ * NF4 ({@link LatheFormat.Kind#NF4}): per group of g values an f32 absmax, then g/2 bytes of
+ * 4-bit codes (low nibbles: codes {@code 0..g/2-1}, high nibbles: {@code g/2..g-1}); value
+ * {@code Nf4Codebook[code] * absmax}. Roofline at g = 64: 0.56 bytes and 2 FLOPs per value.
+ *
+ * <p>Kernel: the codes become float lane indices and select their code values from the 16-entry
+ * table held in one (AVX-512) or two (AVX2) registers; the group sum is scaled by absmax once.
+ */
+final class Nf4Matrix extends LatheMatrix {
+    private static final int QS = 4;
+    private static final FloatVector TABLE_LOW;
+    private static final FloatVector TABLE_HIGH;
+
+    static {
+        float[] padded = new float[2 * LANES];
+        System.arraycopy(Nf4Codebook.values(), 0, padded, 0, 16);
+        TABLE_LOW = FloatVector.fromArray(FLOATS, padded, 0);
+        TABLE_HIGH = FloatVector.fromArray(FLOATS, padded, LANES);
+    }
+
+    private final int group;
+    private final int half;
+    private final int groupBytes;
+    private final int groupsPerRow;
+
+    Nf4Matrix(String name, LatheFormat format, int rows, int cols, MemorySegment data) {
+        super(name, format, rows, cols, data);
+        this.group = format.groupSize();
+        this.half = group / 2;
+        this.groupBytes = format.groupBytes();
+        this.groupsPerRow = cols / group;
+    }
+
+    @Override
+    public void dequantizeRow(int row, float[] out, int outOffset) {
+        long block = rowOffset(row);
+        for (int g = 0; g < groupsPerRow; g++, block += groupBytes) {
+            float absmax = data.get(FLOAT, block);
+            int o = outOffset + g * group;
+            for (int i = 0; i < half; i++) {
+                int packed = data.get(BYTE, block + QS + i) & 0xFF;
+                out[o + i] = Nf4Codebook.value(packed & 0x0F) * absmax;
+                out[o + half + i] = Nf4Codebook.value(packed >>> 4) * absmax;
+            }
+        }
+    }
+
+    /** The code values of {@code codes} (0..15 per byte lane). */
+    private static FloatVector lookup(ByteVector codes) {
+        return toFloats(codes).selectFrom(TABLE_LOW, TABLE_HIGH);
+    }
+
+    @Override
+    public float dot(int row, float[] x, int xOffset) {
+        checkInput(x, xOffset);
+        long block = rowOffset(row);
+        FloatVector acc = FloatVector.zero(FLOATS);
+        for (int g = 0; g < groupsPerRow; g++, block += groupBytes) {
+            FloatVector sum = FloatVector.zero(FLOATS);
+            int xi = xOffset + g * group;
+            for (int i = 0; i < half; i += LANES) {
+                ByteVector packed = loadBytes(data, block + QS + i);
+                sum = lookup(lowNibbles(packed)).fma(FloatVector.fromArray(FLOATS, x, xi + i), sum);
+                sum = lookup(highNibbles(packed)).fma(FloatVector.fromArray(FLOATS, x, xi + half + i), sum);
+            }
+            acc = sum.fma(FloatVector.broadcast(FLOATS, data.get(FLOAT, block)), acc);
+        }
+        return acc.reduceLanes(VectorOperators.ADD);
+    }
+
+    /** Writes one group: {@code absmax} and the {@code groupSize} codes {@code codes[codeOffset..]}. */
+    static void packGroup(byte[] codes, int codeOffset, int groupSize, float absmax, MemorySegment dst, long dstOffset) {
+        dst.set(FLOAT, dstOffset, absmax);
+        int h = groupSize / 2;
+        for (int i = 0; i < h; i++) {
+            dst.set(BYTE, dstOffset + QS + i, (byte) ((codes[codeOffset + i] & 0x0F) | (codes[codeOffset + h + i] << 4)));
+        }
+    }
+}

@@ -1,0 +1,76 @@
+package dev.lathe.core.gguf;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.lathe.core.io.ModelFormatException;
+import dev.lathe.core.tensor.GgmlType;
+import dev.lathe.core.tensor.LatheEncoder;
+import dev.lathe.core.tensor.LatheFormat;
+import dev.lathe.core.tensor.WeightMatrix;
+import dev.lathe.core.testing.TestRandom;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.file.Path;
+import java.util.Random;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** Lathe-format tensors stored in GGUF as I8 bytes plus metadata come back as the same matrices. */
+class LatheTensorsInGgufTest {
+
+    @Test
+    void everyFormatRoundTripsThroughAGgufFile(@TempDir Path dir) {
+        Random random = TestRandom.create("everyFormatRoundTripsThroughAGgufFile");
+        LatheFormat[] formats = {LatheFormat.int8Channel(), LatheFormat.intGroup(4, 32, true),
+            LatheFormat.intGroup(3, 128, false), LatheFormat.nf4(64)};
+        int rows = 17;
+        int cols = 384;
+        float[] values = new float[rows * cols];
+        for (int i = 0; i < values.length; i++) {
+            values[i] = (float) random.nextGaussian();
+        }
+        try (Arena arena = Arena.ofConfined()) {
+            GgufWriter w = new GgufWriter();
+            MemorySegment[] encoded = new MemorySegment[formats.length];
+            for (int f = 0; f < formats.length; f++) {
+                String name = "t" + f + ".weight";
+                encoded[f] = LatheEncoder.encode(formats[f], values, rows, cols, arena);
+                MemorySegment bytes = encoded[f];
+                w.putString(GgufModelReader.LATHE_FORMAT_KEY + name, formats[f].spec());
+                w.putUint32(GgufModelReader.LATHE_COLS_KEY + name, cols);
+                w.addTensor(name, GgmlType.I8, new long[] {rows, formats[f].rowBytes(cols)}, out -> out.copyFrom(bytes));
+            }
+            Path file = dir.resolve("lathe.gguf");
+            w.write(file);
+            try (GgufFile gguf = GgufFile.open(file)) {
+                for (int f = 0; f < formats.length; f++) {
+                    WeightMatrix m = GgufModelReader.matrix(gguf, gguf.tensor("t" + f + ".weight"));
+                    assertEquals(formats[f], m.format());
+                    assertEquals(rows, m.rows());
+                    assertEquals(cols, m.cols());
+                    assertArrayEquals(encoded[f].toArray(ValueLayout.JAVA_BYTE), m.data().toArray(ValueLayout.JAVA_BYTE));
+                }
+            }
+        }
+    }
+
+    @Test
+    void aFormatThatDisagreesWithTheStoredBytesIsAnError(@TempDir Path dir) {
+        GgufWriter w = new GgufWriter();
+        w.putString(GgufModelReader.LATHE_FORMAT_KEY + "t.weight", "int4:g32:zp");
+        w.putUint32(GgufModelReader.LATHE_COLS_KEY + "t.weight", 64);
+        w.addTensor("t.weight", GgmlType.I8, new long[] {2, 40}, out -> { }); // 64 INT4-g32 values take 38 bytes
+        Path file = dir.resolve("bad.gguf");
+        w.write(file);
+        try (GgufFile gguf = GgufFile.open(file)) {
+            ModelFormatException e = assertThrows(ModelFormatException.class,
+                    () -> GgufModelReader.matrix(gguf, gguf.tensor("t.weight")));
+            assertTrue(e.getMessage().contains("t.weight") && e.getMessage().contains("38"), e.getMessage());
+        }
+    }
+}

@@ -1,0 +1,206 @@
+package dev.lathe.tools.quant;
+
+import dev.lathe.core.format.LoadedModel;
+import dev.lathe.core.gguf.GgufFile;
+import dev.lathe.core.gguf.GgufModelReader;
+import dev.lathe.core.gguf.GgufTensorInfo;
+import dev.lathe.core.gguf.GgufValue;
+import dev.lathe.core.gguf.GgufWriter;
+import dev.lathe.core.io.ModelFormatException;
+import dev.lathe.core.tensor.GgmlType;
+import dev.lathe.core.tensor.LatheEncoder;
+import dev.lathe.core.tensor.LatheFormat;
+import dev.lathe.core.tensor.WeightFormat;
+import dev.lathe.core.tensor.WeightMatrix;
+
+import java.io.PrintStream;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.TreeMap;
+
+/**
+ * {@code lathe quantize}: reads a GGUF model, decides each tensor's format by
+ * {@link TensorPlanner}'s rule, quantizes (calibrated methods first run layer by layer over the
+ * calibration text) and writes a GGUF with the input's metadata, atomically.
+ *
+ * <p>Written metadata: everything the input had, except {@code general.file_type} (set to the
+ * llama.cpp file type for ggml methods, removed for Lathe formats, which llama.cpp cannot run),
+ * plus {@code lathe.quantization.method / bits / group_size} and, per tensor in a Lathe format,
+ * {@code lathe.tensor_format.NAME} and {@code lathe.tensor_cols.NAME} (see GgufModelReader).
+ */
+public final class ModelQuantizer {
+    private ModelQuantizer() {
+    }
+
+    /** What was written. */
+    public record Summary(Path output, long bytes, Map<String, Integer> tensorsByFormat, double seconds) {
+    }
+
+    /**
+     * What a calibrated method decided before writing: replacement f32 values for some tensors
+     * (AWQ's scaled weights and norms), and finished encodings for others (GPTQ's packed rows).
+     */
+    public record Calibrated(Map<String, float[]> values, Map<String, MemorySegment> encoded) {
+        public static Calibrated none() {
+            return new Calibrated(Map.of(), Map.of());
+        }
+    }
+
+    /** Quantizes {@code input} into {@code output}; an existing output is an error unless {@code force}. */
+    public static Summary quantize(Path input, Path output, QuantOptions options, boolean force, PrintStream log) {
+        long start = System.nanoTime();
+        if (Files.exists(output) && !force) {
+            throw new IllegalArgumentException(output + " exists; pass --force to overwrite it");
+        }
+        if (output.toAbsolutePath().equals(input.toAbsolutePath())) {
+            throw new IllegalArgumentException("the output " + output + " is the input: write to another file");
+        }
+        Map<String, Integer> counts = new TreeMap<>();
+        try (Arena arena = Arena.ofShared()) {
+            GgufFile gguf = openGguf(input, arena);
+            LoadedModel model = GgufModelReader.fromFile(gguf, arena);
+            Map<String, WeightFormat> plan = new LinkedHashMap<>();
+            for (GgufTensorInfo info : gguf.tensors().values()) {
+                WeightMatrix w = model.tensor(info.name());
+                plan.put(info.name(), TensorPlanner.plan(info.name(), w.rows(), w.cols(), w.format(), options));
+            }
+            Calibrated calibrated = switch (options.method()) {
+                case GPTQ, AWQ -> CalibratedQuantization.run(model, plan, options, arena, log);
+                default -> Calibrated.none();
+            };
+            GgufWriter writer = new GgufWriter();
+            copyMetadata(gguf, writer, options);
+            for (GgufTensorInfo info : gguf.tensors().values()) {
+                WeightMatrix w = model.tensor(info.name());
+                WeightFormat target = plan.get(info.name());
+                float[] replaced = calibrated.values().get(info.name());
+                if (target == null && replaced != null) {
+                    target = GgmlType.F32; // a vector AWQ rescaled: stored exactly
+                }
+                addTensor(writer, info, w, target, replaced, calibrated.encoded().get(info.name()));
+                counts.merge(target == null ? w.format().name() + " (kept)" : target.name(), 1, Integer::sum);
+            }
+            AtomicOutput.write(output, force, writer::write);
+        }
+        long bytes;
+        try {
+            bytes = Files.size(output);
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
+        return new Summary(output, bytes, counts, (System.nanoTime() - start) / 1e9);
+    }
+
+    private static GgufFile openGguf(Path input, Arena arena) {
+        if (!Files.isRegularFile(input)) {
+            throw new ModelFormatException(input.toString(), "no such file (lathe quantize reads a GGUF model file)");
+        }
+        try {
+            return GgufFile.open(input, arena);
+        } catch (ModelFormatException e) {
+            throw new ModelFormatException(input.toString(), "lathe quantize reads GGUF models: " + e.problem(), e);
+        }
+    }
+
+    private static void copyMetadata(GgufFile gguf, GgufWriter writer, QuantOptions options) {
+        for (Map.Entry<String, GgufValue> e : gguf.metadata().asMap().entrySet()) {
+            String key = e.getKey();
+            if (key.equals("general.file_type") || key.startsWith("lathe.")) {
+                continue;
+            }
+            writer.put(key, e.getValue());
+        }
+        int fileType = switch (options.method()) {
+            case Q8_0 -> 7;   // LLAMA_FTYPE_MOSTLY_Q8_0
+            case Q4_0 -> 2;   // LLAMA_FTYPE_MOSTLY_Q4_0
+            case Q4_K -> 14;  // LLAMA_FTYPE_MOSTLY_Q4_K_S: every K-divisible matrix Q4_K
+            case Q6_K -> 18;  // LLAMA_FTYPE_MOSTLY_Q6_K
+            default -> -1;
+        };
+        if (fileType >= 0) {
+            writer.putUint32("general.file_type", fileType);
+        }
+        writer.putString("lathe.quantization.method", options.method().name().toLowerCase());
+        if (!options.method().writesGgmlType()) {
+            writer.putString("lathe.quantization.format", options.target().name());
+        }
+    }
+
+    private static void addTensor(GgufWriter writer, GgufTensorInfo info, WeightMatrix w, WeightFormat target,
+                                  float[] replaced, MemorySegment encoded) {
+        String name = info.name();
+        long[] shape = rowMajorShape(info);
+        int rows = w.rows();
+        int cols = w.cols();
+        if (target == null) {
+            if (w.format() instanceof LatheFormat lathe) {
+                writer.putString(GgufModelReader.LATHE_FORMAT_KEY + name, lathe.spec());
+                writer.putUint32(GgufModelReader.LATHE_COLS_KEY + name, cols);
+            }
+            writer.addTensor(name, info.type(), shape, out -> out.copyFrom(w.data()));
+            return;
+        }
+        switch (target) {
+            case GgmlType type -> writer.addTensor(name, type, shape, out -> {
+                long rowBytes = type.bytesFor(cols, name);
+                float[] row = new float[cols];
+                for (int r = 0; r < rows; r++) {
+                    source(w, replaced, r, row);
+                    GgmlQuantizer.quantizeRow(type, row, 0, cols, out, r * rowBytes);
+                }
+            });
+            case LatheFormat format -> {
+                writer.putString(GgufModelReader.LATHE_FORMAT_KEY + name, format.spec());
+                writer.putUint32(GgufModelReader.LATHE_COLS_KEY + name, cols);
+                long rowBytes = format.rowBytes(cols);
+                writer.addTensor(name, GgmlType.I8, new long[] {rows, rowBytes}, out -> {
+                    if (encoded != null) {
+                        out.copyFrom(encoded);
+                        return;
+                    }
+                    float[] row = new float[cols];
+                    for (int r = 0; r < rows; r++) {
+                        source(w, replaced, r, row);
+                        LatheEncoder.encodeRow(format, row, 0, cols, out, r * rowBytes);
+                    }
+                });
+            }
+        }
+    }
+
+    private static void source(WeightMatrix w, float[] replaced, int row, float[] out) {
+        if (replaced != null) {
+            System.arraycopy(replaced, row * w.cols(), out, 0, w.cols());
+        } else {
+            w.dequantizeRow(row, out, 0);
+        }
+    }
+
+    private static long[] rowMajorShape(GgufTensorInfo info) {
+        long[] dims = info.dims();
+        long[] shape = new long[dims.length];
+        for (int i = 0; i < dims.length; i++) {
+            shape[i] = dims[dims.length - 1 - i];
+        }
+        return shape;
+    }
+
+    /** Every matrix of the model as f32 rows (used by the calibrated methods), by name. */
+    static Map<String, float[]> dequantizeAll(LoadedModel model, Iterable<String> names) {
+        Map<String, float[]> out = new HashMap<>();
+        for (String name : names) {
+            WeightMatrix w = model.tensor(name);
+            float[] values = new float[w.rows() * w.cols()];
+            for (int r = 0; r < w.rows(); r++) {
+                w.dequantizeRow(r, values, r * w.cols());
+            }
+            out.put(name, values);
+        }
+        return out;
+    }
+}
