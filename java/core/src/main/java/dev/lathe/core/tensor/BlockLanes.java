@@ -24,8 +24,10 @@ final class BlockLanes {
     // 16- and 32-value halves in steps of LANES, so LANES must divide 16; and a byte vector of
     // LANES lanes needs LANES >= 8 (there is no 32-bit vector shape). A 128-bit machine (NEON)
     // therefore runs the 256-bit species, which is correct but not fast there.
-    static final VectorSpecies<Float> FLOATS = FloatVector.SPECIES_PREFERRED.length() >= 16
-            ? FloatVector.SPECIES_512 : FloatVector.SPECIES_256;
+    // -Dlathe.cpu.vectorBits=256 forces the 8-lane kernels on an AVX-512 machine (to test them).
+    static final VectorSpecies<Float> FLOATS =
+            FloatVector.SPECIES_PREFERRED.length() >= 16 && Integer.getInteger("lathe.cpu.vectorBits", 512) >= 512
+                    ? FloatVector.SPECIES_512 : FloatVector.SPECIES_256;
     static final int LANES = FLOATS.length();
     static final VectorSpecies<Integer> INTS = IntVector.SPECIES_512.length() == LANES
             ? IntVector.SPECIES_512 : IntVector.SPECIES_256;

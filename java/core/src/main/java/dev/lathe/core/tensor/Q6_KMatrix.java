@@ -25,10 +25,11 @@ import jdk.incubator.vector.VectorOperators;
  * <p>Kernel: the 6-bit quants are assembled and re-centred in byte lanes, widened, multiplied
  * with x and scaled once per 16-value sub-block. Variants of {@code dot} (bench KernelThroughput,
  * one thread, in cache): (1) the four values of each ql/qh position unrolled: past C2's inlining
- * budget, vectors boxed (37 KB allocated per dot); (2) a loop over k with variable shift counts
- * ({@link #sixBit}): about 3.0 Gvalues/s, still what {@code dot4} uses; (3, this) a loop over the
- * two ql byte groups, each giving a low- and a high-nibble value, with qh shifted by a constant
- * per step: about 4.8 Gvalues/s.
+ * budget, vectors boxed (37 KB allocated per dot); (2) a loop over k with variable shift counts:
+ * about 3.0 Gvalues/s; (3, this, also in {@code dot4}) a loop over the two ql byte groups, each
+ * giving a low- and a high-nibble value, with qh shifted by a constant per step: about
+ * 4.8 Gvalues/s. (1) is why these loops stay loops: C2 stops inlining Vector API calls once a
+ * method's IR passes a node budget, and every vector op costs many nodes.
  */
 final class Q6_KMatrix extends MappedMatrix {
     static final int BLOCK = 256;
@@ -71,20 +72,6 @@ final class Q6_KMatrix extends MappedMatrix {
                 }
             }
         }
-    }
-
-    /**
-     * Signed quants {@code q - 32} of values {@code 128h + 32k + l ..}, widened, from the low-bit
-     * bytes {@code ql[64h + 32(k & 1) + l ..]} and the high-bit bytes {@code qh[32h + l ..]}.
-     */
-    // NOTE: k is a loop variable turned into shift counts, not four unrolled cases: C2 stops
-    // inlining Vector API calls once a method's IR passes a node budget, and the unrolled form
-    // went past it (its vectors became heap objects, 37 KB allocated per dot, several times slower).
-    private static FloatVector sixBit(ByteVector lowBits, ByteVector highBits, int k) {
-        ByteVector low = shiftWithinShorts(lowBits, VectorOperators.LSHR, 4 * (k >> 1)).and((byte) 0x0F);
-        ByteVector high = shiftWithinShorts(shiftWithinShorts(highBits, VectorOperators.LSHR, 2 * k), VectorOperators.LSHL, 4)
-                .and((byte) 0x30);
-        return toFloats(low.or(high).sub(ZERO_POINT));
     }
 
     /** Signed quants {@code q - 32}, widened, from 4 low bits and 2 high bits already at bits 4, 5 (others masked here). */
@@ -134,16 +121,22 @@ final class Q6_KMatrix extends MappedMatrix {
         for (int b = 0; b < blocksPerRow; b++, block += BLOCK_BYTES) {
             float d = half(block + D);
             for (int h = 0; h < 2; h++) {
-                for (int k = 0; k < 4; k++) {
-                    for (int l = 0; l < 32; l += LANES) {
-                        FloatVector q = sixBit(loadBytes(data, block + 64 * h + 32 * (k & 1) + l),
-                                loadBytes(data, block + QH + 32 * h + l), k);
-                        FloatVector w = q.mul(d * data.get(BYTE, block + SCALES + 8 * h + 2 * k + l / 16));
-                        int xi = xOffset + b * BLOCK + 128 * h + 32 * k + l;
-                        acc0 = w.fma(FloatVector.fromArray(FLOATS, x, xi), acc0);
-                        acc1 = w.fma(FloatVector.fromArray(FLOATS, x, xi + xStride), acc1);
-                        acc2 = w.fma(FloatVector.fromArray(FLOATS, x, xi + 2 * xStride), acc2);
-                        acc3 = w.fma(FloatVector.fromArray(FLOATS, x, xi + 3 * xStride), acc3);
+                for (int l = 0; l < 32; l += LANES) {
+                    ByteVector high = loadBytes(data, block + QH + 32 * h + l);
+                    for (int kk = 0; kk < 2; kk++) { // as in dot: k = kk, then k = kk + 2
+                        ByteVector low = loadBytes(data, block + 64 * h + 32 * kk + l);
+                        for (int k = kk; k < 4; k += 2) {
+                            FloatVector q = k < 2
+                                    ? sixBitAligned(lowNibbles(low), shiftWithinShorts(high, VectorOperators.LSHL, 4))
+                                    : sixBitAligned(highNibbles(low), high);
+                            FloatVector w = q.mul(d * data.get(BYTE, block + SCALES + 8 * h + 2 * k + l / 16));
+                            int xi = xOffset + b * BLOCK + 128 * h + 32 * k + l;
+                            acc0 = w.fma(FloatVector.fromArray(FLOATS, x, xi), acc0);
+                            acc1 = w.fma(FloatVector.fromArray(FLOATS, x, xi + xStride), acc1);
+                            acc2 = w.fma(FloatVector.fromArray(FLOATS, x, xi + 2 * xStride), acc2);
+                            acc3 = w.fma(FloatVector.fromArray(FLOATS, x, xi + 3 * xStride), acc3);
+                        }
+                        high = shiftWithinShorts(high, VectorOperators.LSHR, 2);
                     }
                 }
             }

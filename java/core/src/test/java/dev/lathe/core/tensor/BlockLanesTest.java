@@ -21,6 +21,18 @@ class BlockLanesTest {
         return all;
     }
 
+    /** The kernels run 16 lanes on AVX-512, else 8; -Dlathe.cpu.vectorBits=256 forces 8 (run the suite so to test them). */
+    @Test
+    void laneCountFollowsTheHardwareOrTheOverride() {
+        boolean forced256 = Integer.getInteger("lathe.cpu.vectorBits", 512) < 512;
+        int expected = FloatVector.SPECIES_PREFERRED.length() >= 16 && !forced256 ? 16 : 8;
+        System.out.println("[lanes] BlockLanes.LANES = " + BlockLanes.LANES);
+        assertEquals(expected, BlockLanes.LANES);
+        assertEquals(BlockLanes.LANES, BlockLanes.BYTES.length());
+        assertEquals(BlockLanes.LANES, BlockLanes.SHORTS.length());
+        assertEquals(BlockLanes.LANES, BlockLanes.INTS.length());
+    }
+
     @Test
     void halvesToFloatsMatchesFloat16ToFloatForEveryPattern() {
         try (Arena arena = Arena.ofConfined()) {
