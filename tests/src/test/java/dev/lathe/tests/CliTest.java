@@ -92,9 +92,17 @@ class CliTest {
         assertEquals(2, run.exitCode());
         assertTrue(run.err().contains("topP"), run.err());
 
-        run = lathe("generate", "-m", SharedData.require(DIR + "stories260K-f32.gguf").toString(), "--backend", "cuda");
+        // Without a usable GPU (CI), --backend cuda is one line with the reason, never a fallback.
+        run = lathe("generate", "-m", SharedData.require(DIR + "stories260K-f32.gguf").toString(), "--backend", "cuda",
+                "-n", "2");
+        if (run.exitCode() != 0) {
+            assertEquals(2, run.exitCode(), run.err());
+            assertTrue(run.err().startsWith("lathe: the CUDA backend cannot start: "), run.err());
+        }
+
+        run = lathe("generate", "-m", SharedData.require(DIR + "stories260K-f32.gguf").toString(), "--backend", "tpu");
         assertEquals(2, run.exitCode());
-        assertTrue(run.err().contains("backend 'cuda' is not available"), run.err());
+        assertTrue(run.err().contains("backend 'tpu' is not available"), run.err());
     }
 
     @Test

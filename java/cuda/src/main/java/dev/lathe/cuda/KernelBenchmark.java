@@ -97,7 +97,8 @@ public final class KernelBenchmark {
 
     private void run() {
         measureBandwidth();
-        for (GgmlType type : new GgmlType[] {GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.F32}) {
+        for (GgmlType type : new GgmlType[] {GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q4_K,
+                GgmlType.Q6_K, GgmlType.F32}) {
             for (int[] shape : new int[][] {{4096, 4096}, {14336, 4096}, {4096, 14336}}) {
                 for (int tokens : new int[] {1, 4, 8}) {
                     matmul(type, shape[0], shape[1], tokens);
@@ -145,6 +146,17 @@ public final class KernelBenchmark {
                     data.set(ValueLayout.JAVA_BYTE, i + 1, (byte) (data.get(ValueLayout.JAVA_BYTE, i + 1) & 0xBF));
                 }
             }
+            case Q6_K -> {
+                for (long b = 0; b < bytes; b += type.blockBytes) {
+                    data.set(half, b + 208, Float.floatToFloat16(0.01f));
+                }
+            }
+            case Q4_K -> {
+                for (long b = 0; b < bytes; b += type.blockBytes) {
+                    data.set(half, b, Float.floatToFloat16(0.01f));
+                    data.set(half, b + 2, Float.floatToFloat16(0.01f));
+                }
+            }
             default -> {
                 for (long b = 0; b < bytes; b += type.blockBytes) {
                     data.set(half, b, Float.floatToFloat16(0.01f));
@@ -163,8 +175,8 @@ public final class KernelBenchmark {
     }
 
     private void matmul(GgmlType type, int rows, int cols, int tokens) {
-        KernelLayout layout = WeightRepacker.layoutFor(WeightMatrices.of("probe", type, 2, 32,
-                MemorySegment.ofArray(new byte[(int) type.bytesFor(32, "probe") * 2])));
+        KernelLayout layout = WeightRepacker.layoutFor(WeightMatrices.of("probe", type, 2, 256,
+                MemorySegment.ofArray(new byte[(int) type.bytesFor(256, "probe") * 2])));
         long weightBytes = layout.valuesBytes(rows, cols) + layout.scalesBytes(rows, cols);
         int copies = (int) Math.max(1, Math.min(8, (ROTATE_BYTES + weightBytes - 1) / weightBytes));
         List<WeightMatrix> weights = new ArrayList<>();

@@ -167,29 +167,35 @@ class CudaParityTest {
     }
 
     @Test
-    void matmulOfKQuantsConvertedToF16() {
-        Random r = TestRandom.create("CudaParityTest.matmulKQuant");
-        // Build a Q6_K matrix by quantizing nothing: random blocks with sane scales (see WeightRepackerTest).
-        int rows = 33;
-        int cols = 512;
-        GgmlType type = GgmlType.Q6_K;
-        long bytes = type.bytesFor(cols, "test") * rows;
-        MemorySegment data = arena.allocate(bytes);
-        for (long i = 0; i < bytes; i++) {
-            data.set(java.lang.foreign.ValueLayout.JAVA_BYTE, i, (byte) r.nextInt(256));
+    void matmulAndEmbedOfKQuants() {
+        Random r = TestRandom.create("CudaParityTest.kQuants");
+        // Q4_K / Q6_K are read in ggml's layout; Q5_K goes through the F16 conversion.
+        for (GgmlType type : new GgmlType[] {GgmlType.Q4_K, GgmlType.Q6_K, GgmlType.Q5_K}) {
+            double tolerance = type == GgmlType.Q5_K
+                    ? 2e-3   // weights rounded to f16 (2^-11 relative each), averaged over the row
+                    : 2e-5;  // the same weights up to an fma, f32 sums in another order
+            for (int rows : new int[] {1, 3, 33, 769}) {
+                for (int cols : new int[] {256, 768, 4096}) {
+                    for (int tokens : new int[] {1, 3, 5}) {
+                        WeightMatrix w = WeightRepackerTest.randomBlocks(type, rows, cols, r, arena);
+                        float[] x = gaussian(r, tokens * cols, 1);
+                        HostTensor expected = new HostTensor(tokens, rows);
+                        cpu.matmul(expected, new HostTensor(x, tokens, cols), w);
+                        Tensor out = poisoned(tokens, rows);
+                        gpu.matmul(out, gpuTensor(x, tokens, cols), gpu.upload(w));
+                        assertClose(expected.data(), gpu.download(out), tolerance,
+                                "matmul " + type + " " + rows + "x" + cols + " T=" + tokens);
+                    }
+                }
+            }
+            WeightMatrix table = WeightRepackerTest.randomBlocks(type, 17, 512, r, arena);
+            int[] tokens = {16, 0, 5, 5};
+            HostTensor expected = new HostTensor(tokens.length, 512);
+            cpu.embed(expected, table, tokens);
+            Tensor out = poisoned(tokens.length, 512);
+            gpu.embed(out, gpu.upload(table), tokens);
+            assertClose(expected.data(), gpu.download(out), type == GgmlType.Q5_K ? 1e-3 : 1e-6, "embed " + type);
         }
-        for (long b = 0; b < bytes / type.blockBytes; b++) {
-            data.set(java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED, b * type.blockBytes + 208,
-                    Float.floatToFloat16((float) (r.nextDouble() * 0.01 + 0.001)));
-        }
-        WeightMatrix w = WeightMatrices.of("q6k", type, rows, cols, data);
-        float[] x = gaussian(r, 2 * cols, 1);
-        HostTensor expected = new HostTensor(2, rows);
-        cpu.matmul(expected, new HostTensor(x, 2, cols), w);
-        Tensor out = poisoned(2, rows);
-        gpu.matmul(out, gpuTensor(x, 2, cols), gpu.upload(w));
-        // Weights rounded to f16 (2^-11 relative each), errors averaging over 512 terms.
-        assertClose(expected.data(), gpu.download(out), 2e-3, "matmul Q6_K via F16");
     }
 
     @Test
