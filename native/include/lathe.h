@@ -209,6 +209,24 @@ LATHE_API int32_t lathe_paged_attention(lathe_stream* stream,
                                         int64_t block_size, int64_t num_blocks,
                                         float scale);
 
+/* ---- speculative verification (kernels/spec) --------------------------------------------- */
+
+/* For each of `batch` sequences with k draft tokens: keeps the longest accepted prefix of drafts
+ * under the lossless rejection rule and samples the token after it (kernels/spec/verify.cuh says
+ * how: temperature, top-k, top-p, then the rule, with Philox4x32-10 uniforms keyed by seeds[s]
+ * and counter (offsets[s], position, 0)). temperature 0 is greedy; top_k 0 and top_p 1 are off. */
+LATHE_API int32_t lathe_spec_verify(lathe_stream* stream,
+                                    const float* target_logits, /* [batch * (k + 1), vocab] */
+                                    const float* draft_probs,   /* [batch * k, vocab] (unused when greedy) */
+                                    const int32_t* draft_tokens, /* [batch, k] */
+                                    const int64_t* seeds,       /* [batch] device */
+                                    const int64_t* offsets,     /* [batch] device: Philox counter base */
+                                    int32_t* accepted,          /* [batch] out: drafts kept, 0..k */
+                                    int32_t* next_token,        /* [batch] out: the next token */
+                                    float* scratch,             /* [batch, vocab] workspace */
+                                    int64_t batch, int64_t k, int64_t vocab,
+                                    float temperature, int32_t top_k, float top_p);
+
 #ifdef __cplusplus
 }
 #endif

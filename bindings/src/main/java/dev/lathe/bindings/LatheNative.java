@@ -84,6 +84,7 @@ public final class LatheNative {
         status("lathe_write_kv", PTR, PTR, PTR, PTR, PTR, PTR, I64, I64, I64);
         status("lathe_paged_attention", PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR,
                 I64, I64, I64, I64, I64, I64, I64, F32);
+        status("lathe_spec_verify", PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, I64, I64, I64, F32, I32, F32);
     }
 
     // ---- handles: bound on first use -------------------------------------------------------
@@ -455,6 +456,20 @@ public final class LatheNative {
             check("lathe_paged_attention", (int) h("lathe_paged_attention").invokeExact(stream, address(out), address(q),
                     address(kCache), address(vCache), address(positions), address(seqStart), address(blockTableStart),
                     address(blockTable), tokens, seqs, heads, kvHeads, headDim, blockSize, numBlocks, scale));
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    // ---- speculative verification ----------------------------------------------------------
+
+    public static void specVerify(MemorySegment stream, long targetLogits, long draftProbs, long draftTokens, long seeds,
+                                  long offsets, long accepted, long nextToken, long scratch, long batch, long k,
+                                  long vocab, float temperature, int topK, float topP) {
+        try {
+            check("lathe_spec_verify", (int) h("lathe_spec_verify").invokeExact(stream, address(targetLogits),
+                    address(draftProbs), address(draftTokens), address(seeds), address(offsets), address(accepted),
+                    address(nextToken), address(scratch), batch, k, vocab, temperature, topK, topP));
         } catch (Throwable t) {
             throw rethrow(t);
         }

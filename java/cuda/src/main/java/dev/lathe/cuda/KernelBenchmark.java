@@ -109,6 +109,30 @@ public final class KernelBenchmark {
             attentionDecode(c[0], c[1], 32, 8, 128);
         }
         elementwise();
+        specVerify(16, 4, 128256, 0.8f, 40, 0.95f);
+        specVerify(16, 4, 128256, 0f, 0, 1f);
+    }
+
+    private void specVerify(int batch, int k, int vocab, float temperature, int topK, float topP) {
+        Tensor logits = gpu.upload(randomFloats(batch * (k + 1) * vocab), batch * (k + 1), vocab);
+        float[] q = new float[batch * k * vocab];
+        Arrays.fill(q, 1f / vocab);
+        Tensor probs = gpu.upload(q, batch * k, vocab);
+        int[] drafts = new int[batch * k];
+        long[] seeds = new long[batch];
+        long[] offsets = new long[batch];
+        for (int i = 0; i < drafts.length; i++) {
+            drafts[i] = random.nextInt(vocab);
+        }
+        double seconds = time(i -> {
+            offsets[0] = i;
+            gpu.verifySpeculative(logits, probs, drafts, seeds, offsets, k, temperature, topK, topP);
+        });
+        // Each position reads its logits (and draft row) ~34 times through L1/L2 for the filters;
+        // the bytes column counts one pass (the DRAM floor).
+        double bytes = 4.0 * vocab * (batch * (k + 1) + batch * k);
+        record("spec verify (incl. copy to host)", "B=" + batch + " k=" + k + " V=" + vocab + " T=" + temperature
+                + " topK=" + topK + " topP=" + topP, seconds, bytes, 0);
     }
 
     private void measureBandwidth() {

@@ -366,6 +366,55 @@ class CudaParityTest {
     }
 
     @Test
+    void speculativeVerificationMatchesTheReference() {
+        Random r = TestRandom.create("CudaParityTest.specVerify");
+        int batch = 3;
+        int k = 4;
+        for (int vocab : new int[] {17, 999}) {
+            for (float temperature : new float[] {0f, 0.7f, 1.3f}) {
+                for (int[] filters : new int[][] {{0, 100}, {5, 100}, {0, 90}, {7, 80}}) { // topK, topP in %
+                    int topK = filters[0];
+                    float topP = filters[1] / 100f;
+                    float[] logits = gaussian(r, batch * (k + 1) * vocab, 2);
+                    float[] probs = new float[batch * k * vocab];
+                    int[] drafts = new int[batch * k];
+                    long[] seeds = new long[batch];
+                    long[] offsets = new long[batch];
+                    float[][][] targetRows = new float[batch][k + 1][];
+                    float[][][] draftRows = new float[batch][k][];
+                    for (int s = 0; s < batch; s++) {
+                        seeds[s] = r.nextLong();
+                        offsets[s] = r.nextInt(1000);
+                        for (int i = 0; i <= k; i++) {
+                            targetRows[s][i] = Arrays.copyOfRange(logits, (s * (k + 1) + i) * vocab, (s * (k + 1) + i + 1) * vocab);
+                        }
+                        for (int i = 0; i < k; i++) {
+                            // A draft close to the target (perturbed logits), so drafts are often kept.
+                            float[] noisy = targetRows[s][i].clone();
+                            for (int j = 0; j < vocab; j++) {
+                                noisy[j] += (float) r.nextGaussian() * 0.5f;
+                            }
+                            float[] q = SpecVerifyReference.distribution(noisy, 1f, 0, 1f);
+                            draftRows[s][i] = q;
+                            System.arraycopy(q, 0, probs, (s * k + i) * vocab, vocab);
+                            drafts[s * k + i] = SpecVerifyReference.sample(q, r.nextFloat());
+                        }
+                    }
+                    int[][] got = gpu.verifySpeculative(gpuTensor(logits, batch * (k + 1), vocab),
+                            gpuTensor(probs, batch * k, vocab), drafts, seeds, offsets, k, temperature, topK, topP);
+                    for (int s = 0; s < batch; s++) {
+                        SpecVerifyReference.Result expected = SpecVerifyReference.verify(targetRows[s], draftRows[s],
+                                Arrays.copyOfRange(drafts, s * k, (s + 1) * k), seeds[s], offsets[s], temperature, topK, topP);
+                        String what = "vocab " + vocab + " T=" + temperature + " topK=" + topK + " topP=" + topP + " seq " + s;
+                        assertEquals(expected.accepted(), got[0][s], what + ": accepted");
+                        assertEquals(expected.nextToken(), got[1][s], what + ": next token");
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
     void badInputIsAnExceptionNotAFault() {
         KvCache cache = gpu.allocateKvCache(1, 2, 4, 1, 8);
         Tensor k = gpu.allocate(1, 8);
