@@ -50,6 +50,14 @@ else
   echo "native build failed: falling back to the library inside lathe.jar" | tee -a "$results/steps.txt"
 fi
 
+# The cuBLAS FP16 baseline (dlopen'd by the library): the toolkit's, or the one PyTorch's wheels bring.
+if [ -z "${LATHE_CUBLAS_LIB:-}" ]; then
+  LATHE_CUBLAS_LIB="$(find /usr/local /usr/lib /opt /root "$(python3 -c 'import site; print(site.getsitepackages()[0])' 2>/dev/null || echo /nonexistent)" \
+    -name 'libcublas.so.13*' -not -name '*Lt*' 2>/dev/null | head -n1)"
+  [ -n "$LATHE_CUBLAS_LIB" ] && export LATHE_CUBLAS_LIB
+fi
+echo "cuBLAS baseline: ${LATHE_CUBLAS_LIB:-not found}" | tee -a "$results/steps.txt"
+
 cp_tests="$carry/lib/lathe-cuda-gpu-tests.jar:$carry/lib/*"
 step gpu-tests "$java" "${flags[@]}" -cp "$cp_tests" dev.lathe.cuda.GpuSuite
 step kernel-bench "$java" "${flags[@]}" -cp "$carry/lib/lathe.jar" dev.lathe.cuda.KernelBenchmark "$results/kernels.md"

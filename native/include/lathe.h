@@ -227,6 +227,17 @@ LATHE_API int32_t lathe_spec_verify(lathe_stream* stream,
                                     int64_t batch, int64_t k, int64_t vocab,
                                     float temperature, int32_t top_k, float top_p);
 
+/* ---- baseline (benchmarks only) ---------------------------------------------------------- */
+
+/* out = x . W^T through cuBLAS (cublasGemmEx, FP16 inputs, FP32 accumulate and output), the
+ * baseline the kernel benchmarks report against. cuBLAS is opened with dlopen on first use
+ * ($LATHE_CUBLAS_LIB, else libcublas.so.13): LATHE_ERR_UNSUPPORTED with the reason when absent. */
+LATHE_API int32_t lathe_cublas_gemm_f16(lathe_stream* stream,
+                                        const void* weight,  /* half [rows, cols] */
+                                        const void* x,       /* half [tokens, cols] */
+                                        float* out,          /* [tokens, rows] */
+                                        int64_t rows, int64_t cols, int64_t tokens);
+
 #ifdef __cplusplus
 }
 #endif

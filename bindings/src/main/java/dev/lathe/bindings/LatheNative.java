@@ -85,6 +85,7 @@ public final class LatheNative {
         status("lathe_paged_attention", PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR,
                 I64, I64, I64, I64, I64, I64, I64, F32);
         status("lathe_spec_verify", PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, I64, I64, I64, F32, I32, F32);
+        status("lathe_cublas_gemm_f16", PTR, PTR, PTR, PTR, I64, I64, I64);
     }
 
     // ---- handles: bound on first use -------------------------------------------------------
@@ -470,6 +471,19 @@ public final class LatheNative {
             check("lathe_spec_verify", (int) h("lathe_spec_verify").invokeExact(stream, address(targetLogits),
                     address(draftProbs), address(draftTokens), address(seeds), address(offsets), address(accepted),
                     address(nextToken), address(scratch), batch, k, vocab, temperature, topK, topP));
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    // ---- baseline ----------------------------------------------------------------------------
+
+    /** cuBLAS FP16 GEMM (benchmarks): {@code out[tokens, rows] = x[tokens, cols] . W[rows, cols]^T}. */
+    public static void cublasGemmF16(MemorySegment stream, long weight, long x, long out, long rows, long cols,
+                                     long tokens) {
+        try {
+            check("lathe_cublas_gemm_f16", (int) h("lathe_cublas_gemm_f16").invokeExact(stream, address(weight),
+                    address(x), address(out), rows, cols, tokens));
         } catch (Throwable t) {
             throw rethrow(t);
         }

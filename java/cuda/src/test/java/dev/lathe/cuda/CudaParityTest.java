@@ -414,6 +414,33 @@ class CudaParityTest {
         }
     }
 
+    /** The benchmark's cuBLAS baseline computes what our F16 GEMV computes (x exactly representable in f16). */
+    @Test
+    void cublasBaselineAgreesWithTheF16Gemv() {
+        Random r = TestRandom.create("CudaParityTest.cublas");
+        int rows = 769;
+        int cols = 512;
+        int tokens = 3;
+        float[] w = gaussian(r, rows * cols, 0.05);
+        float[] x = gaussian(r, tokens * cols, 1);
+        for (int i = 0; i < x.length; i++) {
+            x[i] = Float.float16ToFloat(Float.floatToFloat16(x[i]));
+        }
+        DeviceWeight weight = (DeviceWeight) gpu.upload(weight(GgmlType.F16, w, rows, cols));
+        DeviceWeight xHalf = (DeviceWeight) gpu.upload(weight(GgmlType.F16, x, tokens, cols));
+        Tensor ours = poisoned(tokens, rows);
+        gpu.matmul(ours, gpuTensor(x, tokens, cols), weight);
+        DeviceTensor theirs = (DeviceTensor) poisoned(tokens, rows);
+        try {
+            dev.lathe.bindings.LatheNative.cublasGemmF16(gpu.stream(), weight.values, xHalf.values, theirs.address, rows,
+                    cols, tokens);
+        } catch (dev.lathe.bindings.LatheException e) {
+            org.junit.jupiter.api.Assumptions.abort("cuBLAS not available: " + e.getMessage());
+        }
+        // Same f16 products; FP32 accumulation in different orders.
+        assertClose(gpu.download(ours), gpu.download(theirs), 1e-5, "cuBLAS vs GEMV");
+    }
+
     @Test
     void badInputIsAnExceptionNotAFault() {
         KvCache cache = gpu.allocateKvCache(1, 2, 4, 1, 8);
