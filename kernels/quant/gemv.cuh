@@ -1,10 +1,11 @@
 // Dequant GEMV: out[t, r] = sum_i W[r, i] * x[t, i] for a few tokens (decode, small batches),
-// W in F32 / F16 / BF16 / Q8_0 / Q4_0 kernel layouts (common/weight_formats.cuh).
+// W in F32 / F16 / BF16 / Q8_0 / Q4_0 / Q4_K / Q6_K kernel layouts (common/weight_formats.cuh).
 //
 // Algorithm: one warp per output row, 4 rows per 128-thread block. A lane reads 8 consecutive
 // weights per step (F16/BF16: one 16-byte load; Q8_0: 8 bytes; Q4_0: 4 bytes = 8 nibbles) and
 // FMAs them into TOKENS accumulators, one per token of the group, so each weight is read from
-// DRAM once per TOKENS tokens; x rows come through L1/L2 (they are small and shared by all
+// DRAM once per TOKENS tokens (Q4_K: 8 bytes of nibbles, the block header from L1; Q6_K: byte
+// loads, its 210-byte blocks being only 2-byte aligned); x rows come through L1/L2 (they are small and shared by all
 // warps). A warp shuffle sums the lanes. Rows whose length is not a multiple of 8 (odd test
 // sizes, never real models) take the scalar variant.
 // Roofline (decode, T=1): bytes = rows*cols*bytes_per_weight (+ scales); FLOPs = 2*rows*cols.
@@ -98,6 +99,51 @@ struct Gemv8<kWeightQ4_0> {
             const uint32_t byte = (packed >> (8 * i)) & 0xffu;
             w[i] = (static_cast<int>(byte & 0x0fu) - 8) * d;
             w[4 + i] = (static_cast<int>(byte >> 4) - 8) * d;
+        }
+    }
+};
+
+// Q4_K: lane-step c covers values 8c .. 8c+7 of the row: block c / 32, step s = c % 32 of it:
+// chunk s / 8 (64 values), nibble half (s % 8) / 4, bytes 32*chunk + 8*(s % 4) .. +7 of qs.
+// The 32 lanes of a warp-step read one whole block, so its header is a broadcast.
+template <>
+struct Gemv8<kWeightQ4_K> {
+    __device__ __forceinline__ static void load(const void* values, const __half*, int64_t row, int64_t c,
+                                                int64_t cols, float w[8]) {
+        const uint8_t* block = static_cast<const uint8_t*>(values) +
+                               (row * (cols / kSuperBlock) + c / 32) * kQ4KBlockBytes;
+        const int s = static_cast<int>(c % 32);
+        const int chunk = s / 8, high = (s % 8) / 4;
+        int sc, m;
+        q4k_scale_min(block + 4, 2 * chunk + high, sc, m);
+        const float d = half_at(block) * sc;
+        const float dmin = half_at(block + 2) * m;
+        const uint2 raw = *reinterpret_cast<const uint2*>(block + 16 + 32 * chunk + 8 * (s % 4));
+        const uint8_t* q = reinterpret_cast<const uint8_t*>(&raw);
+#pragma unroll
+        for (int i = 0; i < 8; i++) w[i] = d * (high ? q[i] >> 4 : q[i] & 0x0F) - dmin;
+    }
+};
+
+// Q6_K: lane-step c covers values 8c .. 8c+7: within its block, v0 = 8 * (c % 32), half
+// h = v0 / 128, quarter k = (v0 % 128) / 32, l0 = v0 % 32; one scale covers all 8. Blocks are
+// 210 bytes (2-byte aligned), so bytes are loaded one by one.
+template <>
+struct Gemv8<kWeightQ6_K> {
+    __device__ __forceinline__ static void load(const void* values, const __half*, int64_t row, int64_t c,
+                                                int64_t cols, float w[8]) {
+        const uint8_t* block = static_cast<const uint8_t*>(values) +
+                               (row * (cols / kSuperBlock) + c / 32) * kQ6KBlockBytes;
+        const int v0 = 8 * static_cast<int>(c % 32);
+        const int h = v0 / 128, k = (v0 % 128) / 32, l0 = v0 % 32;
+        const float d = half_at(block + 208) * static_cast<int8_t>(block[192 + 8 * h + l0 / 16 + 2 * k]);
+        const uint8_t* low = block + 64 * h + (k & 1) * 32 + l0;
+        const uint8_t* high = block + 128 + 32 * h + l0;
+#pragma unroll
+        for (int i = 0; i < 8; i++) {
+            const int low_bits = k >= 2 ? low[i] >> 4 : low[i] & 0x0F;
+            const int q = low_bits | (((high[i] >> (2 * k)) & 3) << 4);
+            w[i] = d * (q - 32);
         }
     }
 };
@@ -202,6 +248,8 @@ inline cudaError_t launch_gemv_tokens(int format, bool vector_path, const void* 
         case kWeightBf16: gemv_kernel<kWeightBf16, TOKENS><<<grid, block, 0, s>>>(values, scales, rows, cols, x, tokens, out); break;
         case kWeightQ8_0: gemv_kernel<kWeightQ8_0, TOKENS><<<grid, block, 0, s>>>(values, scales, rows, cols, x, tokens, out); break;
         case kWeightQ4_0: gemv_kernel<kWeightQ4_0, TOKENS><<<grid, block, 0, s>>>(values, scales, rows, cols, x, tokens, out); break;
+        case kWeightQ4_K: gemv_kernel<kWeightQ4_K, TOKENS><<<grid, block, 0, s>>>(values, scales, rows, cols, x, tokens, out); break;
+        case kWeightQ6_K: gemv_kernel<kWeightQ6_K, TOKENS><<<grid, block, 0, s>>>(values, scales, rows, cols, x, tokens, out); break;
         default: return cudaErrorInvalidValue;
     }
     return cudaGetLastError();

@@ -43,6 +43,10 @@ extern "C" {
 #define LATHE_WEIGHT_Q4_0 4  /* values: uint8 [rows, cols/2], each group of 32 values is 16 bytes
                                 whose low nibbles are values 0..15 and high nibbles 16..31 (ggml's
                                 order); scales: half [rows, cols/32]; w = (q - 8) * d */
+#define LATHE_WEIGHT_Q4_K 5  /* values: ggml block_q4_K [rows, cols/256], 144 bytes each, as in the
+                                file (16-byte aligned when the matrix is); scales: unused (NULL) */
+#define LATHE_WEIGHT_Q6_K 6  /* values: ggml block_q6_K [rows, cols/256], 210 bytes each, as in the
+                                file; scales: unused (NULL) */
 
 /* RoPE pairings (dev.lathe.core.model.RopeStyle). */
 #define LATHE_ROPE_INTERLEAVED 0 /* pair i is dims (2i, 2i+1) (GGUF / llama2.c) */
@@ -120,7 +124,7 @@ LATHE_API int32_t lathe_event_elapsed_ms(lathe_event* start, lathe_event* end, f
 LATHE_API int32_t lathe_embed(lathe_stream* stream,
                               int32_t table_format,  /* LATHE_WEIGHT_* */
                               const void* table_values, /* [vocab, dim] in table_format */
-                              const void* table_scales, /* [vocab, dim/32] half, Q8_0/Q4_0 only */
+                              const void* table_scales, /* [vocab, dim/32] half, Q8_0/Q4_0 only, else NULL */
                               int64_t vocab, int64_t dim,
                               const int32_t* tokens,    /* [n_tokens] device */
                               int64_t n_tokens,
@@ -165,7 +169,8 @@ LATHE_API int32_t lathe_argmax(lathe_stream* stream, int32_t* out /* [rows] devi
 /* ---- dequant-matmul (kernels/quant) ----------------------------------------------------- */
 
 /* out[t, r] = sum_i W[r, i] * x[t, i]: a GEMV that dequantizes W on the fly and reads each
- * weight once per group of up to 4 tokens. cols must be a multiple of 32 for Q8_0/Q4_0. */
+ * weight once per group of up to 4 tokens. cols must be a multiple of 32 for Q8_0/Q4_0 and of
+ * 256 for Q4_K/Q6_K. */
 LATHE_API int32_t lathe_matmul(lathe_stream* stream,
                                int32_t weight_format,  /* LATHE_WEIGHT_* */
                                const void* weight_values, /* [rows, cols] in weight_format */
@@ -203,6 +208,35 @@ LATHE_API int32_t lathe_paged_attention(lathe_stream* stream,
                                         int64_t heads, int64_t kv_heads, int64_t head_dim,
                                         int64_t block_size, int64_t num_blocks,
                                         float scale);
+
+/* ---- speculative verification (kernels/spec) --------------------------------------------- */
+
+/* For each of `batch` sequences with k draft tokens: keeps the longest accepted prefix of drafts
+ * under the lossless rejection rule and samples the token after it (kernels/spec/verify.cuh says
+ * how: temperature, top-k, top-p, then the rule, with Philox4x32-10 uniforms keyed by seeds[s]
+ * and counter (offsets[s], position, 0)). temperature 0 is greedy; top_k 0 and top_p 1 are off. */
+LATHE_API int32_t lathe_spec_verify(lathe_stream* stream,
+                                    const float* target_logits, /* [batch * (k + 1), vocab] */
+                                    const float* draft_probs,   /* [batch * k, vocab] (unused when greedy) */
+                                    const int32_t* draft_tokens, /* [batch, k] */
+                                    const int64_t* seeds,       /* [batch] device */
+                                    const int64_t* offsets,     /* [batch] device: Philox counter base */
+                                    int32_t* accepted,          /* [batch] out: drafts kept, 0..k */
+                                    int32_t* next_token,        /* [batch] out: the next token */
+                                    float* scratch,             /* [batch, vocab] workspace */
+                                    int64_t batch, int64_t k, int64_t vocab,
+                                    float temperature, int32_t top_k, float top_p);
+
+/* ---- baseline (benchmarks only) ---------------------------------------------------------- */
+
+/* out = x . W^T through cuBLAS (cublasGemmEx, FP16 inputs, FP32 accumulate and output), the
+ * baseline the kernel benchmarks report against. cuBLAS is opened with dlopen on first use
+ * ($LATHE_CUBLAS_LIB, else libcublas.so.13): LATHE_ERR_UNSUPPORTED with the reason when absent. */
+LATHE_API int32_t lathe_cublas_gemm_f16(lathe_stream* stream,
+                                        const void* weight,  /* half [rows, cols] */
+                                        const void* x,       /* half [tokens, cols] */
+                                        float* out,          /* [tokens, rows] */
+                                        int64_t rows, int64_t cols, int64_t tokens);
 
 #ifdef __cplusplus
 }

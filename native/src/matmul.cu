@@ -18,11 +18,11 @@ extern "C" int32_t lathe_matmul(lathe_stream* stream, int32_t weight_format, con
     LATHE_REQUIRE_ALIGNED(out, 4, "out");
     // The vector path loads 8 weights and 2 float4 of x per lane-step: it needs rows of whole
     // 8-value steps and 16-byte aligned rows; anything else takes the scalar path (same result).
-    const bool quantized = weight_format == LATHE_WEIGHT_Q8_0 || weight_format == LATHE_WEIGHT_Q4_0;
+    const bool quantized = weight_format >= LATHE_WEIGHT_Q8_0;
     const bool vector_path = cols % 8 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
                              reinterpret_cast<uintptr_t>(weight_values) % 16 == 0;
     LATHE_REQUIRE(vector_path || !quantized,
-                  "Q8_0/Q4_0 matmul needs x and the weight values 16-byte aligned (x=%p values=%p)", (const void*)x,
+                  "quantized matmul needs x and the weight values 16-byte aligned (x=%p values=%p)", (const void*)x,
                   weight_values);
     // grid.y holds at most 65535 groups of 4 tokens: split larger batches.
     const int64_t max_tokens = 65535LL * 4;

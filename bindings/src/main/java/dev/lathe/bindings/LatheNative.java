@@ -84,6 +84,8 @@ public final class LatheNative {
         status("lathe_write_kv", PTR, PTR, PTR, PTR, PTR, PTR, I64, I64, I64);
         status("lathe_paged_attention", PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR,
                 I64, I64, I64, I64, I64, I64, I64, F32);
+        status("lathe_spec_verify", PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, I64, I64, I64, F32, I32, F32);
+        status("lathe_cublas_gemm_f16", PTR, PTR, PTR, PTR, I64, I64, I64);
     }
 
     // ---- handles: bound on first use -------------------------------------------------------
@@ -455,6 +457,33 @@ public final class LatheNative {
             check("lathe_paged_attention", (int) h("lathe_paged_attention").invokeExact(stream, address(out), address(q),
                     address(kCache), address(vCache), address(positions), address(seqStart), address(blockTableStart),
                     address(blockTable), tokens, seqs, heads, kvHeads, headDim, blockSize, numBlocks, scale));
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    // ---- speculative verification ----------------------------------------------------------
+
+    public static void specVerify(MemorySegment stream, long targetLogits, long draftProbs, long draftTokens, long seeds,
+                                  long offsets, long accepted, long nextToken, long scratch, long batch, long k,
+                                  long vocab, float temperature, int topK, float topP) {
+        try {
+            check("lathe_spec_verify", (int) h("lathe_spec_verify").invokeExact(stream, address(targetLogits),
+                    address(draftProbs), address(draftTokens), address(seeds), address(offsets), address(accepted),
+                    address(nextToken), address(scratch), batch, k, vocab, temperature, topK, topP));
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    // ---- baseline ----------------------------------------------------------------------------
+
+    /** cuBLAS FP16 GEMM (benchmarks): {@code out[tokens, rows] = x[tokens, cols] . W[rows, cols]^T}. */
+    public static void cublasGemmF16(MemorySegment stream, long weight, long x, long out, long rows, long cols,
+                                     long tokens) {
+        try {
+            check("lathe_cublas_gemm_f16", (int) h("lathe_cublas_gemm_f16").invokeExact(stream, address(weight),
+                    address(x), address(out), rows, cols, tokens));
         } catch (Throwable t) {
             throw rethrow(t);
         }

@@ -389,6 +389,63 @@ public final class CudaBackend implements Backend {
         }
     }
 
+    /**
+     * Speculative verification on the device for {@code seeds.length} sequences of {@code k} drafts
+     * each (lathe_spec_verify; {@link SpecVerifyReference} is its CPU reference).
+     *
+     * @param targetLogits {@code [B * (k + 1), vocab]} the target's logits at each sequence's k+1 positions
+     * @param draftProbs   {@code [B * k, vocab]} the draft's probabilities, or null when greedy
+     * @param draftTokens  {@code [B * k]}
+     * @param seeds        {@code [B]} per-request Philox keys
+     * @param offsets      {@code [B]} Philox counter bases (advance them per step)
+     * @return {@code {accepted[B], nextToken[B]}}
+     */
+    public int[][] verifySpeculative(Tensor targetLogits, Tensor draftProbs, int[] draftTokens, long[] seeds,
+                                     long[] offsets, int k, float temperature, int topK, float topP) {
+        int batch = seeds.length;
+        DeviceTensor logits = device(targetLogits, "verifySpeculative");
+        int vocab = logits.cols();
+        if (offsets.length != batch || draftTokens.length != batch * k || logits.rows() != batch * (k + 1)) {
+            throw new IllegalArgumentException("verifySpeculative: " + batch + " sequences of " + k + " drafts need "
+                    + batch * (k + 1) + " logit rows (got " + logits.rows() + "), " + batch * k + " draft tokens (got "
+                    + draftTokens.length + ") and " + batch + " offsets (got " + offsets.length + ")");
+        }
+        long probs = 0;
+        if (draftProbs != null) {
+            DeviceTensor q = device(draftProbs, "verifySpeculative");
+            if (q.rows() != batch * k || q.cols() != vocab) {
+                throw new IllegalArgumentException("verifySpeculative: draft probabilities must be [" + batch * k + ", "
+                        + vocab + "], got [" + q.rows() + ", " + q.cols() + "]");
+            }
+            probs = q.address;
+        } else if (temperature > 0 && k > 0) {
+            throw new IllegalArgumentException("verifySpeculative: sampling (temperature > 0) needs the draft's probabilities");
+        }
+        if (batch == 0) {
+            return new int[][] {new int[0], new int[0]};
+        }
+        long tokens = arrays.ints(draftTokens.length == 0 ? new int[1] : draftTokens, () -> { });
+        DeviceMemoryPool.Block keys = pool.allocate(16L * batch);
+        DeviceMemoryPool.Block results = pool.allocate(8L * batch);
+        DeviceTensor scratch = (DeviceTensor) allocate(batch, vocab);
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment host = arena.allocate(ValueLayout.JAVA_LONG, 2L * batch);
+            MemorySegment.copy(seeds, 0, host, ValueLayout.JAVA_LONG, 0, batch);
+            MemorySegment.copy(offsets, 0, host, ValueLayout.JAVA_LONG, 8L * batch, batch);
+            LatheNative.memcpyH2d(device.stream, keys.address, host, 16L * batch);
+            LatheNative.specVerify(device.stream, logits.address, probs, tokens, keys.address, keys.address + 8L * batch,
+                    results.address, results.address + 4L * batch, scratch.address, batch, k, vocab, temperature, topK,
+                    topP);
+            MemorySegment out = arena.allocate(ValueLayout.JAVA_INT, 2L * batch);
+            LatheNative.memcpyD2h(device.stream, out, results.address, 8L * batch);
+            int[] all = out.toArray(ValueLayout.JAVA_INT);
+            return new int[][] {java.util.Arrays.copyOf(all, batch), java.util.Arrays.copyOfRange(all, batch, 2 * batch)};
+        } finally {
+            keys.release();
+            results.release();
+        }
+    }
+
     @Override
     public void copyRowToHost(Tensor t, int row, float[] out) {
         DeviceTensor d = device(t, "copyRowToHost");

@@ -18,7 +18,7 @@ final class DeviceKvCache implements KvCache {
     private final int kvHeads;
     private final int headDim;
     private final long poolBytes;
-    private final CudaDevice device;
+    private final MemorySegment stream;
     private boolean closed;
 
     DeviceKvCache(CudaDevice device, int layers, int numBlocks, int blockSize, int kvHeads, int headDim) {
@@ -26,11 +26,11 @@ final class DeviceKvCache implements KvCache {
             throw new IllegalArgumentException("KV cache dimensions must be positive: layers=" + layers + " numBlocks="
                     + numBlocks + " blockSize=" + blockSize + " kvHeads=" + kvHeads + " headDim=" + headDim);
         }
-        this.device = device;
         this.numBlocks = numBlocks;
         this.blockSize = blockSize;
         this.kvHeads = kvHeads;
         this.headDim = headDim;
+        this.stream = device.stream;
         this.poolBytes = Math.multiplyExact(Math.multiplyExact((long) numBlocks * blockSize, (long) kvHeads * headDim), 4L);
         this.buffers = new MemorySegment[2 * layers];
         this.keys = new long[layers];
@@ -47,6 +47,23 @@ final class DeviceKvCache implements KvCache {
         } catch (RuntimeException e) {
             close();
             throw e;
+        }
+    }
+
+    /**
+     * Copies block {@code source} over block {@code target} in every layer's K and V pools (a
+     * forked sequence's copy on write). Queued on the backend's stream like the ops.
+     */
+    // NOTE: no @Override: main's KvCache is gaining copyBlock(int, int); this implements it once merged.
+    public void copyBlock(int source, int target) {
+        if (source < 0 || source >= numBlocks || target < 0 || target >= numBlocks) {
+            throw new IllegalArgumentException("copyBlock(" + source + ", " + target + "): blocks must lie in [0, "
+                    + numBlocks + ")");
+        }
+        long blockBytes = (long) blockSize * kvHeads * headDim * 4;
+        for (int l = 0; l < keys.length; l++) {
+            LatheNative.memcpyD2d(stream, keys[l] + target * blockBytes, keys[l] + source * blockBytes, blockBytes);
+            LatheNative.memcpyD2d(stream, values[l] + target * blockBytes, values[l] + source * blockBytes, blockBytes);
         }
     }
 
@@ -77,18 +94,6 @@ final class DeviceKvCache implements KvCache {
     @Override
     public int headDim() {
         return headDim;
-    }
-
-    @Override
-    public void copyBlock(int from, int to) {
-        if (from < 0 || from >= numBlocks || to < 0 || to >= numBlocks) {
-            throw new IllegalArgumentException("copyBlock(" + from + ", " + to + ") outside the cache's " + numBlocks + " blocks");
-        }
-        long blockBytes = poolBytes / numBlocks;
-        for (int l = 0; l < keys.length; l++) {
-            LatheNative.memcpyD2d(device.stream, keys[l] + to * blockBytes, keys[l] + from * blockBytes, blockBytes);
-            LatheNative.memcpyD2d(device.stream, values[l] + to * blockBytes, values[l] + from * blockBytes, blockBytes);
-        }
     }
 
     @Override

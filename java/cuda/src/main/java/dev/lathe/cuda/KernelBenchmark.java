@@ -44,6 +44,8 @@ public final class KernelBenchmark {
     private final SplittableRandom random = new SplittableRandom(7);
     private final List<String> tableRows = new ArrayList<>();
     private double bandwidth; // bytes/s, measured
+    private final java.util.Map<String, Double> cublasSeconds = new java.util.HashMap<>();
+    private String cublasMissing; // why the cuBLAS column is empty, when it is
 
     private KernelBenchmark(CudaBackend gpu) {
         this.gpu = gpu;
@@ -89,15 +91,56 @@ public final class KernelBenchmark {
     }
 
     private void record(String kernel, String shape, double seconds, double bytes, double flops) {
+        record(kernel, shape, seconds, bytes, flops, Double.NaN);
+    }
+
+    private void record(String kernel, String shape, double seconds, double bytes, double flops, double cublas) {
         double bound = bytes / bandwidth;
-        tableRows.add(String.format("| %s | %s | %.2f | %.0f | %.3f | %.2f | %.0f%% |", kernel, shape, seconds * 1e6,
-                bytes / seconds / 1e9, flops / seconds / 1e12, bound * 1e6, 100 * bound / seconds));
+        String vsCublas = Double.isNaN(cublas) ? "-" : String.format("%.2f us (%.2fx)", cublas * 1e6, cublas / seconds);
+        tableRows.add(String.format("| %s | %s | %.2f | %.0f | %.3f | %.2f | %.0f%% | %s |", kernel, shape, seconds * 1e6,
+                bytes / seconds / 1e9, flops / seconds / 1e12, bound * 1e6, 100 * bound / seconds, vsCublas));
         System.out.println(tableRows.getLast());
+    }
+
+    /** Seconds of cuBLAS's FP16 GEMM (FP32 accumulate) for the shape, NaN when cuBLAS is unavailable. */
+    private double cublas(int rows, int cols, int tokens) {
+        String key = rows + "x" + cols + "x" + tokens;
+        Double known = cublasSeconds.get(key);
+        if (known != null) {
+            return known;
+        }
+        if (cublasMissing != null) {
+            return Double.NaN;
+        }
+        long weightBytes = 2L * rows * cols;
+        int copies = (int) Math.max(1, Math.min(8, (ROTATE_BYTES + weightBytes - 1) / weightBytes));
+        List<DeviceWeight> weights = new ArrayList<>();
+        DeviceWeight x;
+        try (Arena arena = Arena.ofConfined()) {
+            for (int c = 0; c < copies; c++) {
+                weights.add((DeviceWeight) gpu.upload(randomWeight(GgmlType.F16, rows, cols, arena)));
+            }
+            // At least 2 rows, so the upload keeps it F16 (one-row weights become F32 vectors).
+            x = (DeviceWeight) gpu.upload(randomWeight(GgmlType.F16, Math.max(2, tokens), cols, arena));
+        }
+        Tensor out = gpu.allocate(tokens, rows);
+        double seconds;
+        try {
+            seconds = time(i -> LatheNative.cublasGemmF16(gpu.stream(), weights.get(i % copies).values, x.values,
+                    ((DeviceTensor) out).address, rows, cols, tokens));
+        } catch (dev.lathe.bindings.LatheException e) {
+            cublasMissing = e.getMessage();
+            System.out.println("cuBLAS baseline unavailable: " + cublasMissing);
+            return Double.NaN;
+        }
+        cublasSeconds.put(key, seconds);
+        return seconds;
     }
 
     private void run() {
         measureBandwidth();
-        for (GgmlType type : new GgmlType[] {GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.F32}) {
+        for (GgmlType type : new GgmlType[] {GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q4_K,
+                GgmlType.Q6_K, GgmlType.F32}) {
             for (int[] shape : new int[][] {{4096, 4096}, {14336, 4096}, {4096, 14336}}) {
                 for (int tokens : new int[] {1, 4, 8}) {
                     matmul(type, shape[0], shape[1], tokens);
@@ -108,6 +151,30 @@ public final class KernelBenchmark {
             attentionDecode(c[0], c[1], 32, 8, 128);
         }
         elementwise();
+        specVerify(16, 4, 128256, 0.8f, 40, 0.95f);
+        specVerify(16, 4, 128256, 0f, 0, 1f);
+    }
+
+    private void specVerify(int batch, int k, int vocab, float temperature, int topK, float topP) {
+        Tensor logits = gpu.upload(randomFloats(batch * (k + 1) * vocab), batch * (k + 1), vocab);
+        float[] q = new float[batch * k * vocab];
+        Arrays.fill(q, 1f / vocab);
+        Tensor probs = gpu.upload(q, batch * k, vocab);
+        int[] drafts = new int[batch * k];
+        long[] seeds = new long[batch];
+        long[] offsets = new long[batch];
+        for (int i = 0; i < drafts.length; i++) {
+            drafts[i] = random.nextInt(vocab);
+        }
+        double seconds = time(i -> {
+            offsets[0] = i;
+            gpu.verifySpeculative(logits, probs, drafts, seeds, offsets, k, temperature, topK, topP);
+        });
+        // Each position reads its logits (and draft row) ~34 times through L1/L2 for the filters;
+        // the bytes column counts one pass (the DRAM floor).
+        double bytes = 4.0 * vocab * (batch * (k + 1) + batch * k);
+        record("spec verify (incl. copy to host)", "B=" + batch + " k=" + k + " V=" + vocab + " T=" + temperature
+                + " topK=" + topK + " topP=" + topP, seconds, bytes, 0);
     }
 
     private void measureBandwidth() {
@@ -118,7 +185,7 @@ public final class KernelBenchmark {
         long dst = ((DeviceTensor) b).address;
         double seconds = time(i -> LatheNative.memcpyD2d(gpu.stream(), dst, src, bytes));
         bandwidth = 2.0 * bytes / seconds;
-        tableRows.add(String.format("| memcpy d2d (bandwidth ceiling) | 1 GiB | %.2f | %.0f | - | - | - |", seconds * 1e6,
+        tableRows.add(String.format("| memcpy d2d (bandwidth ceiling) | 1 GiB | %.2f | %.0f | - | - | - | - |", seconds * 1e6,
                 bandwidth / 1e9));
         System.out.println(tableRows.getLast());
     }
@@ -145,6 +212,17 @@ public final class KernelBenchmark {
                     data.set(ValueLayout.JAVA_BYTE, i + 1, (byte) (data.get(ValueLayout.JAVA_BYTE, i + 1) & 0xBF));
                 }
             }
+            case Q6_K -> {
+                for (long b = 0; b < bytes; b += type.blockBytes) {
+                    data.set(half, b + 208, Float.floatToFloat16(0.01f));
+                }
+            }
+            case Q4_K -> {
+                for (long b = 0; b < bytes; b += type.blockBytes) {
+                    data.set(half, b, Float.floatToFloat16(0.01f));
+                    data.set(half, b + 2, Float.floatToFloat16(0.01f));
+                }
+            }
             default -> {
                 for (long b = 0; b < bytes; b += type.blockBytes) {
                     data.set(half, b, Float.floatToFloat16(0.01f));
@@ -163,8 +241,8 @@ public final class KernelBenchmark {
     }
 
     private void matmul(GgmlType type, int rows, int cols, int tokens) {
-        KernelLayout layout = WeightRepacker.layoutFor(WeightMatrices.of("probe", type, 2, 32,
-                MemorySegment.ofArray(new byte[(int) type.bytesFor(32, "probe") * 2])));
+        KernelLayout layout = WeightRepacker.layoutFor(WeightMatrices.of("probe", type, 2, 256,
+                MemorySegment.ofArray(new byte[(int) type.bytesFor(256, "probe") * 2])));
         long weightBytes = layout.valuesBytes(rows, cols) + layout.scalesBytes(rows, cols);
         int copies = (int) Math.max(1, Math.min(8, (ROTATE_BYTES + weightBytes - 1) / weightBytes));
         List<WeightMatrix> weights = new ArrayList<>();
@@ -177,7 +255,8 @@ public final class KernelBenchmark {
         Tensor out = gpu.allocate(tokens, rows);
         double seconds = time(i -> gpu.matmul(out, x, weights.get(i % copies)));
         double bytes = weightBytes + 4.0 * tokens * (cols + rows);
-        record("matmul " + type, rows + "x" + cols + " T=" + tokens, seconds, bytes, 2.0 * rows * cols * tokens);
+        record("matmul " + type, rows + "x" + cols + " T=" + tokens, seconds, bytes, 2.0 * rows * cols * tokens,
+                cublas(rows, cols, tokens));
     }
 
     private void attentionDecode(int sequences, int context, int heads, int kvHeads, int headDim) {
@@ -260,9 +339,11 @@ public final class KernelBenchmark {
         sb.append("date: ").append(Instant.now()).append("  \n");
         sb.append("method: median of ").append(SAMPLES).append(" samples, each the mean of ").append(LAUNCHES)
                 .append(" launches between CUDA events; roofline = fewest bytes / measured d2d copy bandwidth.  \n");
-        sb.append("cuBLAS FP16 baseline: not measured (the library does not link cuBLAS yet).\n\n");
-        sb.append("| kernel | shape | median us | GB/s | TFLOP/s | roofline us | of roofline |\n");
-        sb.append("|---|---|---|---|---|---|---|\n");
+        sb.append("cuBLAS FP16: cublasGemmEx, FP16 weights and inputs, FP32 accumulate, same shape; (Nx) = cuBLAS time"
+                + " / ours, above 1 when ours is faster").append(cublasMissing == null ? "" : "; unavailable: " + cublasMissing)
+                .append(".\n\n");
+        sb.append("| kernel | shape | median us | GB/s | TFLOP/s | roofline us | of roofline | cuBLAS FP16 |\n");
+        sb.append("|---|---|---|---|---|---|---|---|\n");
         for (String r : tableRows) {
             sb.append(r).append('\n');
         }

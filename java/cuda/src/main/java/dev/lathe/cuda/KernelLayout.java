@@ -11,11 +11,15 @@ enum KernelLayout {
     /** int8 [rows, cols] + half scales [rows, cols/32]. */
     Q8_0(3, 1),
     /** 16 bytes of nibbles per group of 32 ([rows, cols/2]) + half scales [rows, cols/32]. */
-    Q4_0(4, 0);
+    Q4_0(4, 0),
+    /** ggml block_q4_K as in the file: 144 bytes per 256 values, no separate scales. */
+    Q4_K(5, 0),
+    /** ggml block_q6_K as in the file: 210 bytes per 256 values, no separate scales. */
+    Q6_K(6, 0);
 
     /** The C constant. */
     final int code;
-    /** Bytes per value of a dense layout (0: Q4_0's half byte, counted separately). */
+    /** Bytes per value of a dense layout (0: the block formats, counted separately). */
     final int valueBytes;
 
     KernelLayout(int code, int valueBytes) {
@@ -29,7 +33,12 @@ enum KernelLayout {
 
     /** Bytes of the values array for a [rows, cols] matrix. */
     long valuesBytes(long rows, long cols) {
-        return this == Q4_0 ? rows * cols / 2 : rows * cols * valueBytes;
+        return switch (this) {
+            case Q4_0 -> rows * cols / 2;
+            case Q4_K -> rows * (cols / 256) * 144;
+            case Q6_K -> rows * (cols / 256) * 210;
+            default -> rows * cols * valueBytes;
+        };
     }
 
     /** Bytes of the scales array (half per group of 32), 0 for dense layouts. */

@@ -15,7 +15,8 @@ import java.nio.ByteOrder;
  * <li>Q8_0, Q4_0: each ggml block (f16 scale + quants, 34 / 18 bytes, only 2-byte aligned) is
  *     split into a quants array, whose groups of 32 are 32 / 16 bytes and so 16-byte aligned
  *     vector loads, and a separate array of the f16 scales. Values are bit-identical.</li>
- * <li>Every other format (Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K): dequantized to F16 rows, so any
+ * <li>Q4_K, Q6_K: the file's blocks as they are (the kernels read ggml's layout directly).</li>
+ * <li>Every other format (Q4_1, Q5_0, Q5_1, Q5_K): dequantized to F16 rows, so any
  *     supported GGUF model runs on the GPU; this costs memory and rounds each weight to f16
  *     (relative error under 2^-11). Dedicated kernels for them are listed as not done.</li>
  * <li>Vectors (one row: norm weights, biases) always become F32, the layout the norm and bias
@@ -41,6 +42,8 @@ final class WeightRepacker {
             case BF16 -> KernelLayout.BF16;
             case Q8_0 -> KernelLayout.Q8_0;
             case Q4_0 -> KernelLayout.Q4_0;
+            case Q4_K -> KernelLayout.Q4_K;
+            case Q6_K -> KernelLayout.Q6_K;
             default -> KernelLayout.F16;
         };
     }
@@ -52,7 +55,8 @@ final class WeightRepacker {
         int cols = w.cols();
         boolean sameBytes = (layout == KernelLayout.F32 && w.type() == GgmlType.F32)
                 || (layout == KernelLayout.F16 && w.type() == GgmlType.F16)
-                || (layout == KernelLayout.BF16 && w.type() == GgmlType.BF16);
+                || (layout == KernelLayout.BF16 && w.type() == GgmlType.BF16)
+                || layout == KernelLayout.Q4_K || layout == KernelLayout.Q6_K;
         if (sameBytes) {
             // Already the kernel layout: the file's bytes go to the device as they are, no copy here.
             return new RepackedWeight(layout, rows, cols, w.data().asSlice(0, layout.valuesBytes(rows, cols)),
@@ -116,7 +120,39 @@ final class WeightRepacker {
                 int q = within < 16 ? packed & 0x0F : packed >>> 4;
                 yield (q - 8) * scaleAt(p, row, col);
             }
+            case Q4_K -> {
+                long block = ((long) row * (p.cols() / 256) + col / 256) * 144;
+                int v = col % 256;
+                int chunk = v / 64;
+                int high = (v % 64) / 32;
+                int j = 2 * chunk + high;
+                int sc = j < 4 ? u8(p, block + 4 + j) & 63
+                        : (u8(p, block + 4 + j + 4) & 0x0F) | ((u8(p, block + 4 + j - 4) >>> 6) << 4);
+                int m = j < 4 ? u8(p, block + 4 + j + 4) & 63
+                        : (u8(p, block + 4 + j + 4) >>> 4) | ((u8(p, block + 4 + j) >>> 6) << 4);
+                int packed = u8(p, block + 16 + 32L * chunk + v % 32);
+                int q = high == 1 ? packed >>> 4 : packed & 0x0F;
+                float d = Float.float16ToFloat(p.values().get(HALF, block));
+                float dmin = Float.float16ToFloat(p.values().get(HALF, block + 2));
+                yield d * sc * q - dmin * m;
+            }
+            case Q6_K -> {
+                long block = ((long) row * (p.cols() / 256) + col / 256) * 210;
+                int v = col % 256;
+                int h = v / 128;
+                int k = (v % 128) / 32;
+                int l = v % 32;
+                int low = u8(p, block + 64L * h + (k & 1) * 32L + l);
+                int lowBits = k >= 2 ? low >>> 4 : low & 0x0F;
+                int q = lowBits | ((u8(p, block + 128 + 32L * h + l) >>> (2 * k)) & 3) << 4;
+                int scale = p.values().get(ValueLayout.JAVA_BYTE, block + 192 + 8L * h + l / 16 + 2L * k);
+                yield Float.float16ToFloat(p.values().get(HALF, block + 208)) * scale * (q - 32);
+            }
         };
+    }
+
+    private static int u8(RepackedWeight p, long offset) {
+        return p.values().get(ValueLayout.JAVA_BYTE, offset) & 0xFF;
     }
 
     private static float scaleAt(RepackedWeight p, int row, int col) {

@@ -167,29 +167,35 @@ class CudaParityTest {
     }
 
     @Test
-    void matmulOfKQuantsConvertedToF16() {
-        Random r = TestRandom.create("CudaParityTest.matmulKQuant");
-        // Build a Q6_K matrix by quantizing nothing: random blocks with sane scales (see WeightRepackerTest).
-        int rows = 33;
-        int cols = 512;
-        GgmlType type = GgmlType.Q6_K;
-        long bytes = type.bytesFor(cols, "test") * rows;
-        MemorySegment data = arena.allocate(bytes);
-        for (long i = 0; i < bytes; i++) {
-            data.set(java.lang.foreign.ValueLayout.JAVA_BYTE, i, (byte) r.nextInt(256));
+    void matmulAndEmbedOfKQuants() {
+        Random r = TestRandom.create("CudaParityTest.kQuants");
+        // Q4_K / Q6_K are read in ggml's layout; Q5_K goes through the F16 conversion.
+        for (GgmlType type : new GgmlType[] {GgmlType.Q4_K, GgmlType.Q6_K, GgmlType.Q5_K}) {
+            double tolerance = type == GgmlType.Q5_K
+                    ? 2e-3   // weights rounded to f16 (2^-11 relative each), averaged over the row
+                    : 2e-5;  // the same weights up to an fma, f32 sums in another order
+            for (int rows : new int[] {1, 3, 33, 769}) {
+                for (int cols : new int[] {256, 768, 4096}) {
+                    for (int tokens : new int[] {1, 3, 5}) {
+                        WeightMatrix w = WeightRepackerTest.randomBlocks(type, rows, cols, r, arena);
+                        float[] x = gaussian(r, tokens * cols, 1);
+                        HostTensor expected = new HostTensor(tokens, rows);
+                        cpu.matmul(expected, new HostTensor(x, tokens, cols), w);
+                        Tensor out = poisoned(tokens, rows);
+                        gpu.matmul(out, gpuTensor(x, tokens, cols), gpu.upload(w));
+                        assertClose(expected.data(), gpu.download(out), tolerance,
+                                "matmul " + type + " " + rows + "x" + cols + " T=" + tokens);
+                    }
+                }
+            }
+            WeightMatrix table = WeightRepackerTest.randomBlocks(type, 17, 512, r, arena);
+            int[] tokens = {16, 0, 5, 5};
+            HostTensor expected = new HostTensor(tokens.length, 512);
+            cpu.embed(expected, table, tokens);
+            Tensor out = poisoned(tokens.length, 512);
+            gpu.embed(out, gpu.upload(table), tokens);
+            assertClose(expected.data(), gpu.download(out), type == GgmlType.Q5_K ? 1e-3 : 1e-6, "embed " + type);
         }
-        for (long b = 0; b < bytes / type.blockBytes; b++) {
-            data.set(java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED, b * type.blockBytes + 208,
-                    Float.floatToFloat16((float) (r.nextDouble() * 0.01 + 0.001)));
-        }
-        WeightMatrix w = WeightMatrices.of("q6k", type, rows, cols, data);
-        float[] x = gaussian(r, 2 * cols, 1);
-        HostTensor expected = new HostTensor(2, rows);
-        cpu.matmul(expected, new HostTensor(x, 2, cols), w);
-        Tensor out = poisoned(2, rows);
-        gpu.matmul(out, gpuTensor(x, 2, cols), gpu.upload(w));
-        // Weights rounded to f16 (2^-11 relative each), errors averaging over 512 terms.
-        assertClose(expected.data(), gpu.download(out), 2e-3, "matmul Q6_K via F16");
     }
 
     @Test
@@ -357,6 +363,82 @@ class CudaParityTest {
         assertClose(expected.data(), gpu.download(out), 1e-5,
                 "attention heads=" + heads + " kvHeads=" + kvHeads + " headDim=" + headDim + " blockSize=" + blockSize);
         gpuCache.close();
+    }
+
+    @Test
+    void speculativeVerificationMatchesTheReference() {
+        Random r = TestRandom.create("CudaParityTest.specVerify");
+        int batch = 3;
+        int k = 4;
+        for (int vocab : new int[] {17, 999}) {
+            for (float temperature : new float[] {0f, 0.7f, 1.3f}) {
+                for (int[] filters : new int[][] {{0, 100}, {5, 100}, {0, 90}, {7, 80}}) { // topK, topP in %
+                    int topK = filters[0];
+                    float topP = filters[1] / 100f;
+                    float[] logits = gaussian(r, batch * (k + 1) * vocab, 2);
+                    float[] probs = new float[batch * k * vocab];
+                    int[] drafts = new int[batch * k];
+                    long[] seeds = new long[batch];
+                    long[] offsets = new long[batch];
+                    float[][][] targetRows = new float[batch][k + 1][];
+                    float[][][] draftRows = new float[batch][k][];
+                    for (int s = 0; s < batch; s++) {
+                        seeds[s] = r.nextLong();
+                        offsets[s] = r.nextInt(1000);
+                        for (int i = 0; i <= k; i++) {
+                            targetRows[s][i] = Arrays.copyOfRange(logits, (s * (k + 1) + i) * vocab, (s * (k + 1) + i + 1) * vocab);
+                        }
+                        for (int i = 0; i < k; i++) {
+                            // A draft close to the target (perturbed logits), so drafts are often kept.
+                            float[] noisy = targetRows[s][i].clone();
+                            for (int j = 0; j < vocab; j++) {
+                                noisy[j] += (float) r.nextGaussian() * 0.5f;
+                            }
+                            float[] q = SpecVerifyReference.distribution(noisy, 1f, 0, 1f);
+                            draftRows[s][i] = q;
+                            System.arraycopy(q, 0, probs, (s * k + i) * vocab, vocab);
+                            drafts[s * k + i] = SpecVerifyReference.sample(q, r.nextFloat());
+                        }
+                    }
+                    int[][] got = gpu.verifySpeculative(gpuTensor(logits, batch * (k + 1), vocab),
+                            gpuTensor(probs, batch * k, vocab), drafts, seeds, offsets, k, temperature, topK, topP);
+                    for (int s = 0; s < batch; s++) {
+                        SpecVerifyReference.Result expected = SpecVerifyReference.verify(targetRows[s], draftRows[s],
+                                Arrays.copyOfRange(drafts, s * k, (s + 1) * k), seeds[s], offsets[s], temperature, topK, topP);
+                        String what = "vocab " + vocab + " T=" + temperature + " topK=" + topK + " topP=" + topP + " seq " + s;
+                        assertEquals(expected.accepted(), got[0][s], what + ": accepted");
+                        assertEquals(expected.nextToken(), got[1][s], what + ": next token");
+                    }
+                }
+            }
+        }
+    }
+
+    /** The benchmark's cuBLAS baseline computes what our F16 GEMV computes (x exactly representable in f16). */
+    @Test
+    void cublasBaselineAgreesWithTheF16Gemv() {
+        Random r = TestRandom.create("CudaParityTest.cublas");
+        int rows = 769;
+        int cols = 512;
+        int tokens = 3;
+        float[] w = gaussian(r, rows * cols, 0.05);
+        float[] x = gaussian(r, tokens * cols, 1);
+        for (int i = 0; i < x.length; i++) {
+            x[i] = Float.float16ToFloat(Float.floatToFloat16(x[i]));
+        }
+        DeviceWeight weight = (DeviceWeight) gpu.upload(weight(GgmlType.F16, w, rows, cols));
+        DeviceWeight xHalf = (DeviceWeight) gpu.upload(weight(GgmlType.F16, x, tokens, cols));
+        Tensor ours = poisoned(tokens, rows);
+        gpu.matmul(ours, gpuTensor(x, tokens, cols), weight);
+        DeviceTensor theirs = (DeviceTensor) poisoned(tokens, rows);
+        try {
+            dev.lathe.bindings.LatheNative.cublasGemmF16(gpu.stream(), weight.values, xHalf.values, theirs.address, rows,
+                    cols, tokens);
+        } catch (dev.lathe.bindings.LatheException e) {
+            org.junit.jupiter.api.Assumptions.abort("cuBLAS not available: " + e.getMessage());
+        }
+        // Same f16 products; FP32 accumulation in different orders.
+        assertClose(gpu.download(ours), gpu.download(theirs), 1e-5, "cuBLAS vs GEMV");
     }
 
     @Test

@@ -107,32 +107,48 @@ class WeightRepackerTest {
         }
     }
 
+    /** Random blocks of {@code type} with sane f16 scale fields (random bits could be NaN or huge). */
+    static WeightMatrix randomBlocks(GgmlType type, int rows, int cols, Random random, Arena arena) {
+        long bytes = type.bytesFor(cols, "test") * rows;
+        MemorySegment data = arena.allocate(bytes, 16);
+        for (long i = 0; i < bytes; i++) {
+            data.set(ValueLayout.JAVA_BYTE, i, (byte) random.nextInt(256));
+        }
+        int[] halves = switch (type) {
+            case Q4_K, Q5_K, Q4_1, Q5_1 -> new int[] {0, 2};
+            case Q6_K -> new int[] {208};
+            default -> new int[] {0};
+        };
+        for (long b = 0; b < bytes / type.blockBytes; b++) {
+            for (int h : halves) {
+                data.set(ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), b * type.blockBytes + h,
+                        Float.floatToFloat16((float) (random.nextDouble() * 0.1 + 0.01)));
+            }
+        }
+        return WeightMatrices.of("k", type, rows, cols, data);
+    }
+
     @Test
-    void kQuantsBecomeF16WithinRounding() {
-        Random random = TestRandom.create("WeightRepackerTest.kQuants");
-        for (GgmlType type : new GgmlType[] {GgmlType.Q4_K, GgmlType.Q6_K, GgmlType.Q5_0, GgmlType.Q4_1}) {
+    void kQuantBlocksAreReadInPlace() {
+        Random random = TestRandom.create("WeightRepackerTest.kQuantsInPlace");
+        for (GgmlType type : new GgmlType[] {GgmlType.Q4_K, GgmlType.Q6_K}) {
             try (Arena arena = Arena.ofConfined()) {
-                int rows = 3;
-                int cols = type.blockSize * 2;
-                long bytes = type.bytesFor(cols, "test") * rows;
-                MemorySegment data = arena.allocate(bytes);
-                for (long i = 0; i < bytes; i++) {
-                    data.set(ValueLayout.JAVA_BYTE, i, (byte) random.nextInt(256));
-                }
-                // Sane f16 scale fields (random bits could be NaN or huge).
-                int[] halves = switch (type) {
-                    case Q4_K -> new int[] {0, 2};
-                    case Q6_K -> new int[] {208};
-                    case Q4_1 -> new int[] {0, 2};
-                    default -> new int[] {0};
-                };
-                for (long b = 0; b < bytes / type.blockBytes; b++) {
-                    for (int h : halves) {
-                        data.set(ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), b * type.blockBytes + h,
-                                Float.floatToFloat16((float) (random.nextDouble() * 0.1 + 0.01)));
-                    }
-                }
-                WeightMatrix w = WeightMatrices.of("k", type, rows, cols, data);
+                WeightMatrix w = randomBlocks(type, 3, 512, random, arena);
+                RepackedWeight p = WeightRepacker.repack(w, arena);
+                assertEquals(type.name(), p.layout().name());
+                assertEquals(w.byteSize(), p.values().byteSize());
+                // The kernels compute d * sc * q - dmin * m; the CPU (d * sc) * q - dmin * m: a rounding apart.
+                assertSameValues(w, p, 1e-6);
+            }
+        }
+    }
+
+    @Test
+    void otherFormatsBecomeF16WithinRounding() {
+        Random random = TestRandom.create("WeightRepackerTest.toF16");
+        for (GgmlType type : new GgmlType[] {GgmlType.Q5_K, GgmlType.Q5_0, GgmlType.Q4_1, GgmlType.Q5_1}) {
+            try (Arena arena = Arena.ofConfined()) {
+                WeightMatrix w = randomBlocks(type, 3, type.blockSize * 2, random, arena);
                 RepackedWeight p = WeightRepacker.repack(w, arena);
                 assertEquals(KernelLayout.F16, p.layout());
                 // f16 keeps 11 significant bits: relative error at most 2^-11 (normal range).

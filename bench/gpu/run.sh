@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# The one command on the GPU machine (after bench/gpu/prepare.sh here, carrying bench/gpu/carry):
+#   bash bench/gpu/run.sh
+# 1. builds liblathe_cuda.so with that machine's nvcc/cmake (and uses it: LATHE_CUDA_LIB);
+# 2. runs every @Tag("gpu") parity test (GpuSuite);
+# 3. runs the kernel benchmarks (KernelBenchmark);
+# 4. runs `lathe generate` (stories260K, greedy, cpu vs cuda) and `lathe bench --backend cuda`
+#    on the synthetic 200M model in Q4_0, Q8_0 and F16;
+# 5. writes bench/results/gpu-<date>/ (summary.md, kernels.md, logs) and copies it to $OUT when set.
+# Exit status: non-zero if a step failed (each step still runs).
+set -uo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+carry="$root/bench/gpu/carry"
+java="$carry/jre/bin/java"
+flags=(--add-modules=jdk.incubator.vector --enable-native-access=ALL-UNNAMED -XX:+UseParallelGC)
+stamp="$(date -u +%Y%m%d-%H%M%S)"
+results="$root/bench/results/gpu-$stamp"
+mkdir -p "$results"
+failures=()
+
+[ -x "$java" ] || { echo "run.sh: $java missing: run bench/gpu/prepare.sh first and carry bench/gpu/carry" >&2; exit 1; }
+
+step() { # step NAME COMMAND...: runs it, logs to $results/NAME.log, records failure
+  local name="$1"; shift
+  echo "== $name"
+  local start=$(date +%s)
+  "$@" 2>&1 | tee "$results/$name.log"
+  local rc=${PIPESTATUS[0]}
+  echo "== $name: exit $rc in $(( $(date +%s) - start )) s" | tee -a "$results/steps.txt"
+  [ "$rc" -eq 0 ] || failures+=("$name")
+}
+
+{
+  echo "# GPU run $stamp"
+  echo
+  echo "commit: $(cat "$carry/COMMIT" 2>/dev/null | tr '\n' ' ')"
+  echo "device: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || echo 'nvidia-smi failed')"
+  echo "nvcc: $(nvcc --version 2>/dev/null | tail -n1)"
+  echo
+} > "$results/summary.md"
+
+build_native() {
+  cmake -S "$root/native" -B /tmp/lathe-native-build -DCMAKE_BUILD_TYPE=Release >/dev/null \
+    && cmake --build /tmp/lathe-native-build -j "$(nproc)"
+}
+step native-build build_native
+if [ -f /tmp/lathe-native-build/liblathe_cuda.so ]; then
+  export LATHE_CUDA_LIB=/tmp/lathe-native-build/liblathe_cuda.so
+else
+  echo "native build failed: falling back to the library inside lathe.jar" | tee -a "$results/steps.txt"
+fi
+
+# The cuBLAS FP16 baseline (dlopen'd by the library): the toolkit's, or the one PyTorch's wheels bring.
+if [ -z "${LATHE_CUBLAS_LIB:-}" ]; then
+  LATHE_CUBLAS_LIB="$(find /usr/local /usr/lib /opt /root "$(python3 -c 'import site; print(site.getsitepackages()[0])' 2>/dev/null || echo /nonexistent)" \
+    -name 'libcublas.so.13*' -not -name '*Lt*' 2>/dev/null | head -n1)"
+  [ -n "$LATHE_CUBLAS_LIB" ] && export LATHE_CUBLAS_LIB
+fi
+echo "cuBLAS baseline: ${LATHE_CUBLAS_LIB:-not found}" | tee -a "$results/steps.txt"
+
+cp_tests="$carry/lib/lathe-cuda-gpu-tests.jar:$carry/lib/*"
+step gpu-tests "$java" "${flags[@]}" -cp "$cp_tests" dev.lathe.cuda.GpuSuite
+step kernel-bench "$java" "${flags[@]}" -cp "$carry/lib/lathe.jar" dev.lathe.cuda.KernelBenchmark "$results/kernels.md"
+
+lathe() { "$java" "${flags[@]}" -jar "$carry/lib/lathe.jar" "$@"; }
+if [ -f "$carry/models/stories260K-q8_0.gguf" ]; then
+  generate_both() {
+    local m="$carry/models/stories260K-q8_0.gguf" z="$carry/models/tok512.bin"
+    local cpu_ids cuda_ids
+    cpu_ids="$(lathe generate -m "$m" -z "$z" --backend cpu --temperature 0 -n 48 -p "Once upon a time" --print-ids)" || return 1
+    cuda_ids="$(lathe generate -m "$m" -z "$z" --backend cuda --temperature 0 -n 48 -p "Once upon a time" --print-ids)" || return 1
+    echo "cpu : $cpu_ids"; echo "cuda: $cuda_ids"
+    [ "$cpu_ids" = "$cuda_ids" ] && echo "greedy tokens agree" || { echo "greedy tokens differ"; return 1; }
+  }
+  step generate-stories260K generate_both
+fi
+
+for type in Q4_0 Q8_0 F16; do
+  model="/tmp/lathe-synthetic-200M-$type.gguf"
+  step "write-model-$type" "$java" "${flags[@]}" -cp "$cp_tests" dev.lathe.cuda.WriteSyntheticModel "$model" "$type"
+  step "lathe-bench-cuda-$type" lathe bench -m "$model" --backend cuda --prompt-tokens 128 --gen-tokens 64 --repeat 3 --no-bandwidth
+done
+step lathe-bench-cpu-Q4_0 lathe bench -m /tmp/lathe-synthetic-200M-Q4_0.gguf --backend cpu --prompt-tokens 32 --gen-tokens 16 --repeat 1
+
+{
+  echo "## Steps"; echo; sed 's/^/    /' "$results/steps.txt"; echo
+  echo "## GPU parity suite"; echo; tail -n 25 "$results/gpu-tests.log" 2>/dev/null | sed 's/^/    /'; echo
+  echo "## lathe bench"; echo
+  for f in "$results"/lathe-bench-*.log; do echo "### $(basename "$f" .log)"; echo; grep -v '^WARNING' "$f" | sed 's/^/    /'; echo; done
+  [ -f "$results/kernels.md" ] && sed -n '/^| kernel/,$p' "$results/kernels.md"
+} >> "$results/summary.md"
+
+if [ -n "${OUT:-}" ]; then
+  # The device tool returns at most 8 files: the tables, the suite's log, and the rest as one archive.
+  mkdir -p "$OUT/results" && cp "$results"/*.md "$results/steps.txt" "$results/gpu-tests.log" "$OUT/results/" 2>/dev/null
+  tar -czf "$OUT/results/logs.tar.gz" -C "$results" . 2>/dev/null
+fi
+echo "results: $results"
+if [ ${#failures[@]} -gt 0 ]; then
+  echo "FAILED steps: ${failures[*]}"
+  exit 1
+fi
+echo "all steps passed"
