@@ -82,6 +82,12 @@ final class BatchCommand implements Callable<Integer> {
     @Override
     public Integer call() throws IOException {
         long kvBytes = KvPoolSize.parseBytes(kvMemory, "--kv-memory");
+        long heap = Runtime.getRuntime().maxMemory();
+        if (modelOptions.backend.equals("cpu") && kvBytes > heap / 10 * 8) {
+            // NOTE: the CPU backend keeps the KV pool on the Java heap; refuse before allocating, not with an OutOfMemoryError.
+            throw new IllegalArgumentException("--kv-memory " + kvMemory + " is more than 80% of the JVM heap (" + (heap >> 20)
+                    + " MB); lower it, or raise the heap with LATHE_JAVA_OPTS=-Xmx...");
+        }
         EngineConfig config = new EngineConfig(kvBytes, EngineConfig.DEFAULT_BLOCK_SIZE,
                 new SchedulerConfig(maxBatchedTokens, maxBatch), !noPrefixCache);
         PrintStream err = System.err;

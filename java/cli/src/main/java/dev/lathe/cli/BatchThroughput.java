@@ -48,6 +48,11 @@ final class BatchThroughput {
         LlamaConfig c = model.config();
         long perBlock = KvPoolSize.bytesPerBlock(c.layers(), BLOCK_SIZE, c.kvHeads(), c.headDim());
         long blocks = (long) requests * ((tokensEach + BLOCK_SIZE - 1) / BLOCK_SIZE + 1);
+        long heap = Runtime.getRuntime().maxMemory();
+        if (blocks * perBlock > heap / 10 * 8) {
+            throw new IllegalArgumentException(requests + " requests of " + tokensEach + " tokens need " + (blocks * perBlock >> 20)
+                    + " MB of KV cache, more than 80% of the JVM heap (" + (heap >> 20) + " MB); use smaller --batch or token counts");
+        }
         // NOTE: the pool holds every request at once, so the figures measure batching, not preemption.
         return new EngineConfig(blocks * perBlock, BLOCK_SIZE,
                 new SchedulerConfig(Math.max(maxBatchedTokens, maxRunning), maxRunning), prefixCaching);
@@ -109,11 +114,12 @@ final class BatchThroughput {
                     config(requests + 1, prefixTokens + ownTokens + 1, requests, cache == 1))) {
                 for (int r = -1; r < repeats; r++) {
                     core.scheduler().kv().clearPrefixCache();
-                    int[] prefix = random.ints(prefixTokens, 0, vocab).toArray();
+                    // NOTE: the untimed warm-up round (r = -1) is small: it only has to get the code compiled.
+                    int[] prefix = random.ints(r < 0 ? Math.min(prefixTokens, 64) : prefixTokens, 0, vocab).toArray();
                     // A first request with the prefix, as a system prompt sent before: it fills the cache.
                     run(core, List.of(prefixed("warm", prefix, ownTokens, vocab, random)));
                     List<Request> batch = new ArrayList<>();
-                    for (int i = 0; i < requests; i++) {
+                    for (int i = 0; i < (r < 0 ? Math.min(requests, 4) : requests); i++) {
                         batch.add(prefixed("p" + i, prefix, ownTokens, vocab, random));
                     }
                     List<RequestOutput> outputs = run(core, batch);

@@ -236,7 +236,11 @@ public final class EngineCore implements AutoCloseable {
         return new StepResult(step.plan().tokenCount(), step.sequences().size());
     }
 
-    /** On the first logits of a request: its other n - 1 samples start as forks sharing the prompt's blocks. */
+    /**
+     * On the first logits of a request: its other n - 1 samples start as forks sharing the prompt's blocks.
+     * NOTE: forks join the running set at once, even past the running cap: they hold no block of their
+     * own yet, and preemption takes them back out if the pool runs short.
+     */
     private void fork(RequestState state) {
         state.forked = true;
         Sequence parent = state.samples.getFirst().sequence;

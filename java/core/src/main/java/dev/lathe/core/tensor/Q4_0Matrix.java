@@ -49,6 +49,25 @@ final class Q4_0Matrix extends MappedMatrix {
         }
     }
 
+    @Override
+    boolean hasVectorDequantizer() {
+        return true;
+    }
+
+    @Override
+    void dequantizeRowVector(int row, float[] out, int outOffset) {
+        long block = rowOffset(row);
+        for (int b = 0; b < blocksPerRow; b++, block += BLOCK_BYTES) {
+            FloatVector d = FloatVector.broadcast(FLOATS, half(block));
+            int o = outOffset + b * BLOCK;
+            for (int j = 0; j < BLOCK / 2; j += LANES) {
+                ByteVector packed = loadBytes(data, block + QS + j);
+                toFloats(lowNibbles(packed).sub(ZERO_POINT)).mul(d).intoArray(out, o + j);
+                toFloats(highNibbles(packed).sub(ZERO_POINT)).mul(d).intoArray(out, o + BLOCK / 2 + j);
+            }
+        }
+    }
+
     private FloatVector blockSum(long block, float[] x, int xi) {
         FloatVector sum = FloatVector.zero(FLOATS);
         for (int j = 0; j < BLOCK / 2; j += LANES) {

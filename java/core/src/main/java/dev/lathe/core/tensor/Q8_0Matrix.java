@@ -44,6 +44,22 @@ final class Q8_0Matrix extends MappedMatrix {
         }
     }
 
+    @Override
+    boolean hasVectorDequantizer() {
+        return true;
+    }
+
+    @Override
+    void dequantizeRowVector(int row, float[] out, int outOffset) {
+        long block = rowOffset(row);
+        for (int b = 0; b < blocksPerRow; b++, block += BLOCK_BYTES) {
+            FloatVector d = FloatVector.broadcast(FLOATS, half(block));
+            for (int j = 0; j < BLOCK; j += LANES) {
+                toFloats(loadBytes(data, block + QS + j)).mul(d).intoArray(out, outOffset + b * BLOCK + j);
+            }
+        }
+    }
+
     /** {@code sum_j qs[j] * x[xi + j]} over one block, unscaled. */
     private FloatVector blockSum(long block, float[] x, int xi) {
         FloatVector sum = toFloats(loadBytes(data, block + QS)).mul(FloatVector.fromArray(FLOATS, x, xi));

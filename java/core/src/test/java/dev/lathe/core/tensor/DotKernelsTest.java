@@ -153,36 +153,57 @@ class DotKernelsTest {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment data = RandomWeights.matrix(type, rows, cols, random, arena);
             WeightMatrix matrix = WeightMatrices.of("w", type, rows, cols, data);
-            int n = 6; // one group of four inputs, then two through the single-input path
-            int xStride = cols + 3;
-            int outStride = rows + 2;
-            int outOffset = 1;
-            float[] x = RandomWeights.vector(n * xStride, random);
-            float[] out = new float[n * outStride + outOffset];
-            java.util.Arrays.fill(out, Float.NaN);
-            int rowStart = rows / 3;
-            int rowEnd = rows;
-            matrix.dotRows(rowStart, rowEnd, x, xStride, n, out, outOffset, outStride);
+            // 6: one group of four inputs, then two through the single-input path; 71: the dequantize-once
+            // path (formats with a vector dequantizer) over a full tile of 64 and a ragged one of 7.
+            for (int n : new int[] {6, 71}) {
+                int xStride = cols + 3;
+                int outStride = rows + 2;
+                int outOffset = 1;
+                float[] x = RandomWeights.vector(n * xStride, random);
+                float[] out = new float[n * outStride + outOffset];
+                java.util.Arrays.fill(out, Float.NaN);
+                int rowStart = rows / 3;
+                int rowEnd = rows;
+                matrix.dotRows(rowStart, rowEnd, x, xStride, n, out, outOffset, outStride);
 
-            float[] w = new float[cols];
-            for (int t = 0; t < n; t++) {
-                for (int r = 0; r < rows; r++) {
-                    float actual = out[t * outStride + outOffset + r];
-                    if (r < rowStart) {
-                        assertTrue(Float.isNaN(actual), "row " + r + " is outside the range and must stay untouched");
-                        continue;
+                float[] w = new float[cols];
+                for (int t = 0; t < n; t++) {
+                    for (int r = 0; r < rows; r++) {
+                        float actual = out[t * outStride + outOffset + r];
+                        if (r < rowStart) {
+                            assertTrue(Float.isNaN(actual), "row " + r + " is outside the range and must stay untouched");
+                            continue;
+                        }
+                        matrix.dequantizeRow(r, w, 0);
+                        double expected = referenceDot(w, x, t * xStride);
+                        double tolerance = tolerance(type, maxAbs(w), sumAbs(x, t * xStride, cols));
+                        assertEquals(expected, actual, tolerance, type + " row " + r + " input " + t);
                     }
-                    matrix.dequantizeRow(r, w, 0);
-                    double expected = referenceDot(w, x, t * xStride);
-                    double tolerance = tolerance(type, maxAbs(w), sumAbs(x, t * xStride, cols));
-                    assertEquals(expected, actual, tolerance, type + " row " + r + " input " + t);
-                }
-                for (int pad = rows; pad < outStride; pad++) {
-                    int at = t * outStride + outOffset + pad;
-                    if (at < out.length) {
-                        assertTrue(Float.isNaN(out[at]), "padding " + at + " must stay untouched");
+                    for (int pad = rows; pad < outStride; pad++) {
+                        int at = t * outStride + outOffset + pad;
+                        if (at < out.length) {
+                            assertTrue(Float.isNaN(out[at]), "padding " + at + " must stay untouched");
+                        }
                     }
                 }
+            }
+        }
+    }
+
+    @ParameterizedTest(name = "{0} [{1}, {2}]")
+    @MethodSource("shapes")
+    void vectorDequantizerGivesTheReferenceValues(GgmlType type, int rows, int cols) {
+        Random random = TestRandom.create("dequantizeRowVector " + type + " [" + rows + ", " + cols + "]");
+        try (Arena arena = Arena.ofConfined()) {
+            MappedMatrix matrix = (MappedMatrix) WeightMatrices.of("w", type, rows, cols,
+                    RandomWeights.matrix(type, rows, cols, random, arena));
+            float[] expected = new float[cols];
+            float[] actual = new float[cols];
+            for (int r = 0; r < rows; r++) {
+                matrix.dequantizeRow(r, expected, 0);
+                java.util.Arrays.fill(actual, Float.NaN);
+                matrix.dequantizeRowVector(r, actual, 0);
+                org.junit.jupiter.api.Assertions.assertArrayEquals(expected, actual, type + " row " + r);
             }
         }
     }
