@@ -46,6 +46,9 @@ final class QuantizeCommand implements Callable<Integer> {
     @Option(names = "--seq-len", paramLabel = "L", description = "Tokens per calibration window (default ${DEFAULT-VALUE}).")
     int seqLen = 128;
 
+    @Option(names = "--act-order", description = "gptq: quantize columns by decreasing activation (Hessian diagonal).")
+    boolean actOrder;
+
     @Option(names = "--force", description = "Overwrite an existing output file.")
     boolean force;
 
@@ -55,7 +58,7 @@ final class QuantizeCommand implements Callable<Integer> {
             throw new IllegalArgumentException("--sym and --zero-point contradict each other: pass one");
         }
         int group = groupSize != null ? groupSize : method == QuantMethod.NF4 ? 64 : 32;
-        QuantOptions options = new QuantOptions(method, bits, group, !symmetric, calibration, calibSamples, seqLen);
+        QuantOptions options = new QuantOptions(method, bits, group, !symmetric, calibration, calibSamples, seqLen, actOrder);
         ModelQuantizer.Summary s = ModelQuantizer.quantize(input, output, options, force, System.err);
         System.out.printf("wrote %s: %.2f MB in %.1f s%n", s.output(), s.bytes() / 1e6, s.seconds());
         s.tensorsByFormat().forEach((format, n) -> System.out.printf("  %-22s %d tensors%n", format, n));

@@ -81,6 +81,21 @@ final class IntGroupMatrix extends LatheMatrix {
         return acc.sub(accZero).reduceLanes(VectorOperators.ADD);
     }
 
+    /** Row {@code row}'s levels and grids (see LatheEncoder.unpackIntGroupRow). */
+    void unpackRow(int row, byte[] levels, LatheEncoder.Grid[] grids) {
+        long block = rowOffset(row);
+        int maxLevel = (1 << format.bits()) - 1;
+        for (int g = 0; g < groupsPerRow; g++, block += groupBytes) {
+            grids[g] = new LatheEncoder.Grid(Float.float16ToFloat(data.get(HALF, block + SCALE)), data.get(BYTE, block + ZERO) & 0xFF,
+                    maxLevel);
+            for (int i = 0; i < half; i++) {
+                int packed = data.get(BYTE, block + QS + i) & 0xFF;
+                levels[g * group + i] = (byte) (packed & 0x0F);
+                levels[g * group + half + i] = (byte) (packed >>> 4);
+            }
+        }
+    }
+
     /**
      * Writes one group: {@code scale} (stored as f16), {@code zero}, and the {@code groupSize}
      * levels {@code levels[levelOffset..]} (each {@code 0..15}) at {@code dst[dstOffset..]}.

@@ -131,6 +131,37 @@ public final class LatheEncoder {
         }
     }
 
+    /**
+     * The levels and grids of row {@code row} of a group-wise INT matrix: {@code levels[cols]},
+     * {@code grids[cols / groupSize]} (the inverse of {@link #packIntGroupRow}; for exporters).
+     */
+    public static void unpackIntGroupRow(WeightMatrix w, int row, byte[] levels, Grid[] grids) {
+        if (!(w.format() instanceof LatheFormat f) || f.kind() != LatheFormat.Kind.INT_GROUP) {
+            throw new IllegalArgumentException(w.name() + " is " + w.format().name() + ", not a group-wise INT matrix");
+        }
+        ((IntGroupMatrix) w).unpackRow(row, levels, grids);
+    }
+
+    /** The codes and absmax values of row {@code row} of an NF4 matrix: {@code codes[cols]}, {@code absmax[cols / groupSize]}. */
+    public static void unpackNf4Row(WeightMatrix w, int row, byte[] codes, float[] absmax) {
+        if (!(w.format() instanceof LatheFormat f) || f.kind() != LatheFormat.Kind.NF4) {
+            throw new IllegalArgumentException(w.name() + " is " + w.format().name() + ", not NF4");
+        }
+        ((Nf4Matrix) w).unpackRow(row, codes, absmax);
+    }
+
+    /** Packs a row of an NF4 format from codes ({@code codes[cols]}) and per-group absmax values. */
+    public static void packNf4Row(LatheFormat format, byte[] codes, float[] absmax, int cols, MemorySegment dst, long dstOffset) {
+        if (format.kind() != LatheFormat.Kind.NF4) {
+            throw new IllegalArgumentException(format + " is not NF4");
+        }
+        Objects.checkFromIndexSize(dstOffset, format.rowBytes(cols), dst.byteSize());
+        int g = format.groupSize();
+        for (int b = 0; b < cols / g; b++) {
+            Nf4Matrix.packGroup(codes, b * g, g, absmax[b], dst, dstOffset + (long) b * format.groupBytes());
+        }
+    }
+
     /** Encodes the row-major {@code values [rows, cols]} by RTN into a new segment of {@code arena}. */
     public static MemorySegment encode(LatheFormat format, float[] values, int rows, int cols, Arena arena) {
         if (rows <= 0 || cols <= 0 || (long) rows * cols != values.length) {

@@ -82,6 +82,19 @@ final class Nf4Matrix extends LatheMatrix {
         return acc.reduceLanes(VectorOperators.ADD);
     }
 
+    /** Row {@code row}'s codes and absmax values (see LatheEncoder.unpackNf4Row). */
+    void unpackRow(int row, byte[] codes, float[] absmax) {
+        long block = rowOffset(row);
+        for (int g = 0; g < groupsPerRow; g++, block += groupBytes) {
+            absmax[g] = data.get(FLOAT, block);
+            for (int i = 0; i < half; i++) {
+                int packed = data.get(BYTE, block + QS + i) & 0xFF;
+                codes[g * group + i] = (byte) (packed & 0x0F);
+                codes[g * group + half + i] = (byte) (packed >>> 4);
+            }
+        }
+    }
+
     /** Writes one group: {@code absmax} and the {@code groupSize} codes {@code codes[codeOffset..]}. */
     static void packGroup(byte[] codes, int codeOffset, int groupSize, float absmax, MemorySegment dst, long dstOffset) {
         dst.set(FLOAT, dstOffset, absmax);

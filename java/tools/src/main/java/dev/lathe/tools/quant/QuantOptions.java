@@ -17,9 +17,10 @@ import java.util.Objects;
  * @param calibration  calibration text (GPTQ, AWQ), or null
  * @param calibSamples calibration windows to use
  * @param seqLen       tokens per calibration window
+ * @param actOrder     GPTQ: quantize columns by decreasing Hessian diagonal
  */
 public record QuantOptions(QuantMethod method, int bits, int groupSize, boolean zeroPoint, Path calibration,
-                           int calibSamples, int seqLen) {
+                           int calibSamples, int seqLen, boolean actOrder) {
 
     public QuantOptions {
         Objects.requireNonNull(method, "method");
@@ -55,7 +56,7 @@ public record QuantOptions(QuantMethod method, int bits, int groupSize, boolean 
 
     /** Options for a method that needs nothing else, with the defaults (4 bits, group 32, zero point). */
     public static QuantOptions of(QuantMethod method) {
-        return new QuantOptions(method, 4, method == QuantMethod.NF4 ? 64 : 32, true, null, 0, 0);
+        return new QuantOptions(method, 4, method == QuantMethod.NF4 ? 64 : 32, true, null, 0, 0, false);
     }
 
     private static boolean usesGroups(QuantMethod method, int bits) {

@@ -56,8 +56,8 @@ class ModelQuantizerTest {
                 Arguments.of(QuantOptions.of(QuantMethod.Q6_K)),
                 Arguments.of(QuantOptions.of(QuantMethod.NF4)),
                 Arguments.of(QuantOptions.of(QuantMethod.RTN)),
-                Arguments.of(new QuantOptions(QuantMethod.RTN, 8, 32, false, null, 0, 0)),
-                Arguments.of(new QuantOptions(QuantMethod.RTN, 3, 64, false, null, 0, 0)));
+                Arguments.of(new QuantOptions(QuantMethod.RTN, 8, 32, false, null, 0, 0, false)),
+                Arguments.of(new QuantOptions(QuantMethod.RTN, 3, 64, false, null, 0, 0, false)));
     }
 
     /** The expected bytes of tensor {@code w} (from the f32 source) in {@code format}. */
@@ -121,7 +121,7 @@ class ModelQuantizerTest {
     @Test
     void int8KeepsGreedyTextOfTheF32Model(@TempDir Path dir) {
         Path out = dir.resolve("int8.gguf");
-        ModelQuantizer.quantize(stories(), out, new QuantOptions(QuantMethod.RTN, 8, 32, false, null, 0, 0), false, QUIET);
+        ModelQuantizer.quantize(stories(), out, new QuantOptions(QuantMethod.RTN, 8, 32, false, null, 0, 0, false), false, QUIET);
         String[] texts = new String[2];
         Path[] models = {stories(), out};
         for (int i = 0; i < 2; i++) {
@@ -136,13 +136,13 @@ class ModelQuantizerTest {
     @Test
     void badParametersGetClearErrors(@TempDir Path dir) throws Exception {
         IllegalArgumentException bits = assertThrows(IllegalArgumentException.class,
-                () -> new QuantOptions(QuantMethod.RTN, 5, 32, true, null, 0, 0));
+                () -> new QuantOptions(QuantMethod.RTN, 5, 32, true, null, 0, 0, false));
         assertTrue(bits.getMessage().contains("--bits 5"), bits.getMessage());
         IllegalArgumentException group = assertThrows(IllegalArgumentException.class,
-                () -> new QuantOptions(QuantMethod.RTN, 4, 48, true, null, 0, 0));
+                () -> new QuantOptions(QuantMethod.RTN, 4, 48, true, null, 0, 0, false));
         assertTrue(group.getMessage().contains("--group-size") && group.getMessage().contains("48"), group.getMessage());
         IllegalArgumentException calib = assertThrows(IllegalArgumentException.class,
-                () -> new QuantOptions(QuantMethod.GPTQ, 4, 32, true, null, 8, 64));
+                () -> new QuantOptions(QuantMethod.GPTQ, 4, 32, true, null, 8, 64, false));
         assertTrue(calib.getMessage().contains("--calib"), calib.getMessage());
 
         Path existing = Files.writeString(dir.resolve("exists.gguf"), "keep me");
