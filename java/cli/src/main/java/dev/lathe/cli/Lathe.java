@@ -19,6 +19,7 @@ import java.nio.file.NoSuchFileException;
                 BenchCommand.class,
                 InspectCommand.class,
                 QuantizeCommand.class,
+                ServeCommand.class,
                 SyntheticCommand.class,
                 TokenizeCommand.class,
                 CommandLine.HelpCommand.class})

@@ -51,7 +51,7 @@ public final class ServerMetrics {
         gauge("lathe.kv.blocks.used", "KV blocks held by sequences", e -> e.usage().used());
         gauge("lathe.kv.blocks.cached", "KV blocks keeping a reusable prefix", e -> e.usage().cached());
         gauge("lathe.kv.blocks.free", "KV blocks with nothing worth keeping", e -> e.usage().free());
-        gauge("lathe.kv.blocks.total", "KV blocks in the pool", e -> e.usage().total());
+        gauge("lathe.kv.blocks.capacity", "KV blocks in the pool", e -> e.usage().total());
         gauge("lathe.prefix.cache.hit.rate", "Prompt tokens found in the prefix cache, over all prompt tokens",
                 e -> promptTokens.get() == 0 ? 0 : (double) e.stats().prefixHitTokens() / promptTokens.get());
         Gauge.builder("lathe.generation.tokens.per.second", this, ServerMetrics::refreshTokensPerSecond)
