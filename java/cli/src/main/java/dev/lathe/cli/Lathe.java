@@ -20,6 +20,7 @@ import java.nio.file.NoSuchFileException;
                 InspectCommand.class,
                 QuantizeCommand.class,
                 EvalCommand.class,
+                ServeCommand.class,
                 SyntheticCommand.class,
                 TokenizeCommand.class,
                 CommandLine.HelpCommand.class})

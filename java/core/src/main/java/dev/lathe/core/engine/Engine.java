@@ -116,6 +116,26 @@ public final class Engine implements AutoCloseable {
         }
     }
 
+    /** Sequences the scheduler holds back for lack of blocks or batch room, between steps (for metrics). */
+    public int waitingSequences() {
+        lock.lock();
+        try {
+            return core.scheduler().waitingCount();
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** Sequences running (holding KV blocks), between steps (for metrics). */
+    public int runningSequences() {
+        lock.lock();
+        try {
+            return core.scheduler().runningCount();
+        } finally {
+            lock.unlock();
+        }
+    }
+
     private void loop() {
         try {
             while (true) {
