@@ -113,7 +113,7 @@ public final class ChatTemplate {
         for (TemplateError error : result.getErrors()) {
             if (error.getSeverity() == TemplateError.ErrorType.FATAL) {
                 throw ApiException.badField("messages", "the chat template (" + source + ") failed on these messages: "
-                        + error.getMessage());
+                        + raisedMessage(error));
             }
         }
         return result.getOutput();
@@ -121,6 +121,23 @@ public final class ChatTemplate {
 
     /** The template's {@code raise_exception(message)}: fails the render with the template's message. */
     public static String raiseException(String message) {
-        throw new IllegalArgumentException(message);
+        throw new TemplateRaised(message);
+    }
+
+    /** The message the template raised, when it did, else Jinjava's. */
+    private static String raisedMessage(TemplateError error) {
+        for (Throwable t = error.getException(); t != null; t = t.getCause()) {
+            if (t instanceof TemplateRaised raised) {
+                return raised.getMessage();
+            }
+        }
+        return error.getMessage();
+    }
+
+    /** What {@code raise_exception} throws, told apart from Jinjava's own errors. */
+    private static final class TemplateRaised extends RuntimeException {
+        TemplateRaised(String message) {
+            super(message);
+        }
     }
 }
