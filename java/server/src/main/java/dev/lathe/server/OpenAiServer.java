@@ -36,6 +36,11 @@ import java.util.concurrent.Semaphore;
  * <p>Admission: at most {@code maxRunning + maxQueuedRequests} generation requests are in flight;
  * past that a request gets 429 with Retry-After, so memory stays bounded under any load. Each
  * request is served on its own (virtual) thread that blocks on the engine's token stream.
+ *
+ * <p>NOTE: a streaming client that disconnects is noticed at the next token's write, which cancels
+ * its request and frees its KV blocks. Over HTTP/1.1 Jetty does not read the socket while a handler
+ * runs, so a non-streaming client that disconnects is noticed only when its answer is written: its
+ * request runs to its end (bounded by max_tokens and the context length).
  */
 public final class OpenAiServer implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(OpenAiServer.class);
