@@ -63,5 +63,13 @@ class ServerChatTemplateTest {
         Path none = dir.resolve("none.json");
         Files.writeString(none, "{\"bos_token\": \"<s>\"}");
         assertEquals(null, ChatTemplate.fromTokenizerConfig(none));
+
+        Files.writeString(dir.resolve("tokenizer_config.json"), "{\"chat_template\": \"<{{ messages[0]['content'] }}>\"}");
+        try (var model = dev.lathe.core.format.ModelLoader.load(dev.lathe.core.testing.SharedData.require(
+                "models/stories260K/stories260K.bin"))) {
+            assertEquals("default", ChatTemplate.forModel(model, "<s>", "</s>").source());
+            ChatTemplate beside = ChatTemplate.forModel(model, dir.resolve("tokenizer.json"), "<s>", "</s>");
+            assertEquals("<Hi>", beside.render(List.of(Map.of("role", "user", "content", "Hi"))));
+        }
     }
 }
