@@ -74,7 +74,7 @@ final class ServeCommand implements Callable<Integer> {
             var tokenizer = session.tokenizer;
             String bos = tokenizer.bosId() >= 0 ? tokenizer.piece(tokenizer.bosId()) : "";
             String eos = tokenizer.eosId() >= 0 ? tokenizer.piece(tokenizer.eosId()) : "";
-            ChatTemplate template = ChatTemplate.forModel(session.loaded, bos, eos);
+            ChatTemplate template = ChatTemplate.forModel(session.loaded, modelOptions.tokenizer, bos, eos);
             server = new OpenAiServer(engine, tokenizer, session.model.config().contextLength(), template, maxBatch, config);
             server.start();
             System.err.println("lathe: serving '" + name + "' (" + session.backend.name() + ", chat template: " + template.source()

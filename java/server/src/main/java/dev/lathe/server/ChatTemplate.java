@@ -56,19 +56,37 @@ public final class ChatTemplate {
 
     /** The model's template when it has one (see the class comment), else the default. */
     public static ChatTemplate forModel(LoadedModel model, String bosToken, String eosToken) {
+        return forModel(model, null, bosToken, eosToken);
+    }
+
+    /**
+     * As {@link #forModel(LoadedModel, String, String)}, looking first beside a tokenizer given
+     * explicitly ({@code -z}): a directory's tokenizer_config.json, or the one next to a tokenizer.json.
+     */
+    public static ChatTemplate forModel(LoadedModel model, Path tokenizerOverride, String bosToken, String eosToken) {
+        if (tokenizerOverride != null) {
+            Path dir = Files.isDirectory(tokenizerOverride) ? tokenizerOverride : tokenizerOverride.toAbsolutePath().getParent();
+            ChatTemplate found = dir == null ? null : fromDirectory(dir, bosToken, eosToken);
+            if (found != null) {
+                return found;
+            }
+        }
         Object gguf = model.metadata().get("tokenizer.chat_template");
         if (gguf instanceof String text && !text.isBlank()) {
             return new ChatTemplate(text, "GGUF tokenizer.chat_template", bosToken, eosToken);
         }
         Path directory = Path.of(model.source());
-        Path config = Files.isDirectory(directory) ? directory.resolve("tokenizer_config.json") : null;
-        if (config != null && Files.isRegularFile(config)) {
-            String text = fromTokenizerConfig(config);
-            if (text != null) {
-                return new ChatTemplate(text, config + " chat_template", bosToken, eosToken);
-            }
+        ChatTemplate found = Files.isDirectory(directory) ? fromDirectory(directory, bosToken, eosToken) : null;
+        return found != null ? found : new ChatTemplate(DEFAULT_TEMPLATE, "default", bosToken, eosToken);
+    }
+
+    private static ChatTemplate fromDirectory(Path directory, String bosToken, String eosToken) {
+        Path config = directory.resolve("tokenizer_config.json");
+        if (!Files.isRegularFile(config)) {
+            return null;
         }
-        return new ChatTemplate(DEFAULT_TEMPLATE, "default", bosToken, eosToken);
+        String text = fromTokenizerConfig(config);
+        return text == null ? null : new ChatTemplate(text, config + " chat_template", bosToken, eosToken);
     }
 
     /** {@code chat_template} of a tokenizer_config.json: a string, or the one named "default" in a list. */
@@ -113,7 +131,7 @@ public final class ChatTemplate {
         for (TemplateError error : result.getErrors()) {
             if (error.getSeverity() == TemplateError.ErrorType.FATAL) {
                 throw ApiException.badField("messages", "the chat template (" + source + ") failed on these messages: "
-                        + error.getMessage());
+                        + raisedMessage(error));
             }
         }
         return result.getOutput();
@@ -121,6 +139,23 @@ public final class ChatTemplate {
 
     /** The template's {@code raise_exception(message)}: fails the render with the template's message. */
     public static String raiseException(String message) {
-        throw new IllegalArgumentException(message);
+        throw new TemplateRaised(message);
+    }
+
+    /** The message the template raised, when it did, else Jinjava's. */
+    private static String raisedMessage(TemplateError error) {
+        for (Throwable t = error.getException(); t != null; t = t.getCause()) {
+            if (t instanceof TemplateRaised raised) {
+                return raised.getMessage();
+            }
+        }
+        return error.getMessage();
+    }
+
+    /** What {@code raise_exception} throws, told apart from Jinjava's own errors. */
+    private static final class TemplateRaised extends RuntimeException {
+        TemplateRaised(String message) {
+            super(message);
+        }
     }
 }

@@ -24,7 +24,6 @@ import java.security.MessageDigest;
 import java.util.Set;
 import java.util.UUID;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.ExecutionException;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Semaphore;
 
@@ -36,6 +35,11 @@ import java.util.concurrent.Semaphore;
  * <p>Admission: at most {@code maxRunning + maxQueuedRequests} generation requests are in flight;
  * past that a request gets 429 with Retry-After, so memory stays bounded under any load. Each
  * request is served on its own (virtual) thread that blocks on the engine's token stream.
+ *
+ * <p>NOTE: a streaming client that disconnects is noticed at the next token's write, which cancels
+ * its request and frees its KV blocks. Over HTTP/1.1 Jetty does not read the socket while a handler
+ * runs, so a non-streaming client that disconnects is noticed only when its answer is written: its
+ * request runs to its end (bounded by max_tokens and the context length).
  */
 public final class OpenAiServer implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(OpenAiServer.class);
@@ -87,7 +91,8 @@ public final class OpenAiServer implements AutoCloseable {
                 return true;
             }
         });
-        server.setStopTimeout(2_000);
+        // NOTE: shutdown() has already drained the requests; Jetty need only close the idle connections.
+        server.setStopTimeout(500);
     }
 
     public void start() throws Exception {
@@ -219,19 +224,18 @@ public final class OpenAiServer implements AutoCloseable {
             throw new ApiException(413, "invalid_request_error", null, "request_too_large",
                     "the body has " + declared + " bytes; the limit is " + config.maxBodyBytes());
         }
-        try {
-            return Content.Source.asByteArrayAsync(request, config.maxBodyBytes()).get();
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new ApiException(503, "server_error", null, null, "interrupted while reading the body");
-        } catch (ExecutionException e) {
-            if (e.getCause() instanceof IOException || e.getCause() instanceof IllegalArgumentException) {
-                throw new ApiException(413, "invalid_request_error", null, "request_too_large",
-                        "the body could not be read within the limit of " + config.maxBodyBytes() + " bytes: "
-                                + e.getCause().getMessage());
-            }
-            throw new IllegalStateException(e.getCause());
+        // NOTE: readNBytes grows its buffer as bytes arrive, so a lying Content-Length allocates nothing up front.
+        byte[] body;
+        try (var in = Content.Source.asInputStream(request)) {
+            body = in.readNBytes(config.maxBodyBytes() + 1);
+        } catch (IOException e) {
+            throw ApiException.badRequest("the body could not be read: " + e.getMessage());
         }
+        if (body.length > config.maxBodyBytes()) {
+            throw new ApiException(413, "invalid_request_error", null, "request_too_large",
+                    "the body is over the limit of " + config.maxBodyBytes() + " bytes");
+        }
+        return body;
     }
 
     private void authorize(Request request) {

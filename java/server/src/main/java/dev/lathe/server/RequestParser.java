@@ -76,10 +76,10 @@ public final class RequestParser {
 
         SamplingParams sampling = SamplingParams.defaults()
                 .withTemperature(optFloat(root, "temperature", 0, 2, 1.0f))
-                .withTopP(optFloat(root, "top_p", Math.ulp(0f), 1, 1.0f))
+                .withTopP(positive(root, "top_p", 1, 1.0f))
                 .withTopK(topK(root))
-                .withMinP(optFloat(root, "min_p", 0, Math.nextDown(1f), 0f))
-                .withRepetitionPenalty(optFloat(root, "repetition_penalty", Math.ulp(0f), 10, 1.0f))
+                .withMinP(minP(root))
+                .withRepetitionPenalty(positive(root, "repetition_penalty", 10, 1.0f))
                 .withPresencePenalty(optFloat(root, "presence_penalty", -2, 2, 0f))
                 .withFrequencyPenalty(optFloat(root, "frequency_penalty", -2, 2, 0f))
                 .withSeed(seed(root))
@@ -310,6 +310,23 @@ public final class RequestParser {
             throw ApiException.badField(field, field + " must be in [" + min + ", " + max + "], got " + v);
         }
         return (float) d;
+    }
+
+    /** A number in (0, max]: zero excluded. */
+    private static float positive(JsonNode root, String field, float max, float fallback) {
+        float value = optFloat(root, field, 0, max, fallback);
+        if (value == 0) {
+            throw ApiException.badField(field, field + " must be in (0, " + max + "], got 0");
+        }
+        return value;
+    }
+
+    private static float minP(JsonNode root) {
+        float value = optFloat(root, "min_p", 0, 1, 0f);
+        if (value == 1) {
+            throw ApiException.badField("min_p", "min_p must be in [0, 1), got 1");
+        }
+        return value;
     }
 
     private static boolean optBool(JsonNode root, String field, boolean fallback) {

@@ -1,7 +1,6 @@
 package dev.lathe.server;
 
 import dev.lathe.core.engine.Engine;
-import dev.lathe.core.kv.KvUsage;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.Timer;
@@ -108,10 +107,6 @@ public final class ServerMetrics {
 
     public AtomicInteger inFlight() {
         return inFlight;
-    }
-
-    public KvUsage kvUsage() {
-        return engine.usage();
     }
 
     public String scrape() {

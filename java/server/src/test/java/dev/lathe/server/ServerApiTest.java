@@ -180,4 +180,28 @@ class ServerApiTest {
         assertEquals("length", body.get("choices").get(0).get("finish_reason").asText());
         assertEquals(2, body.get("usage").get("completion_tokens").asInt());
     }
+
+    @Test
+    void streamingSeveralChoicesInterleaves() throws Exception {
+        String request = "{\"messages\": [{\"role\": \"user\", \"content\": \"A dog\"}], \"max_tokens\": 12, \"n\": 2, "
+                + "\"seed\": 3, \"ignore_eos\": true";
+        JsonNode whole = ok(s.post("/v1/chat/completions", request + "}"));
+        List<JsonNode> chunks = StoriesServer.events(s.post("/v1/chat/completions", request
+                + ", \"stream\": true, \"stream_options\": {\"include_usage\": true}}").body());
+        StringBuilder[] text = {new StringBuilder(), new StringBuilder()};
+        String[] finish = new String[2];
+        for (JsonNode chunk : chunks.subList(0, chunks.size() - 1)) {
+            JsonNode choice = chunk.get("choices").get(0);
+            int index = choice.get("index").asInt();
+            text[index].append(choice.get("delta").path("content").asText(""));
+            if (!choice.get("finish_reason").isNull()) {
+                finish[index] = choice.get("finish_reason").asText();
+            }
+        }
+        for (int i = 0; i < 2; i++) {
+            assertEquals(whole.get("choices").get(i).get("message").get("content").asText(), text[i].toString(), "choice " + i);
+            assertEquals("length", finish[i]);
+        }
+        assertEquals(24, chunks.getLast().get("usage").get("completion_tokens").asInt());
+    }
 }
