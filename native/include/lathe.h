@@ -194,7 +194,10 @@ LATHE_API int32_t lathe_write_kv(lathe_stream* stream,
 /* Causal grouped-query attention of each new token over its sequence's cached K/V (itself
  * included): token t of sequence s (seq_start[s] <= t < seq_start[s+1]) attends to positions
  * 0..positions[t], whose slots are block_table[block_table_start[s] + p / block_size] * block_size
- * + p % block_size. Query head h reads KV head h / (heads / kv_heads). */
+ * + p % block_size. Query head h reads KV head h / (heads / kv_heads). max_context must be at
+ * least every token's window (max positions[t] + 1): when few (token, KV head) pairs cannot fill
+ * the GPU it sizes the split of each window across blocks (flash-decoding), whose workspace is
+ * taken from the stream's memory pool (cudaMallocAsync) and returned at once. */
 LATHE_API int32_t lathe_paged_attention(lathe_stream* stream,
                                         float* out,                  /* [tokens, heads * head_dim] */
                                         const float* q,              /* [tokens, heads * head_dim] */
@@ -207,6 +210,7 @@ LATHE_API int32_t lathe_paged_attention(lathe_stream* stream,
                                         int64_t tokens, int64_t seqs,
                                         int64_t heads, int64_t kv_heads, int64_t head_dim,
                                         int64_t block_size, int64_t num_blocks,
+                                        int64_t max_context,
                                         float scale);
 
 /* ---- speculative verification (kernels/spec) --------------------------------------------- */

@@ -84,7 +84,7 @@ class NullArgumentsTest {
         rejects("lathe_matmul", "stream is NULL", () -> LatheNative.matmul(NULL, 0, 0, 0, 1, 1, 0, 1, 0));
         rejects("lathe_write_kv", "stream is NULL", () -> LatheNative.writeKv(NULL, 0, 0, 0, 0, 0, 1, 1, 1));
         rejects("lathe_paged_attention", "stream is NULL", () -> LatheNative.pagedAttention(NULL, 0, 0, 0, 0, 0, 0, 0, 0,
-                1, 1, 1, 1, 1, 1, 1, 1f));
+                1, 1, 1, 1, 1, 1, 1, 1, 1f));
         rejects("lathe_spec_verify", "stream is NULL", () -> LatheNative.specVerify(NULL, 0, 0, 0, 0, 0, 0, 0, 0,
                 1, 1, 1, 1f, 0, 1f));
         rejects("lathe_cublas_gemm_f16", "stream is NULL", () -> LatheNative.cublasGemmF16(NULL, 0, 0, 0, 1, 1, 1));

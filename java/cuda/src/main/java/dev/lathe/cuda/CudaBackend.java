@@ -300,9 +300,13 @@ public final class CudaBackend implements Backend {
                 }
             }
         });
+        int maxContext = 1;
+        for (int pos : plan.positions()) {
+            maxContext = Math.max(maxContext, pos + 1);
+        }
         LatheNative.pagedAttention(device.stream, o.address, qt.address, c.keys[layer], c.values[layer], positions,
                 seqStart, tableStart, table, tokens, plan.sequenceCount(), heads, c.kvHeads(), c.headDim(),
-                c.blockSize(), numBlocks, scale);
+                c.blockSize(), numBlocks, maxContext, scale);
     }
 
     // Each token's causal window must be covered by its sequence's blocks.

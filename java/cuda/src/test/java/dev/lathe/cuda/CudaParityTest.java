@@ -293,14 +293,22 @@ class CudaParityTest {
         int[][] shapes = {{6, 2, 64}, {8, 8, 128}, {12, 1, 40}, {4, 2, 256}, {3, 3, 17}}; // heads, kvHeads, headDim
         for (int[] shape : shapes) {
             for (int blockSize : new int[] {16, 5}) {
-                checkAttention(r, shape[0], shape[1], shape[2], blockSize);
+                checkAttention(r, shape[0], shape[1], shape[2], blockSize, new int[] {0, 111, 40}, new int[] {17, 1, 3});
             }
         }
     }
 
-    private static void checkAttention(Random r, int heads, int kvHeads, int headDim, int blockSize) {
-        int[] context = {0, 111, 40};   // cached tokens before this step
-        int[] newTokens = {17, 1, 3};
+    /** Few sequences with long windows: the kernel splits each window across blocks and merges. */
+    @Test
+    void pagedAttentionSplitKvForLongContexts() {
+        Random r = TestRandom.create("CudaParityTest.attentionSplit");
+        checkAttention(r, 8, 8, 128, 16, new int[] {1500}, new int[] {1});
+        checkAttention(r, 32, 8, 128, 16, new int[] {1500, 0}, new int[] {1, 3});
+        checkAttention(r, 6, 2, 64, 7, new int[] {4099, 2000, 257}, new int[] {1, 2, 1});
+    }
+
+    private static void checkAttention(Random r, int heads, int kvHeads, int headDim, int blockSize, int[] context,
+                                       int[] newTokens) {
         int sequences = context.length;
         int numBlocks = 0;
         for (int s = 0; s < sequences; s++) {
