@@ -180,6 +180,17 @@ LATHE_API int32_t lathe_matmul(lathe_stream* stream,
                                int64_t tokens,
                                float* out);            /* [tokens, rows] */
 
+/* Group-wise INT4 (W4A16, GPTQ / AWQ model): W[r, i] = (q[r, i] - zero[r, i/group]) * scale[r, i/group]. */
+LATHE_API int32_t lathe_matmul_int4(lathe_stream* stream,
+                                    const void* qweight, /* uint32 [rows, cols/8]: value 8j+n in bits 4n..4n+3 of word j */
+                                    const void* scales,  /* half [rows, cols/group] */
+                                    const void* zeros,   /* uint8 [rows, cols/group], 0..15 */
+                                    int64_t rows, int64_t cols,
+                                    int64_t group,       /* 32, 64 or 128 */
+                                    const float* x,      /* [tokens, cols], 16-byte aligned */
+                                    int64_t tokens,
+                                    float* out);         /* [tokens, rows] */
+
 /* ---- paged attention (kernels/attention) ------------------------------------------------- */
 
 /* Writes each new token's K and V row into its cache slot: k_cache[slot_mapping[t], :] = k[t, :]. */

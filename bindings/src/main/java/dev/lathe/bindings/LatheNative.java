@@ -81,6 +81,7 @@ public final class LatheNative {
         status("lathe_rope", PTR, PTR, PTR, PTR, I64, I64, I64, I32);
         status("lathe_argmax", PTR, PTR, PTR, I64, I64);
         status("lathe_matmul", PTR, I32, PTR, PTR, I64, I64, PTR, I64, PTR);
+        status("lathe_matmul_int4", PTR, PTR, PTR, PTR, I64, I64, I64, PTR, I64, PTR);
         status("lathe_write_kv", PTR, PTR, PTR, PTR, PTR, PTR, I64, I64, I64);
         status("lathe_paged_attention", PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR,
                 I64, I64, I64, I64, I64, I64, I64, I64, F32);
@@ -446,6 +447,16 @@ public final class LatheNative {
         try {
             check("lathe_matmul", (int) h("lathe_matmul").invokeExact(stream, weightFormat, address(weightValues),
                     address(weightScales), rows, cols, address(x), tokens, address(out)));
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public static void matmulInt4(MemorySegment stream, long qweight, long scales, long zeros, long rows, long cols,
+                                  long group, long x, long tokens, long out) {
+        try {
+            check("lathe_matmul_int4", (int) h("lathe_matmul_int4").invokeExact(stream, address(qweight), address(scales),
+                    address(zeros), rows, cols, group, address(x), tokens, address(out)));
         } catch (Throwable t) {
             throw rethrow(t);
         }
