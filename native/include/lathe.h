@@ -191,6 +191,15 @@ LATHE_API int32_t lathe_matmul_int4(lathe_stream* stream,
                                     int64_t tokens,
                                     float* out);         /* [tokens, rows] */
 
+/* NF4 (QLoRA / bitsandbytes): W[r, i] = NF4[q[r, i]] * absmax[r, i/64], NF4 the NormalFloat-4 table. */
+LATHE_API int32_t lathe_matmul_nf4(lathe_stream* stream,
+                                   const void* qweight,  /* uint32 [rows, cols/8]: code 8j+n in bits 4n..4n+3 of word j */
+                                   const float* absmax,  /* [rows, cols/64] */
+                                   int64_t rows, int64_t cols,
+                                   const float* x,       /* [tokens, cols], 16-byte aligned */
+                                   int64_t tokens,
+                                   float* out);          /* [tokens, rows] */
+
 /* ---- paged attention (kernels/attention) ------------------------------------------------- */
 
 /* Writes each new token's K and V row into its cache slot: k_cache[slot_mapping[t], :] = k[t, :]. */

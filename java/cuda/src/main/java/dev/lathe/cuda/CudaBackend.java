@@ -175,6 +175,31 @@ public final class CudaBackend implements Backend {
                 in.address, in.rows(), o.address);
     }
 
+    /** An NF4 weight on the device: codes and absmax arrays of {@link Nf4Weights}. */
+    public record DeviceNf4Weight(int rows, int cols, long qweight, long absmax) {
+    }
+
+    /** Copies an NF4 weight to the device once; its memory lives until the backend closes. */
+    public DeviceNf4Weight upload(Nf4Weights w) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment q = arena.allocate(ValueLayout.JAVA_INT, w.qweight().length);
+            MemorySegment.copy(w.qweight(), 0, q, ValueLayout.JAVA_INT, 0, w.qweight().length);
+            MemorySegment a = arena.allocate(ValueLayout.JAVA_FLOAT, w.absmax().length);
+            MemorySegment.copy(w.absmax(), 0, a, ValueLayout.JAVA_FLOAT, 0, w.absmax().length);
+            return new DeviceNf4Weight(w.rows(), w.cols(), copyToDevice(q, "nf4 codes"), copyToDevice(a, "nf4 absmax"));
+        }
+    }
+
+    /** {@code out[t, r] = sum_i W[r, i] * x[t, i]} for an NF4 weight. */
+    public void matmul(Tensor out, Tensor x, DeviceNf4Weight w) {
+        DeviceTensor o = device(out, "matmul nf4");
+        DeviceTensor in = device(x, "matmul nf4");
+        requireCols(in, w.cols(), "nf4 matmul input");
+        requireCols(o, w.rows(), "nf4 matmul output");
+        requireRows(o, in.rows(), "nf4 matmul output");
+        LatheNative.matmulNf4(device.stream, w.qweight(), w.absmax(), w.rows(), w.cols(), in.address, in.rows(), o.address);
+    }
+
     @Override
     public KvCache allocateKvCache(int layers, int numBlocks, int blockSize, int kvHeads, int headDim) {
         return new DeviceKvCache(device, layers, numBlocks, blockSize, kvHeads, headDim);
