@@ -10,10 +10,13 @@
 // for all its query heads, never once per query head.
 // Roofline (decode, context L): bytes = 2 * L * kv_heads * head_dim * 4 (K and V, f32) per
 // token; FLOPs = 4 * L * heads * head_dim: ~0.5 * group FLOP/B, bandwidth bound.
+// Split-KV (flash-decoding): when (tokens x KV heads) blocks cannot fill the GPU, each window
+// is cut into partitions of kAttentionPartition positions, one block each (grid.z); blocks write
+// their partial (max, sum, unnormalized output) and a second kernel merges the partitions.
 // Variants:
-//   1. block per (token, KV head), 4 warps split positions, group chunks of 8 (this file).
-//   (next: split-KV across blocks for long contexts with few sequences (flash-decoding); f16 KV;
-//    a tensor-core prefill kernel for long prompt chunks.)
+//   1. block per (token, KV head), 4 warps split positions, group chunks of 8.
+//   2. + split-KV across grid.z for few long sequences (this file).
+//   (next: f16 KV; a tensor-core prefill kernel for long prompt chunks.)
 #pragma once
 
 #include <cuda_runtime.h>
@@ -24,6 +27,8 @@ namespace lathe {
 
 constexpr int kAttentionWarps = 4;
 constexpr int kAttentionHeadChunk = 8;  // query heads scored per pass over K/V
+constexpr int kAttentionPartition = 256; // fewest positions per split-KV partition
+constexpr int kAttentionMaxSplits = 64;
 
 struct PagedAttentionArgs {
     float* out;                       // [tokens, heads * head_dim]
@@ -36,6 +41,10 @@ struct PagedAttentionArgs {
     const int32_t* block_table;       // [block_table_start[seqs]]
     int64_t tokens, seqs, heads, kv_heads, head_dim, block_size, num_blocks;
     float scale;
+    int64_t splits;                   // partitions per window (grid.z); 1 = no split
+    int64_t partition;                // positions per partition: splits * partition >= every window
+    float* partial;                   // [tokens, heads, splits, head_dim + 2] when splits > 1:
+                                      // unnormalized output, then the partition's max and sum
 };
 
 // DIMS_PER_LANE = ceil(head_dim / 32), one of 1, 2, 4, 8 (head_dim up to 256).
@@ -62,6 +71,12 @@ __global__ void __launch_bounds__(kAttentionWarps * 32) paged_attention_kernel(P
     const int64_t table_begin = a.block_table_start[seq];
     const int64_t table_blocks = a.block_table_start[seq + 1] - table_begin;
     const bool window_fits = context >= 1 && (context - 1) / a.block_size < table_blocks;
+    // This block's share of the window: all of it, or partition blockIdx.z of it.
+    const int64_t split = blockIdx.z;
+    const int64_t pos_begin = a.splits > 1 ? split * a.partition : 0;
+    const int64_t pos_end = a.splits > 1 ? min(context, pos_begin + a.partition) : context;
+    // A window longer than the partitions cover (a wrong max_context) poisons the output.
+    const bool covered = a.splits == 1 || a.splits * a.partition >= context;
 
     float* q_shared = shared;                                         // [chunk, head_dim]
     float* merge = shared + kAttentionHeadChunk * head_dim;           // [warps, chunk, head_dim + 2]
@@ -83,8 +98,8 @@ __global__ void __launch_bounds__(kAttentionWarps * 32) paged_attention_kernel(P
 #pragma unroll
             for (int j = 0; j < DIMS_PER_LANE; j++) acc[h][j] = 0.0f;
         }
-        bool bad_block = !window_fits;
-        for (int64_t pos = warp; window_fits && pos < context; pos += kAttentionWarps) {
+        bool bad_block = !window_fits || !covered;
+        for (int64_t pos = pos_begin + warp; window_fits && pos < pos_end; pos += kAttentionWarps) {
             const int64_t block = a.block_table[table_begin + pos / a.block_size];
             if (block < 0 || block >= a.num_blocks) {
                 bad_block = true;
@@ -155,17 +170,65 @@ __global__ void __launch_bounds__(kAttentionWarps * 32) paged_attention_kernel(P
                 if (slot[head_dim + 1] != slot[head_dim + 1]) denominator = __int_as_float(0x7fc00000);
             }
             const int64_t head = kv_head * group + h0 + h;
-            a.out[t * q_row + head * head_dim + d] = numerator / denominator;
+            if (a.splits == 1) {
+                a.out[t * q_row + head * head_dim + d] = numerator / denominator;
+            } else {
+                float* part = a.partial + ((t * a.heads + head) * a.splits + split) * (head_dim + 2);
+                part[d] = numerator;
+                if (d == 0) {
+                    part[head_dim] = global_max;  // -inf when the partition lies past the window
+                    part[head_dim + 1] = denominator;
+                }
+            }
         }
     }
+}
+
+// Merges the partitions: out = sum_z e^(m_z - M) o_z / sum_z e^(m_z - M) l_z. One thread per
+// output element.
+__global__ void paged_attention_merge_kernel(PagedAttentionArgs a) {
+    const int64_t total = a.tokens * a.heads * a.head_dim;
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x) {
+        const int64_t d = i % a.head_dim;
+        const int64_t row = i / a.head_dim;  // t * heads + head
+        const float* parts = a.partial + row * a.splits * (a.head_dim + 2);
+        float global_max = -INFINITY;
+        for (int64_t z = 0; z < a.splits; z++) global_max = fmaxf(global_max, parts[z * (a.head_dim + 2) + a.head_dim]);
+        float numerator = 0.0f, denominator = 0.0f;
+        for (int64_t z = 0; z < a.splits; z++) {
+            const float* part = parts + z * (a.head_dim + 2);
+            const float mz = part[a.head_dim];
+            const float lz = part[a.head_dim + 1];
+            if (lz != lz) { denominator = __int_as_float(0x7fc00000); break; }  // a bad block table
+            if (mz == -INFINITY) continue;
+            const float w = expf(mz - global_max);
+            numerator = fmaf(w, part[d], numerator);
+            denominator = fmaf(w, lz, denominator);
+        }
+        a.out[i] = numerator / denominator;
+    }
+}
+
+// Partitions per window for a batch whose longest window is max_context, on sms multiprocessors:
+// split only when the unsplit grid would leave most of the GPU idle, into partitions of at least
+// kAttentionPartition positions. The partition length is then ceil(max_context / splits).
+inline int64_t paged_attention_splits(int64_t tokens, int64_t kv_heads, int64_t max_context, int sms) {
+    const int64_t blocks = tokens * kv_heads;
+    const int64_t most = max_context / kAttentionPartition;  // partitions of >= kAttentionPartition
+    if (most <= 1 || blocks >= 2 * static_cast<int64_t>(sms)) return 1;
+    int64_t wanted = (2 * static_cast<int64_t>(sms) + blocks - 1) / blocks;
+    if (wanted > most) wanted = most;
+    if (wanted > kAttentionMaxSplits) wanted = kAttentionMaxSplits;
+    return wanted;
 }
 
 inline size_t paged_attention_shared_bytes(int64_t head_dim) {
     return sizeof(float) * (kAttentionHeadChunk * head_dim + kAttentionWarps * kAttentionHeadChunk * (head_dim + 2));
 }
 
+// a.splits and a.partial must be set (splits == 1: partial unused).
 inline cudaError_t launch_paged_attention(const PagedAttentionArgs& a, cudaStream_t s) {
-    const dim3 grid(static_cast<unsigned>(a.tokens), static_cast<unsigned>(a.kv_heads));
+    const dim3 grid(static_cast<unsigned>(a.tokens), static_cast<unsigned>(a.kv_heads), static_cast<unsigned>(a.splits));
     const dim3 block(kAttentionWarps * 32);
     const size_t shared = paged_attention_shared_bytes(a.head_dim);
     cudaError_t err = cudaSuccess;
@@ -176,6 +239,12 @@ inline cudaError_t launch_paged_attention(const PagedAttentionArgs& a, cudaStrea
     else if (a.head_dim <= 256) paged_attention_kernel<8><<<grid, block, shared, s>>>(a);
     else err = cudaErrorInvalidValue;
     if (err != cudaSuccess) return err;
+    err = cudaGetLastError();
+    if (err != cudaSuccess || a.splits == 1) return err;
+    const int64_t total = a.tokens * a.heads * a.head_dim;
+    int64_t blocks = (total + 255) / 256;
+    if (blocks > 65535 * 8) blocks = 65535 * 8;
+    paged_attention_merge_kernel<<<static_cast<unsigned>(blocks), 256, 0, s>>>(a);
     return cudaGetLastError();
 }
 

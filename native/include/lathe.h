@@ -180,6 +180,26 @@ LATHE_API int32_t lathe_matmul(lathe_stream* stream,
                                int64_t tokens,
                                float* out);            /* [tokens, rows] */
 
+/* Group-wise INT4 (W4A16, GPTQ / AWQ model): W[r, i] = (q[r, i] - zero[r, i/group]) * scale[r, i/group]. */
+LATHE_API int32_t lathe_matmul_int4(lathe_stream* stream,
+                                    const void* qweight, /* uint32 [rows, cols/8]: value 8j+n in bits 4n..4n+3 of word j */
+                                    const void* scales,  /* half [rows, cols/group] */
+                                    const void* zeros,   /* uint8 [rows, cols/group], 0..15 */
+                                    int64_t rows, int64_t cols,
+                                    int64_t group,       /* 32, 64 or 128 */
+                                    const float* x,      /* [tokens, cols], 16-byte aligned */
+                                    int64_t tokens,
+                                    float* out);         /* [tokens, rows] */
+
+/* NF4 (QLoRA / bitsandbytes): W[r, i] = NF4[q[r, i]] * absmax[r, i/64], NF4 the NormalFloat-4 table. */
+LATHE_API int32_t lathe_matmul_nf4(lathe_stream* stream,
+                                   const void* qweight,  /* uint32 [rows, cols/8]: code 8j+n in bits 4n..4n+3 of word j */
+                                   const float* absmax,  /* [rows, cols/64] */
+                                   int64_t rows, int64_t cols,
+                                   const float* x,       /* [tokens, cols], 16-byte aligned */
+                                   int64_t tokens,
+                                   float* out);          /* [tokens, rows] */
+
 /* ---- paged attention (kernels/attention) ------------------------------------------------- */
 
 /* Writes each new token's K and V row into its cache slot: k_cache[slot_mapping[t], :] = k[t, :]. */
@@ -194,7 +214,10 @@ LATHE_API int32_t lathe_write_kv(lathe_stream* stream,
 /* Causal grouped-query attention of each new token over its sequence's cached K/V (itself
  * included): token t of sequence s (seq_start[s] <= t < seq_start[s+1]) attends to positions
  * 0..positions[t], whose slots are block_table[block_table_start[s] + p / block_size] * block_size
- * + p % block_size. Query head h reads KV head h / (heads / kv_heads). */
+ * + p % block_size. Query head h reads KV head h / (heads / kv_heads). max_context must be at
+ * least every token's window (max positions[t] + 1): when few (token, KV head) pairs cannot fill
+ * the GPU it sizes the split of each window across blocks (flash-decoding), whose workspace is
+ * taken from the stream's memory pool (cudaMallocAsync) and returned at once. */
 LATHE_API int32_t lathe_paged_attention(lathe_stream* stream,
                                         float* out,                  /* [tokens, heads * head_dim] */
                                         const float* q,              /* [tokens, heads * head_dim] */
@@ -207,6 +230,7 @@ LATHE_API int32_t lathe_paged_attention(lathe_stream* stream,
                                         int64_t tokens, int64_t seqs,
                                         int64_t heads, int64_t kv_heads, int64_t head_dim,
                                         int64_t block_size, int64_t num_blocks,
+                                        int64_t max_context,
                                         float scale);
 
 /* ---- speculative verification (kernels/spec) --------------------------------------------- */

@@ -22,7 +22,7 @@ int32_t lathe_paged_attention(lathe_stream* stream, float* out, const float* q, 
                               const float* v_cache, const int32_t* positions, const int32_t* seq_start,
                               const int32_t* block_table_start, const int32_t* block_table, int64_t tokens,
                               int64_t seqs, int64_t heads, int64_t kv_heads, int64_t head_dim, int64_t block_size,
-                              int64_t num_blocks, float scale) {
+                              int64_t num_blocks, int64_t max_context, float scale) {
     LATHE_ENTER_STREAM(stream);
     LATHE_REQUIRE(tokens >= 0 && tokens <= 0x7fffffff, "tokens must be in [0, 2^31), got %lld", (long long)tokens);
     LATHE_REQUIRE(seqs > 0 || tokens == 0, "seqs must be positive when there are tokens, got %lld", (long long)seqs);
@@ -32,13 +32,28 @@ int32_t lathe_paged_attention(lathe_stream* stream, float* out, const float* q, 
     LATHE_REQUIRE(head_dim > 0 && head_dim <= 256, "head_dim must be in [1, 256], got %lld", (long long)head_dim);
     LATHE_REQUIRE(block_size > 0 && num_blocks > 0, "block_size=%lld num_blocks=%lld must be positive",
                   (long long)block_size, (long long)num_blocks);
+    LATHE_REQUIRE(max_context >= 1, "max_context must be at least 1, got %lld", (long long)max_context);
     if (tokens == 0) return LATHE_OK;
     LATHE_REQUIRE(out != nullptr && q != nullptr && k_cache != nullptr && v_cache != nullptr && positions != nullptr &&
                       seq_start != nullptr && block_table_start != nullptr && block_table != nullptr,
                   "a pointer argument is NULL");
+    int sms = 0;
+    LATHE_CUDA(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, stream->device));
+    const int64_t splits = lathe::paged_attention_splits(tokens, kv_heads, max_context, sms);
     lathe::PagedAttentionArgs args{out, q, k_cache, v_cache, positions, seq_start, block_table_start, block_table,
-                                   tokens, seqs, heads, kv_heads, head_dim, block_size, num_blocks, scale};
-    return lathe::launch_status(lathe::launch_paged_attention(args, stream->stream), "paged_attention_kernel");
+                                   tokens, seqs, heads, kv_heads, head_dim, block_size, num_blocks, scale,
+                                   splits, (max_context + splits - 1) / splits, nullptr};
+    if (splits == 1) {
+        return lathe::launch_status(lathe::launch_paged_attention(args, stream->stream), "paged_attention_kernel");
+    }
+    // NOTE: stream-ordered allocation: the pool hands the bytes back to the next cudaMallocAsync on
+    // this stream after the merge kernel, without a device synchronization.
+    const size_t partial_bytes = sizeof(float) * (size_t)(tokens * heads * splits * (head_dim + 2));
+    LATHE_CUDA(cudaMallocAsync(reinterpret_cast<void**>(&args.partial), partial_bytes, stream->stream));
+    int32_t status = lathe::launch_status(lathe::launch_paged_attention(args, stream->stream), "paged_attention_kernel");
+    cudaError_t freed = cudaFreeAsync(args.partial, stream->stream);
+    if (status != LATHE_OK) return status;
+    return lathe::cuda_status(freed, "cudaFreeAsync");
 }
 
 }  // extern "C"

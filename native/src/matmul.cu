@@ -1,5 +1,6 @@
 // Entry point of the dequant-matmul (kernels/quant/gemv.cuh).
 #include "../../kernels/quant/gemv.cuh"
+#include "../../kernels/quant/int4_gemv.cuh"
 #include "handles.h"
 #include "weight_format_checks.h"
 
@@ -35,4 +36,48 @@ extern "C" int32_t lathe_matmul(lathe_stream* stream, int32_t weight_format, con
         if (status != LATHE_OK) return status;
     }
     return LATHE_OK;
+}
+
+extern "C" int32_t lathe_matmul_int4(lathe_stream* stream, const void* qweight, const void* scales, const void* zeros,
+                                     int64_t rows, int64_t cols, int64_t group, const float* x, int64_t tokens,
+                                     float* out) {
+    LATHE_ENTER_STREAM(stream);
+    LATHE_REQUIRE(rows > 0 && cols > 0, "weight shape [%lld, %lld] must be positive", (long long)rows, (long long)cols);
+    LATHE_REQUIRE(group == 32 || group == 64 || group == 128, "group must be 32, 64 or 128, got %lld", (long long)group);
+    LATHE_REQUIRE(cols % group == 0, "cols (%lld) must be a multiple of the group (%lld)", (long long)cols,
+                  (long long)group);
+    LATHE_REQUIRE(rows / lathe::kInt4Warps < 0x7fffffff, "rows=%lld is too many for one grid", (long long)rows);
+    LATHE_REQUIRE(tokens >= 0 && (tokens + 3) / 4 <= 65535, "tokens must be in [0, 262140], got %lld",
+                  (long long)tokens);
+    if (tokens == 0) return LATHE_OK;
+    LATHE_REQUIRE(qweight != nullptr && scales != nullptr && zeros != nullptr && x != nullptr && out != nullptr,
+                  "a pointer argument is NULL");
+    LATHE_REQUIRE_ALIGNED(qweight, 4, "qweight");
+    LATHE_REQUIRE_ALIGNED(scales, 2, "scales");
+    LATHE_REQUIRE_ALIGNED(x, 16, "x");
+    LATHE_REQUIRE_ALIGNED(out, 4, "out");
+    return lathe::launch_status(
+        lathe::launch_int4_gemv(static_cast<const uint32_t*>(qweight), static_cast<const __half*>(scales),
+                                static_cast<const uint8_t*>(zeros), rows, cols, static_cast<int>(group), x, tokens,
+                                out, stream->stream),
+        "int4_gemv_kernel");
+}
+
+extern "C" int32_t lathe_matmul_nf4(lathe_stream* stream, const void* qweight, const float* absmax, int64_t rows,
+                                    int64_t cols, const float* x, int64_t tokens, float* out) {
+    LATHE_ENTER_STREAM(stream);
+    LATHE_REQUIRE(rows > 0 && cols > 0, "weight shape [%lld, %lld] must be positive", (long long)rows, (long long)cols);
+    LATHE_REQUIRE(cols % lathe::kNf4Block == 0, "cols (%lld) must be a multiple of the NF4 block (64)", (long long)cols);
+    LATHE_REQUIRE(rows / lathe::kInt4Warps < 0x7fffffff, "rows=%lld is too many for one grid", (long long)rows);
+    LATHE_REQUIRE(tokens >= 0 && (tokens + 3) / 4 <= 65535, "tokens must be in [0, 262140], got %lld",
+                  (long long)tokens);
+    if (tokens == 0) return LATHE_OK;
+    LATHE_REQUIRE(qweight != nullptr && absmax != nullptr && x != nullptr && out != nullptr, "a pointer argument is NULL");
+    LATHE_REQUIRE_ALIGNED(qweight, 4, "qweight");
+    LATHE_REQUIRE_ALIGNED(absmax, 4, "absmax");
+    LATHE_REQUIRE_ALIGNED(x, 16, "x");
+    LATHE_REQUIRE_ALIGNED(out, 4, "out");
+    return lathe::launch_status(lathe::launch_nf4_gemv(static_cast<const uint32_t*>(qweight), absmax, rows, cols, x,
+                                                       tokens, out, stream->stream),
+                                "int4_gemv_kernel<Nf4Decoder>");
 }

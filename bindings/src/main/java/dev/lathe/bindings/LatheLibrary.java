@@ -22,13 +22,28 @@ public final class LatheLibrary {
     private LatheLibrary() {
     }
 
+    // NOTE: the outcome is kept, failure included, rather than thrown from a static initializer:
+    // an Error there would leave the class unusable and every later call a bare NoClassDefFoundError
+    // instead of the reason.
     private static final class Holder {
-        static final SymbolLookup LOOKUP = load();
+        static final Object LOOKUP_OR_ERROR = tryLoad();
+
+        private static Object tryLoad() {
+            try {
+                return load();
+            } catch (UnsatisfiedLinkError e) {
+                return e.getMessage();
+            }
+        }
     }
 
-    /** The loaded library's symbols; loads it on first use. */
+    /** The loaded library's symbols; loads it on first use; every call after a failure repeats its reason. */
     public static SymbolLookup lookup() {
-        return Holder.LOOKUP;
+        Object outcome = Holder.LOOKUP_OR_ERROR;
+        if (outcome instanceof SymbolLookup lookup) {
+            return lookup;
+        }
+        throw new UnsatisfiedLinkError((String) outcome);
     }
 
     /** The jar resource path of this platform's library, e.g. {@code native/linux-x86_64/liblathe_cuda.so}. */

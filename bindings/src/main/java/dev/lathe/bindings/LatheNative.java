@@ -81,17 +81,28 @@ public final class LatheNative {
         status("lathe_rope", PTR, PTR, PTR, PTR, I64, I64, I64, I32);
         status("lathe_argmax", PTR, PTR, PTR, I64, I64);
         status("lathe_matmul", PTR, I32, PTR, PTR, I64, I64, PTR, I64, PTR);
+        status("lathe_matmul_int4", PTR, PTR, PTR, PTR, I64, I64, I64, PTR, I64, PTR);
+        status("lathe_matmul_nf4", PTR, PTR, PTR, I64, I64, PTR, I64, PTR);
         status("lathe_write_kv", PTR, PTR, PTR, PTR, PTR, PTR, I64, I64, I64);
         status("lathe_paged_attention", PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR,
-                I64, I64, I64, I64, I64, I64, I64, F32);
+                I64, I64, I64, I64, I64, I64, I64, I64, F32);
         status("lathe_spec_verify", PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, I64, I64, I64, F32, I32, F32);
         status("lathe_cublas_gemm_f16", PTR, PTR, PTR, PTR, I64, I64, I64);
     }
 
     // ---- handles: bound on first use -------------------------------------------------------
 
+    // NOTE: as in LatheLibrary, a failure is kept and repeated, never thrown from the initializer.
     private static final class Handles {
-        static final Map<String, MethodHandle> BY_NAME = bindAll();
+        static final Object BY_NAME_OR_ERROR = tryBindAll();
+
+        private static Object tryBindAll() {
+            try {
+                return bindAll();
+            } catch (UnsatisfiedLinkError e) {
+                return e.getMessage();
+            }
+        }
 
         private static Map<String, MethodHandle> bindAll() {
             Linker linker = Linker.nativeLinker();
@@ -105,8 +116,13 @@ public final class LatheNative {
         }
     }
 
+    @SuppressWarnings("unchecked")
     private static MethodHandle h(String name) {
-        return Handles.BY_NAME.get(name);
+        Object outcome = Handles.BY_NAME_OR_ERROR;
+        if (outcome instanceof Map<?, ?> handles) {
+            return ((Map<String, MethodHandle>) handles).get(name);
+        }
+        throw new UnsatisfiedLinkError((String) outcome);
     }
 
     /** Loads the library and binds every function; throws {@link UnsatisfiedLinkError} with the reason. */
@@ -437,6 +453,26 @@ public final class LatheNative {
         }
     }
 
+    public static void matmulInt4(MemorySegment stream, long qweight, long scales, long zeros, long rows, long cols,
+                                  long group, long x, long tokens, long out) {
+        try {
+            check("lathe_matmul_int4", (int) h("lathe_matmul_int4").invokeExact(stream, address(qweight), address(scales),
+                    address(zeros), rows, cols, group, address(x), tokens, address(out)));
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public static void matmulNf4(MemorySegment stream, long qweight, long absmax, long rows, long cols, long x,
+                                 long tokens, long out) {
+        try {
+            check("lathe_matmul_nf4", (int) h("lathe_matmul_nf4").invokeExact(stream, address(qweight), address(absmax),
+                    rows, cols, address(x), tokens, address(out)));
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
     // ---- paged attention -------------------------------------------------------------------
 
     public static void writeKv(MemorySegment stream, long kCache, long vCache, long k, long v, long slotMapping,
@@ -452,11 +488,11 @@ public final class LatheNative {
     public static void pagedAttention(MemorySegment stream, long out, long q, long kCache, long vCache, long positions,
                                       long seqStart, long blockTableStart, long blockTable, long tokens, long seqs,
                                       long heads, long kvHeads, long headDim, long blockSize, long numBlocks,
-                                      float scale) {
+                                      long maxContext, float scale) {
         try {
             check("lathe_paged_attention", (int) h("lathe_paged_attention").invokeExact(stream, address(out), address(q),
                     address(kCache), address(vCache), address(positions), address(seqStart), address(blockTableStart),
-                    address(blockTable), tokens, seqs, heads, kvHeads, headDim, blockSize, numBlocks, scale));
+                    address(blockTable), tokens, seqs, heads, kvHeads, headDim, blockSize, numBlocks, maxContext, scale));
         } catch (Throwable t) {
             throw rethrow(t);
         }

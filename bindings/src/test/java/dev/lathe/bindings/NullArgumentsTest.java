@@ -82,9 +82,11 @@ class NullArgumentsTest {
         rejects("lathe_rope", "stream is NULL", () -> LatheNative.rope(NULL, 0, 0, 0, 1, 1, 2, 0));
         rejects("lathe_argmax", "stream is NULL", () -> LatheNative.argmax(NULL, 0, 0, 1, 1));
         rejects("lathe_matmul", "stream is NULL", () -> LatheNative.matmul(NULL, 0, 0, 0, 1, 1, 0, 1, 0));
+        rejects("lathe_matmul_int4", "stream is NULL", () -> LatheNative.matmulInt4(NULL, 0, 0, 0, 1, 32, 32, 0, 1, 0));
+        rejects("lathe_matmul_nf4", "stream is NULL", () -> LatheNative.matmulNf4(NULL, 0, 0, 1, 64, 0, 1, 0));
         rejects("lathe_write_kv", "stream is NULL", () -> LatheNative.writeKv(NULL, 0, 0, 0, 0, 0, 1, 1, 1));
         rejects("lathe_paged_attention", "stream is NULL", () -> LatheNative.pagedAttention(NULL, 0, 0, 0, 0, 0, 0, 0, 0,
-                1, 1, 1, 1, 1, 1, 1, 1f));
+                1, 1, 1, 1, 1, 1, 1, 1, 1f));
         rejects("lathe_spec_verify", "stream is NULL", () -> LatheNative.specVerify(NULL, 0, 0, 0, 0, 0, 0, 0, 0,
                 1, 1, 1, 1f, 0, 1f));
         rejects("lathe_cublas_gemm_f16", "stream is NULL", () -> LatheNative.cublasGemmF16(NULL, 0, 0, 0, 1, 1, 1));

@@ -146,6 +146,60 @@ public final class CudaBackend implements Backend {
         return address;
     }
 
+    /** A group-wise INT4 weight on the device: the three kernel-layout arrays of {@link Int4Weights}. */
+    public record DeviceInt4Weight(int rows, int cols, int group, long qweight, long scales, long zeros) {
+    }
+
+    /** Copies an INT4 weight to the device once; its memory lives until the backend closes. */
+    public DeviceInt4Weight upload(Int4Weights w) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment q = arena.allocate(ValueLayout.JAVA_INT, w.qweight().length);
+            MemorySegment.copy(w.qweight(), 0, q, ValueLayout.JAVA_INT, 0, w.qweight().length);
+            MemorySegment s = arena.allocate(ValueLayout.JAVA_SHORT, w.scales().length);
+            MemorySegment.copy(w.scales(), 0, s, ValueLayout.JAVA_SHORT, 0, w.scales().length);
+            MemorySegment z = arena.allocate(ValueLayout.JAVA_BYTE, w.zeros().length);
+            MemorySegment.copy(w.zeros(), 0, z, ValueLayout.JAVA_BYTE, 0, w.zeros().length);
+            return new DeviceInt4Weight(w.rows(), w.cols(), w.group(), copyToDevice(q, "int4 qweight"),
+                    copyToDevice(s, "int4 scales"), copyToDevice(z, "int4 zeros"));
+        }
+    }
+
+    /** {@code out[t, r] = sum_i W[r, i] * x[t, i]} for a group-wise INT4 weight. */
+    public void matmul(Tensor out, Tensor x, DeviceInt4Weight w) {
+        DeviceTensor o = device(out, "matmul int4");
+        DeviceTensor in = device(x, "matmul int4");
+        requireCols(in, w.cols(), "int4 matmul input");
+        requireCols(o, w.rows(), "int4 matmul output");
+        requireRows(o, in.rows(), "int4 matmul output");
+        LatheNative.matmulInt4(device.stream, w.qweight(), w.scales(), w.zeros(), w.rows(), w.cols(), w.group(),
+                in.address, in.rows(), o.address);
+    }
+
+    /** An NF4 weight on the device: codes and absmax arrays of {@link Nf4Weights}. */
+    public record DeviceNf4Weight(int rows, int cols, long qweight, long absmax) {
+    }
+
+    /** Copies an NF4 weight to the device once; its memory lives until the backend closes. */
+    public DeviceNf4Weight upload(Nf4Weights w) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment q = arena.allocate(ValueLayout.JAVA_INT, w.qweight().length);
+            MemorySegment.copy(w.qweight(), 0, q, ValueLayout.JAVA_INT, 0, w.qweight().length);
+            MemorySegment a = arena.allocate(ValueLayout.JAVA_FLOAT, w.absmax().length);
+            MemorySegment.copy(w.absmax(), 0, a, ValueLayout.JAVA_FLOAT, 0, w.absmax().length);
+            return new DeviceNf4Weight(w.rows(), w.cols(), copyToDevice(q, "nf4 codes"), copyToDevice(a, "nf4 absmax"));
+        }
+    }
+
+    /** {@code out[t, r] = sum_i W[r, i] * x[t, i]} for an NF4 weight. */
+    public void matmul(Tensor out, Tensor x, DeviceNf4Weight w) {
+        DeviceTensor o = device(out, "matmul nf4");
+        DeviceTensor in = device(x, "matmul nf4");
+        requireCols(in, w.cols(), "nf4 matmul input");
+        requireCols(o, w.rows(), "nf4 matmul output");
+        requireRows(o, in.rows(), "nf4 matmul output");
+        LatheNative.matmulNf4(device.stream, w.qweight(), w.absmax(), w.rows(), w.cols(), in.address, in.rows(), o.address);
+    }
+
     @Override
     public KvCache allocateKvCache(int layers, int numBlocks, int blockSize, int kvHeads, int headDim) {
         return new DeviceKvCache(device, layers, numBlocks, blockSize, kvHeads, headDim);
@@ -300,9 +354,13 @@ public final class CudaBackend implements Backend {
                 }
             }
         });
+        int maxContext = 1;
+        for (int pos : plan.positions()) {
+            maxContext = Math.max(maxContext, pos + 1);
+        }
         LatheNative.pagedAttention(device.stream, o.address, qt.address, c.keys[layer], c.values[layer], positions,
                 seqStart, tableStart, table, tokens, plan.sequenceCount(), heads, c.kvHeads(), c.headDim(),
-                c.blockSize(), numBlocks, scale);
+                c.blockSize(), numBlocks, maxContext, scale);
     }
 
     // Each token's causal window must be covered by its sequence's blocks.

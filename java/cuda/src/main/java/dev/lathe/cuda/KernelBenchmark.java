@@ -147,6 +147,12 @@ public final class KernelBenchmark {
                 }
             }
         }
+        for (int[] shape : new int[][] {{4096, 4096}, {14336, 4096}, {4096, 14336}}) {
+            for (int tokens : new int[] {1, 4, 8}) {
+                matmulInt4(shape[0], shape[1], 128, tokens);
+                matmulNf4(shape[0], shape[1], tokens);
+            }
+        }
         for (int[] c : new int[][] {{1, 1024}, {1, 4096}, {16, 1024}, {16, 4096}, {64, 2048}}) {
             attentionDecode(c[0], c[1], 32, 8, 128);
         }
@@ -256,6 +262,54 @@ public final class KernelBenchmark {
         double seconds = time(i -> gpu.matmul(out, x, weights.get(i % copies)));
         double bytes = weightBytes + 4.0 * tokens * (cols + rows);
         record("matmul " + type, rows + "x" + cols + " T=" + tokens, seconds, bytes, 2.0 * rows * cols * tokens,
+                cublas(rows, cols, tokens));
+    }
+
+    private void matmulInt4(int rows, int cols, int group, int tokens) {
+        long weightBytes = (long) rows * cols / 2 + 3L * rows * (cols / group);
+        int copies = (int) Math.max(1, Math.min(8, (ROTATE_BYTES + weightBytes - 1) / weightBytes));
+        List<CudaBackend.DeviceInt4Weight> weights = new ArrayList<>();
+        for (int c = 0; c < copies; c++) {
+            int[] q = new int[rows * (cols / 8)];
+            for (int i = 0; i < q.length; i++) {
+                q[i] = random.nextInt();
+            }
+            short[] scales = new short[rows * (cols / group)];
+            byte[] zeros = new byte[scales.length];
+            for (int i = 0; i < scales.length; i++) {
+                scales[i] = Float.floatToFloat16(0.01f + (float) random.nextDouble() * 0.01f);
+                zeros[i] = (byte) random.nextInt(16);
+            }
+            weights.add(gpu.upload(new Int4Weights(rows, cols, group, q, scales, zeros)));
+        }
+        Tensor x = gpu.upload(randomFloats(tokens * cols), tokens, cols);
+        Tensor out = gpu.allocate(tokens, rows);
+        double seconds = time(i -> gpu.matmul(out, x, weights.get(i % copies)));
+        double bytes = weightBytes + 4.0 * tokens * (cols + rows);
+        record("matmul INT4 g" + group, rows + "x" + cols + " T=" + tokens, seconds, bytes, 2.0 * rows * cols * tokens,
+                cublas(rows, cols, tokens));
+    }
+
+    private void matmulNf4(int rows, int cols, int tokens) {
+        long weightBytes = (long) rows * cols / 2 + 4L * rows * (cols / Nf4Weights.BLOCK);
+        int copies = (int) Math.max(1, Math.min(8, (ROTATE_BYTES + weightBytes - 1) / weightBytes));
+        List<CudaBackend.DeviceNf4Weight> weights = new ArrayList<>();
+        for (int c = 0; c < copies; c++) {
+            int[] q = new int[rows * (cols / 8)];
+            for (int i = 0; i < q.length; i++) {
+                q[i] = random.nextInt();
+            }
+            float[] absmax = new float[rows * (cols / Nf4Weights.BLOCK)];
+            for (int i = 0; i < absmax.length; i++) {
+                absmax[i] = 0.05f + (float) random.nextDouble() * 0.05f;
+            }
+            weights.add(gpu.upload(new Nf4Weights(rows, cols, q, absmax)));
+        }
+        Tensor x = gpu.upload(randomFloats(tokens * cols), tokens, cols);
+        Tensor out = gpu.allocate(tokens, rows);
+        double seconds = time(i -> gpu.matmul(out, x, weights.get(i % copies)));
+        double bytes = weightBytes + 4.0 * tokens * (cols + rows);
+        record("matmul NF4", rows + "x" + cols + " T=" + tokens, seconds, bytes, 2.0 * rows * cols * tokens,
                 cublas(rows, cols, tokens));
     }
 

@@ -293,14 +293,22 @@ class CudaParityTest {
         int[][] shapes = {{6, 2, 64}, {8, 8, 128}, {12, 1, 40}, {4, 2, 256}, {3, 3, 17}}; // heads, kvHeads, headDim
         for (int[] shape : shapes) {
             for (int blockSize : new int[] {16, 5}) {
-                checkAttention(r, shape[0], shape[1], shape[2], blockSize);
+                checkAttention(r, shape[0], shape[1], shape[2], blockSize, new int[] {0, 111, 40}, new int[] {17, 1, 3});
             }
         }
     }
 
-    private static void checkAttention(Random r, int heads, int kvHeads, int headDim, int blockSize) {
-        int[] context = {0, 111, 40};   // cached tokens before this step
-        int[] newTokens = {17, 1, 3};
+    /** Few sequences with long windows: the kernel splits each window across blocks and merges. */
+    @Test
+    void pagedAttentionSplitKvForLongContexts() {
+        Random r = TestRandom.create("CudaParityTest.attentionSplit");
+        checkAttention(r, 8, 8, 128, 16, new int[] {1500}, new int[] {1});
+        checkAttention(r, 32, 8, 128, 16, new int[] {1500, 0}, new int[] {1, 3});
+        checkAttention(r, 6, 2, 64, 7, new int[] {4099, 2000, 257}, new int[] {1, 2, 1});
+    }
+
+    private static void checkAttention(Random r, int heads, int kvHeads, int headDim, int blockSize, int[] context,
+                                       int[] newTokens) {
         int sequences = context.length;
         int numBlocks = 0;
         for (int s = 0; s < sequences; s++) {
@@ -409,6 +417,68 @@ class CudaParityTest {
                         assertEquals(expected.accepted(), got[0][s], what + ": accepted");
                         assertEquals(expected.nextToken(), got[1][s], what + ": next token");
                     }
+                }
+            }
+        }
+    }
+
+    @Test
+    void int4GroupWiseMatmul() {
+        Random r = TestRandom.create("CudaParityTest.int4");
+        for (int group : new int[] {32, 64, 128}) {
+            for (int rows : new int[] {1, 3, 17, 769}) {
+                for (int cols : new int[] {128, 384, 4096}) {
+                    if (cols % group != 0) {
+                        continue;
+                    }
+                    Int4Weights w = Int4Weights.quantize(gaussian(r, rows * cols, 0.05), rows, cols, group);
+                    CudaBackend.DeviceInt4Weight dw = gpu.upload(w);
+                    for (int tokens : new int[] {1, 3, 5}) {
+                        float[] x = gaussian(r, tokens * cols, 1);
+                        float[] expected = new float[tokens * rows];
+                        for (int t = 0; t < tokens; t++) {
+                            for (int row = 0; row < rows; row++) {
+                                double sum = 0;
+                                for (int i = 0; i < cols; i++) {
+                                    sum += (double) w.value(row, i) * x[t * cols + i];
+                                }
+                                expected[t * rows + row] = (float) sum;
+                            }
+                        }
+                        Tensor out = poisoned(tokens, rows);
+                        gpu.matmul(out, gpuTensor(x, tokens, cols), dw);
+                        // f32 accumulation against a double reference of the same weights.
+                        assertClose(expected, gpu.download(out), 2e-5,
+                                "int4 group " + group + " " + rows + "x" + cols + " T=" + tokens);
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
+    void nf4Matmul() {
+        Random r = TestRandom.create("CudaParityTest.nf4");
+        for (int rows : new int[] {1, 3, 17, 769}) {
+            for (int cols : new int[] {64, 192, 4096}) {
+                Nf4Weights w = Nf4Weights.quantize(gaussian(r, rows * cols, 0.05), rows, cols);
+                CudaBackend.DeviceNf4Weight dw = gpu.upload(w);
+                for (int tokens : new int[] {1, 3, 5}) {
+                    float[] x = gaussian(r, tokens * cols, 1);
+                    float[] expected = new float[tokens * rows];
+                    for (int t = 0; t < tokens; t++) {
+                        for (int row = 0; row < rows; row++) {
+                            double sum = 0;
+                            for (int i = 0; i < cols; i++) {
+                                sum += (double) w.value(row, i) * x[t * cols + i];
+                            }
+                            expected[t * rows + row] = (float) sum;
+                        }
+                    }
+                    Tensor out = poisoned(tokens, rows);
+                    gpu.matmul(out, gpuTensor(x, tokens, cols), dw);
+                    // f32 accumulation against a double reference of the same weights.
+                    assertClose(expected, gpu.download(out), 2e-5, "nf4 " + rows + "x" + cols + " T=" + tokens);
                 }
             }
         }
