@@ -9,7 +9,7 @@ import java.nio.file.NoSuchFileException;
 
 /** The {@code lathe} command. */
 @Command(name = "lathe", mixinStandardHelpOptions = true, version = "lathe 0.1.0",
-        description = "LLM inference on the JVM: run, inspect and benchmark Llama-family models.",
+        description = "LLM inference on the JVM: run, inspect, benchmark, quantize and evaluate Llama-family models.",
         subcommands = {DemoCommand.class, GenerateCommand.class, BenchCommand.class, InspectCommand.class, QuantizeCommand.class, EvalCommand.class, SyntheticCommand.class,
                 TokenizeCommand.class, CommandLine.HelpCommand.class})
 public final class Lathe implements Runnable {
