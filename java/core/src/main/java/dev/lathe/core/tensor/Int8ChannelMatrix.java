@@ -48,6 +48,40 @@ final class Int8ChannelMatrix extends LatheMatrix {
         return data.get(FLOAT, base) * sum;
     }
 
+    @Override
+    void dot4(int row, float[] x, int xOffset, int xStride, float[] sums) {
+        long base = rowOffset(row);
+        FloatVector acc0 = FloatVector.zero(FLOATS);
+        FloatVector acc1 = FloatVector.zero(FLOATS);
+        FloatVector acc2 = FloatVector.zero(FLOATS);
+        FloatVector acc3 = FloatVector.zero(FLOATS);
+        int i = 0;
+        for (; i + LANES <= cols; i += LANES) {
+            FloatVector w = toFloats(loadBytes(data, base + QS + i));
+            int xi = xOffset + i;
+            acc0 = w.fma(FloatVector.fromArray(FLOATS, x, xi), acc0);
+            acc1 = w.fma(FloatVector.fromArray(FLOATS, x, xi + xStride), acc1);
+            acc2 = w.fma(FloatVector.fromArray(FLOATS, x, xi + 2 * xStride), acc2);
+            acc3 = w.fma(FloatVector.fromArray(FLOATS, x, xi + 3 * xStride), acc3);
+        }
+        float s0 = acc0.reduceLanes(VectorOperators.ADD);
+        float s1 = acc1.reduceLanes(VectorOperators.ADD);
+        float s2 = acc2.reduceLanes(VectorOperators.ADD);
+        float s3 = acc3.reduceLanes(VectorOperators.ADD);
+        for (; i < cols; i++) {
+            float w = data.get(BYTE, base + QS + i);
+            s0 += w * x[xOffset + i];
+            s1 += w * x[xOffset + xStride + i];
+            s2 += w * x[xOffset + 2 * xStride + i];
+            s3 += w * x[xOffset + 3 * xStride + i];
+        }
+        float scale = data.get(FLOAT, base);
+        sums[0] = scale * s0;
+        sums[1] = scale * s1;
+        sums[2] = scale * s2;
+        sums[3] = scale * s3;
+    }
+
     /** Writes {@code cols} int8 levels and the row's scale at {@code dst[dstOffset..]}. */
     static void packRow(byte[] levels, int levelOffset, int cols, float scale, MemorySegment dst, long dstOffset) {
         dst.set(FLOAT, dstOffset, scale);

@@ -81,6 +81,36 @@ final class IntGroupMatrix extends LatheMatrix {
         return acc.sub(accZero).reduceLanes(VectorOperators.ADD);
     }
 
+    @Override
+    void dot4(int row, float[] x, int xOffset, int xStride, float[] sums) {
+        long block = rowOffset(row);
+        FloatVector acc0 = FloatVector.zero(FLOATS);
+        FloatVector acc1 = FloatVector.zero(FLOATS);
+        FloatVector acc2 = FloatVector.zero(FLOATS);
+        FloatVector acc3 = FloatVector.zero(FLOATS);
+        for (int g = 0; g < groupsPerRow; g++, block += groupBytes) {
+            float scale = Float.float16ToFloat(data.get(HALF, block + SCALE));
+            FloatVector vScale = FloatVector.broadcast(FLOATS, scale);
+            FloatVector negZero = FloatVector.broadcast(FLOATS, -scale * (data.get(BYTE, block + ZERO) & 0xFF));
+            for (int h = 0; h < 2; h++) { // low nibbles: values 0..g/2-1, high: g/2..g-1
+                for (int i = 0; i < half; i += LANES) {
+                    ByteVector packed = loadBytes(data, block + QS + i);
+                    ByteVector q = h == 0 ? lowNibbles(packed) : highNibbles(packed);
+                    FloatVector w = toFloats(q).fma(vScale, negZero);
+                    int xi = xOffset + g * group + h * half + i;
+                    acc0 = w.fma(FloatVector.fromArray(FLOATS, x, xi), acc0);
+                    acc1 = w.fma(FloatVector.fromArray(FLOATS, x, xi + xStride), acc1);
+                    acc2 = w.fma(FloatVector.fromArray(FLOATS, x, xi + 2 * xStride), acc2);
+                    acc3 = w.fma(FloatVector.fromArray(FLOATS, x, xi + 3 * xStride), acc3);
+                }
+            }
+        }
+        sums[0] = acc0.reduceLanes(VectorOperators.ADD);
+        sums[1] = acc1.reduceLanes(VectorOperators.ADD);
+        sums[2] = acc2.reduceLanes(VectorOperators.ADD);
+        sums[3] = acc3.reduceLanes(VectorOperators.ADD);
+    }
+
     /** Row {@code row}'s levels and grids (see LatheEncoder.unpackIntGroupRow). */
     void unpackRow(int row, byte[] levels, LatheEncoder.Grid[] grids) {
         long block = rowOffset(row);

@@ -71,4 +71,37 @@ abstract sealed class LatheMatrix implements WeightMatrix permits Int8ChannelMat
     final void checkInput(float[] x, int xOffset) {
         Objects.checkFromIndexSize(xOffset, cols, x.length);
     }
+
+    /**
+     * The prefill path: each row's groups are decoded once per four input vectors by
+     * {@link #dot4}; leftover inputs go through {@link #dot}.
+     */
+    // NOTE: the same driver as MappedMatrix.dotRows (a loop, not a kernel); kept separate so the
+    // ggml formats' sealed hierarchy stays as it is.
+    @Override
+    public void dotRows(int rowStart, int rowEnd, float[] x, int xStride, int n,
+                        float[] out, int outOffset, int outStride) {
+        Objects.checkFromToIndex(rowStart, rowEnd, rows);
+        if (n <= 0) {
+            return;
+        }
+        Objects.checkFromIndexSize(0, (long) (n - 1) * xStride + cols, x.length);
+        Objects.checkFromIndexSize(0, (long) (n - 1) * outStride + outOffset + rowEnd, out.length);
+        float[] sums = new float[4];
+        for (int r = rowStart; r < rowEnd; r++) {
+            int t = 0;
+            for (; t + 4 <= n; t += 4) {
+                dot4(r, x, t * xStride, xStride, sums);
+                for (int k = 0; k < 4; k++) {
+                    out[(t + k) * outStride + outOffset + r] = sums[k];
+                }
+            }
+            for (; t < n; t++) {
+                out[t * outStride + outOffset + r] = dot(r, x, t * xStride);
+            }
+        }
+    }
+
+    /** {@code sums[k] = dot(row, x, xOffset + k * xStride)} for {@code k < 4}; bounds checked by the caller. */
+    abstract void dot4(int row, float[] x, int xOffset, int xStride, float[] sums);
 }

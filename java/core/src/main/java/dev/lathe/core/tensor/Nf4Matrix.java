@@ -82,6 +82,33 @@ final class Nf4Matrix extends LatheMatrix {
         return acc.reduceLanes(VectorOperators.ADD);
     }
 
+    @Override
+    void dot4(int row, float[] x, int xOffset, int xStride, float[] sums) {
+        long block = rowOffset(row);
+        FloatVector acc0 = FloatVector.zero(FLOATS);
+        FloatVector acc1 = FloatVector.zero(FLOATS);
+        FloatVector acc2 = FloatVector.zero(FLOATS);
+        FloatVector acc3 = FloatVector.zero(FLOATS);
+        for (int g = 0; g < groupsPerRow; g++, block += groupBytes) {
+            float absmax = data.get(FLOAT, block);
+            for (int h = 0; h < 2; h++) {
+                for (int i = 0; i < half; i += LANES) {
+                    ByteVector packed = loadBytes(data, block + QS + i);
+                    FloatVector w = lookup(h == 0 ? lowNibbles(packed) : highNibbles(packed)).mul(absmax);
+                    int xi = xOffset + g * group + h * half + i;
+                    acc0 = w.fma(FloatVector.fromArray(FLOATS, x, xi), acc0);
+                    acc1 = w.fma(FloatVector.fromArray(FLOATS, x, xi + xStride), acc1);
+                    acc2 = w.fma(FloatVector.fromArray(FLOATS, x, xi + 2 * xStride), acc2);
+                    acc3 = w.fma(FloatVector.fromArray(FLOATS, x, xi + 3 * xStride), acc3);
+                }
+            }
+        }
+        sums[0] = acc0.reduceLanes(VectorOperators.ADD);
+        sums[1] = acc1.reduceLanes(VectorOperators.ADD);
+        sums[2] = acc2.reduceLanes(VectorOperators.ADD);
+        sums[3] = acc3.reduceLanes(VectorOperators.ADD);
+    }
+
     /** Row {@code row}'s codes and absmax values (see LatheEncoder.unpackNf4Row). */
     void unpackRow(int row, byte[] codes, float[] absmax) {
         long block = rowOffset(row);

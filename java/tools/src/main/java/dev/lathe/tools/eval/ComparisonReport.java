@@ -66,9 +66,14 @@ public final class ComparisonReport {
         chart.getStyler().setDefaultSeriesRenderStyle(XYSeries.XYSeriesRenderStyle.Scatter);
         chart.getStyler().setMarkerSize(10);
         chart.getStyler().setLegendPosition(org.knowm.xchart.style.Styler.LegendPosition.OutsideE);
-        for (ModelComparison.Row r : rows) {
+        // NOTE: log scale: a 2-bit row's perplexity can be 30x the base's and would flatten the rest.
+        chart.getStyler().setYAxisLogarithmic(true);
+        org.knowm.xchart.style.markers.Marker[] shapes = {SeriesMarkers.CIRCLE, SeriesMarkers.DIAMOND, SeriesMarkers.SQUARE,
+            SeriesMarkers.TRIANGLE_UP, SeriesMarkers.TRIANGLE_DOWN};
+        for (int i = 0; i < rows.size(); i++) {
+            ModelComparison.Row r = rows.get(i);
             XYSeries series = chart.addSeries(r.label(), new double[] {r.fileBytes() / 1e6}, new double[] {r.perplexity()});
-            series.setMarker(SeriesMarkers.CIRCLE);
+            series.setMarker(shapes[i % shapes.length]);
         }
         BitmapEncoder.saveBitmap(chart, png.toString(), BitmapEncoder.BitmapFormat.PNG);
     }

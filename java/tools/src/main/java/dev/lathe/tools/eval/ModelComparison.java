@@ -126,15 +126,15 @@ public final class ModelComparison {
         return v.length() >= 2 && v.startsWith("\"") && v.endsWith("\"") ? v.substring(1, v.length() - 1) : v;
     }
 
-    /** The format holding most bytes of the decoder blocks' matrices. */
+    /** The format of most of the decoder blocks' matrices (by count: the few 8-bit fallbacks do not name a model). */
     static String dominantFormat(LoadedModel m) {
-        Map<String, Long> bytes = new HashMap<>();
+        Map<String, Integer> counts = new HashMap<>();
         for (WeightMatrix w : m.tensors().values()) {
             if (w.rows() > 1 && w.name().startsWith("blk.")) {
-                bytes.merge(w.format().name(), w.byteSize(), Long::sum);
+                counts.merge(w.format().name(), 1, Integer::sum);
             }
         }
-        return bytes.entrySet().stream().max(Map.Entry.comparingByValue()).map(Map.Entry::getKey).orElse("?");
+        return counts.entrySet().stream().max(Map.Entry.comparingByValue()).map(Map.Entry::getKey).orElse("?");
     }
 
     /** Storage bits per parameter over every tensor (norms, embeddings, scales and zero points included). */

@@ -7,7 +7,6 @@ import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 
 /**
@@ -53,9 +52,8 @@ public final class CalibrationText {
         return windows;
     }
 
-    /** The windows as one string for logs: how many, how long. */
+    /** The windows for logs: how many, how long. */
     static String describe(List<int[]> windows) {
-        return windows.size() + " windows of " + windows.getFirst().length + " tokens"
-                + (windows.size() > 1 ? "" : " " + Arrays.toString(Arrays.copyOf(windows.getFirst(), 4)) + "...");
+        return windows.size() + " windows of " + windows.getFirst().length + " tokens";
     }
 }

@@ -18,7 +18,6 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.TreeMap;
@@ -188,19 +187,5 @@ public final class ModelQuantizer {
             shape[i] = dims[dims.length - 1 - i];
         }
         return shape;
-    }
-
-    /** Every matrix of the model as f32 rows (used by the calibrated methods), by name. */
-    static Map<String, float[]> dequantizeAll(LoadedModel model, Iterable<String> names) {
-        Map<String, float[]> out = new HashMap<>();
-        for (String name : names) {
-            WeightMatrix w = model.tensor(name);
-            float[] values = new float[w.rows() * w.cols()];
-            for (int r = 0; r < w.rows(); r++) {
-                w.dequantizeRow(r, values, r * w.cols());
-            }
-            out.put(name, values);
-        }
-        return out;
     }
 }

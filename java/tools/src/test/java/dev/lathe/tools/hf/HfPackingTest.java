@@ -90,6 +90,37 @@ class HfPackingTest {
     }
 
     @Test
+    void awqTensorsRoundTripAndUseTheInterleavedOrder(@TempDir Path dir) {
+        Random random = TestRandom.create("awqTensorsRoundTripAndUseTheInterleavedOrder");
+        try (Arena arena = Arena.ofShared()) {
+            WeightMatrix w = random(random, LatheFormat.intGroup(4, 64, true), 24, 128, arena);
+            SafetensorsWriter out = new SafetensorsWriter();
+            AwqPacking.write(w, "model.layers.0.self_attn.o_proj", out);
+            Path file = dir.resolve("awq.safetensors");
+            out.write(file);
+            SafetensorsFile st = SafetensorsFile.open(file, arena);
+            assertEquals("[128, 3]", st.tensors().get("model.layers.0.self_attn.o_proj.qweight").shapeString());
+            assertSameMatrix(w, AwqPacking.read(st, "model.layers.0.self_attn.o_proj", arena));
+            // Word 0 of input 0 holds outputs 0, 2, 4, 6, 1, 3, 5, 7 in nibbles 0..7.
+            int word = st.tensors().get("model.layers.0.self_attn.o_proj.qweight").data().getAtIndex(GptqPacking.I32, 0);
+            byte[] levels = new byte[128];
+            Grid[] grids = new Grid[2];
+            for (int nibble = 0; nibble < 8; nibble++) {
+                LatheEncoder.unpackIntGroupRow(w, AwqPacking.ORDER[nibble], levels, grids);
+                assertEquals(levels[0], (word >>> (4 * nibble)) & 0xF, "nibble " + nibble);
+            }
+        }
+    }
+
+    @Test
+    void quantizationConfigsNameTheirMethod() {
+        assertEquals("gptq", QuantizationConfig.gptq(4, 128, false).get("quant_method").asText());
+        assertEquals(128, QuantizationConfig.gptq(4, 128, false).get("group_size").asInt());
+        assertEquals("gemm", QuantizationConfig.awq(64).get("version").asText());
+        assertEquals("nf4", QuantizationConfig.bitsandbytesNf4().get("bnb_4bit_quant_type").asText());
+    }
+
+    @Test
     void nf4TensorsRoundTripInBitsandbytesLayout(@TempDir Path dir) {
         Random random = TestRandom.create("nf4TensorsRoundTripInBitsandbytesLayout");
         try (Arena arena = Arena.ofShared()) {
