@@ -111,8 +111,9 @@ class LatheFormatsTest {
                 double step = switch (f.kind()) {
                     case INT8_CHANNEL -> amax / 127.0;
                     case INT_GROUP -> 2 * amax / ((1 << f.bits()) - 1);
-                    // NF4's widest gap between neighbouring codes is 1 - 0.7230 = 0.277 of absmax.
-                    case NF4 -> 0.2771 * amax;
+                    // NF4's widest gap between neighbouring codes is -1 to -0.6962: 0.3038 of absmax
+                    // (the positive side's widest, 0.7230 to 1, is 0.277).
+                    case NF4 -> 0.3038 * amax;
                 };
                 for (int i = 0; i < cols; i++) {
                     // half a step, plus f16 rounding of the scale (2^-11 relative) over up to 2^bits levels
