@@ -107,7 +107,7 @@ class ServerErrorsTest {
                 400, "messages");
         error(completion("{\"prompt\": \"Hi\", \"max_tokens\": 100000}"), 400, "max_tokens");
         String huge = "{\"prompt\": \"" + "a".repeat(ServerConfig.DEFAULT_MAX_BODY_BYTES) + "\"}";
-        error(completion(huge), 413, null);
+        error(s.postExpectingContinue("/v1/completions", huge, AUTH), 413, null);
         assertEquals(200, completion("{\"prompt\": \"Hi\", \"max_tokens\": 2}").statusCode(), "the server is still fine");
     }
 }
