@@ -200,6 +200,16 @@ LATHE_API int32_t lathe_matmul_nf4(lathe_stream* stream,
                                    int64_t tokens,
                                    float* out);          /* [tokens, rows] */
 
+/* 2:4 structured-sparse FP16 (kernels/sparse): every group of 4 weights along a row keeps at most 2. */
+LATHE_API int32_t lathe_matmul_sparse24(lathe_stream* stream,
+                                        const void* values, /* half [rows, cols/2]: the kept weights, 16-byte aligned */
+                                        const void* meta,   /* uint32 [rows, cols/32]: per group a nibble, bits 0-1 and
+                                                               2-3 the columns (0..3) of its two kept weights */
+                                        int64_t rows, int64_t cols, /* cols a multiple of 32 */
+                                        const float* x,     /* [tokens, cols] */
+                                        int64_t tokens,
+                                        float* out);        /* [tokens, rows] */
+
 /* ---- paged attention (kernels/attention) ------------------------------------------------- */
 
 /* Writes each new token's K and V row into its cache slot: k_cache[slot_mapping[t], :] = k[t, :]. */

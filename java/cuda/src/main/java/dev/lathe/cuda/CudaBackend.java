@@ -200,6 +200,32 @@ public final class CudaBackend implements Backend {
         LatheNative.matmulNf4(device.stream, w.qweight(), w.absmax(), w.rows(), w.cols(), in.address, in.rows(), o.address);
     }
 
+    /** A 2:4 sparse weight on the device: values and metadata arrays of {@link Sparse24Weights}. */
+    public record DeviceSparse24Weight(int rows, int cols, long values, long meta) {
+    }
+
+    /** Copies a 2:4 sparse weight to the device once; its memory lives until the backend closes. */
+    public DeviceSparse24Weight upload(Sparse24Weights w) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment v = arena.allocate(ValueLayout.JAVA_SHORT, w.values().length);
+            MemorySegment.copy(w.values(), 0, v, ValueLayout.JAVA_SHORT, 0, w.values().length);
+            MemorySegment m = arena.allocate(ValueLayout.JAVA_INT, w.meta().length);
+            MemorySegment.copy(w.meta(), 0, m, ValueLayout.JAVA_INT, 0, w.meta().length);
+            return new DeviceSparse24Weight(w.rows(), w.cols(), copyToDevice(v, "2:4 values"), copyToDevice(m, "2:4 meta"));
+        }
+    }
+
+    /** {@code out[t, r] = sum_i W[r, i] * x[t, i]} for a 2:4 sparse weight. */
+    public void matmul(Tensor out, Tensor x, DeviceSparse24Weight w) {
+        DeviceTensor o = device(out, "matmul 2:4");
+        DeviceTensor in = device(x, "matmul 2:4");
+        requireCols(in, w.cols(), "2:4 matmul input");
+        requireCols(o, w.rows(), "2:4 matmul output");
+        requireRows(o, in.rows(), "2:4 matmul output");
+        LatheNative.matmulSparse24(device.stream, w.values(), w.meta(), w.rows(), w.cols(), in.address, in.rows(),
+                o.address);
+    }
+
     @Override
     public KvCache allocateKvCache(int layers, int numBlocks, int blockSize, int kvHeads, int headDim) {
         return new DeviceKvCache(device, layers, numBlocks, blockSize, kvHeads, headDim);

@@ -151,6 +151,7 @@ public final class KernelBenchmark {
             for (int tokens : new int[] {1, 4, 8}) {
                 matmulInt4(shape[0], shape[1], 128, tokens);
                 matmulNf4(shape[0], shape[1], tokens);
+                matmulSparse24(shape[0], shape[1], tokens);
             }
         }
         for (int[] c : new int[][] {{1, 1024}, {1, 4096}, {16, 1024}, {16, 4096}, {64, 2048}}) {
@@ -310,6 +311,35 @@ public final class KernelBenchmark {
         double seconds = time(i -> gpu.matmul(out, x, weights.get(i % copies)));
         double bytes = weightBytes + 4.0 * tokens * (cols + rows);
         record("matmul NF4", rows + "x" + cols + " T=" + tokens, seconds, bytes, 2.0 * rows * cols * tokens,
+                cublas(rows, cols, tokens));
+    }
+
+    private void matmulSparse24(int rows, int cols, int tokens) {
+        long weightBytes = (long) rows * cols + (long) rows * cols / 8;
+        int copies = (int) Math.max(1, Math.min(8, (ROTATE_BYTES + weightBytes - 1) / weightBytes));
+        List<CudaBackend.DeviceSparse24Weight> weights = new ArrayList<>();
+        for (int c = 0; c < copies; c++) {
+            short[] values = new short[rows * (cols / 2)];
+            for (int i = 0; i < values.length; i++) {
+                values[i] = Float.floatToFloat16((float) (random.nextDouble() - 0.5) * 0.1f);
+            }
+            int[] meta = new int[rows * (cols / 32)];
+            for (int i = 0; i < meta.length; i++) {
+                int word = 0;
+                for (int g = 0; g < 8; g++) {
+                    int lo = random.nextInt(3);
+                    int hi = lo + 1 + random.nextInt(3 - lo);
+                    word |= (lo | hi << 2) << (4 * g);
+                }
+                meta[i] = word;
+            }
+            weights.add(gpu.upload(new Sparse24Weights(rows, cols, values, meta)));
+        }
+        Tensor x = gpu.upload(randomFloats(tokens * cols), tokens, cols);
+        Tensor out = gpu.allocate(tokens, rows);
+        double seconds = time(i -> gpu.matmul(out, x, weights.get(i % copies)));
+        double bytes = weightBytes + 4.0 * tokens * (cols + rows);
+        record("matmul 2:4 sparse FP16", rows + "x" + cols + " T=" + tokens, seconds, bytes, 1.0 * rows * cols * tokens,
                 cublas(rows, cols, tokens));
     }
 

@@ -484,6 +484,34 @@ class CudaParityTest {
         }
     }
 
+    @Test
+    void sparse24Matmul() {
+        Random r = TestRandom.create("CudaParityTest.sparse24");
+        for (int rows : new int[] {1, 3, 17, 769}) {
+            for (int cols : new int[] {32, 96, 4096}) {
+                Sparse24Weights w = Sparse24Weights.compress(gaussian(r, rows * cols, 0.05), rows, cols);
+                CudaBackend.DeviceSparse24Weight dw = gpu.upload(w);
+                for (int tokens : new int[] {1, 3, 5}) {
+                    float[] x = gaussian(r, tokens * cols, 1);
+                    float[] expected = new float[tokens * rows];
+                    for (int t = 0; t < tokens; t++) {
+                        for (int row = 0; row < rows; row++) {
+                            double sum = 0;
+                            for (int i = 0; i < cols; i++) {
+                                sum += (double) w.value(row, i) * x[t * cols + i];
+                            }
+                            expected[t * rows + row] = (float) sum;
+                        }
+                    }
+                    Tensor out = poisoned(tokens, rows);
+                    gpu.matmul(out, gpuTensor(x, tokens, cols), dw);
+                    // f32 accumulation against a double reference of the same (pruned, f16) weights.
+                    assertClose(expected, gpu.download(out), 2e-5, "2:4 " + rows + "x" + cols + " T=" + tokens);
+                }
+            }
+        }
+    }
+
     /** The benchmark's cuBLAS baseline computes what our F16 GEMV computes (x exactly representable in f16). */
     @Test
     void cublasBaselineAgreesWithTheF16Gemv() {
