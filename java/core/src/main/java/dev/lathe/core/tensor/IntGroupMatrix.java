@@ -19,8 +19,10 @@ import jdk.incubator.vector.VectorOperators;
  * {@code g/2..g-1}; value {@code scale * (q - zero)}. Roofline at g = 128: 0.52 bytes and
  * 2 FLOPs per value.
  *
- * <p>Kernel: per group, {@code sum(w x) = scale * sum(q x) - scale * zero * sum(x)}; both sums
- * stay in vector registers, scaled once per group (as Q4_K does per sub-block).
+ * <p>Kernel: the zero point is subtracted in byte lanes ({@code q - zero} fits a signed byte),
+ * the levels widened and multiplied with x into a group sum scaled once per group. Variants:
+ * (1) {@code scale * sum(q x) - scale * zero * sum(x)} with two sums per group (as Q4_K); (2, this)
+ * the byte-lane subtraction, one sum: about a third fewer vector ops per group.
  */
 final class IntGroupMatrix extends LatheMatrix {
     private static final int SCALE = 0;
@@ -60,25 +62,18 @@ final class IntGroupMatrix extends LatheMatrix {
         checkInput(x, xOffset);
         long block = rowOffset(row);
         FloatVector acc = FloatVector.zero(FLOATS);
-        FloatVector accZero = FloatVector.zero(FLOATS);
         for (int g = 0; g < groupsPerRow; g++, block += groupBytes) {
             FloatVector qx = FloatVector.zero(FLOATS);
-            FloatVector xs = FloatVector.zero(FLOATS);
+            byte zero = data.get(BYTE, block + ZERO);
             int xi = xOffset + g * group;
             for (int i = 0; i < half; i += LANES) {
                 ByteVector packed = loadBytes(data, block + QS + i);
-                FloatVector xLow = FloatVector.fromArray(FLOATS, x, xi + i);
-                FloatVector xHigh = FloatVector.fromArray(FLOATS, x, xi + half + i);
-                qx = toFloats(lowNibbles(packed)).fma(xLow, qx);
-                qx = toFloats(highNibbles(packed)).fma(xHigh, qx);
-                xs = xs.add(xLow).add(xHigh);
+                qx = toFloats(lowNibbles(packed).sub(zero)).fma(FloatVector.fromArray(FLOATS, x, xi + i), qx);
+                qx = toFloats(highNibbles(packed).sub(zero)).fma(FloatVector.fromArray(FLOATS, x, xi + half + i), qx);
             }
-            float scale = Float.float16ToFloat(data.get(HALF, block + SCALE));
-            int zero = data.get(BYTE, block + ZERO) & 0xFF;
-            acc = qx.fma(FloatVector.broadcast(FLOATS, scale), acc);
-            accZero = xs.fma(FloatVector.broadcast(FLOATS, scale * zero), accZero);
+            acc = qx.fma(FloatVector.broadcast(FLOATS, Float.float16ToFloat(data.get(HALF, block + SCALE))), acc);
         }
-        return acc.sub(accZero).reduceLanes(VectorOperators.ADD);
+        return acc.reduceLanes(VectorOperators.ADD);
     }
 
     @Override
@@ -90,13 +85,12 @@ final class IntGroupMatrix extends LatheMatrix {
         FloatVector acc3 = FloatVector.zero(FLOATS);
         for (int g = 0; g < groupsPerRow; g++, block += groupBytes) {
             float scale = Float.float16ToFloat(data.get(HALF, block + SCALE));
-            FloatVector vScale = FloatVector.broadcast(FLOATS, scale);
-            FloatVector negZero = FloatVector.broadcast(FLOATS, -scale * (data.get(BYTE, block + ZERO) & 0xFF));
+            byte zero = data.get(BYTE, block + ZERO);
             for (int h = 0; h < 2; h++) { // low nibbles: values 0..g/2-1, high: g/2..g-1
                 for (int i = 0; i < half; i += LANES) {
                     ByteVector packed = loadBytes(data, block + QS + i);
                     ByteVector q = h == 0 ? lowNibbles(packed) : highNibbles(packed);
-                    FloatVector w = toFloats(q).fma(vScale, negZero);
+                    FloatVector w = toFloats(q.sub(zero)).mul(scale);
                     int xi = xOffset + g * group + h * half + i;
                     acc0 = w.fma(FloatVector.fromArray(FLOATS, x, xi), acc0);
                     acc1 = w.fma(FloatVector.fromArray(FLOATS, x, xi + xStride), acc1);

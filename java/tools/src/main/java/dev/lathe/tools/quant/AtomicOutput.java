@@ -41,6 +41,10 @@ public final class AtomicOutput {
         boolean done = false;
         try {
             writer.accept(partial);
+            // NOTE: temporary files are created owner-only (0600); a model is an ordinary file (0644).
+            if (Files.getFileStore(partial).supportsFileAttributeView(java.nio.file.attribute.PosixFileAttributeView.class)) {
+                Files.setPosixFilePermissions(partial, java.nio.file.attribute.PosixFilePermissions.fromString("rw-r--r--"));
+            }
             try {
                 Files.move(partial, absolute, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
             } catch (AtomicMoveNotSupportedException e) {
