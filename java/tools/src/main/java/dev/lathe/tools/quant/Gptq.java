@@ -20,8 +20,10 @@ import java.util.stream.IntStream;
  */
 // NOTE: with act-order the group grids are fixed up front from the unmodified weights of each
 // contiguous group ("static groups"), so the stored layout needs no g_idx permutation and the
-// CPU and CUDA kernels stay the plain group-wise ones. Without act-order grids are fitted when
-// the walk reaches a group, on the error-updated weights, as the reference does.
+// CPU and CUDA kernels stay the plain group-wise ones. Without act-order a group's grid is fitted
+// when the walk reaches it, on the weights as they stood at the start of its 128-column block,
+// as the reference does (fitting on the intra-block-updated weights instead was measurably worse
+// at 2 bits: the updates can widen a group's range).
 public final class Gptq {
     private static final int BLOCK = 128;
 
@@ -91,6 +93,12 @@ public final class Gptq {
         for (int i1 = 0; i1 < cols; i1 += BLOCK) {
             int i2 = Math.min(cols, i1 + BLOCK);
             int count = i2 - i1;
+            // NOTE: as the reference, group grids are fitted on the weights as they were when this
+            // block started (earlier blocks' lazy updates applied, this block's own not yet).
+            double[] blockStart = new double[rows * count];
+            for (int r = 0; r < rows; r++) {
+                System.arraycopy(pw, r * cols + i1, blockStart, r * count, count);
+            }
             for (int i = 0; i < count; i++) {
                 int col = i1 + i;
                 int original = order[col];
@@ -98,7 +106,7 @@ public final class Gptq {
                 if (!actOrder && original % group == 0) {
                     for (int r = 0; r < rows; r++) {
                         for (int k = 0; k < group; k++) {
-                            groupValues[k] = (float) pw[r * cols + col + k];
+                            groupValues[k] = (float) blockStart[r * count + i + k];
                         }
                         grids[r * groups + g] = LatheEncoder.fitGroup(groupValues, 0, group, format.bits(), format.zeroPoint());
                     }
