@@ -153,9 +153,9 @@ class DotKernelsTest {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment data = RandomWeights.matrix(type, rows, cols, random, arena);
             WeightMatrix matrix = WeightMatrices.of("w", type, rows, cols, data);
-            // 6: one group of four inputs, then two through the single-input path; 71: the dequantize-once
+            // 1: the matvec path; 6: one group of four inputs, then two through the single-input path; 71: the dequantize-once
             // path (formats with a vector dequantizer) over a full tile of 64 and a ragged one of 7.
-            for (int n : new int[] {6, 71}) {
+            for (int n : new int[] {1, 6, 71}) {
                 int xStride = cols + 3;
                 int outStride = rows + 2;
                 int outOffset = 1;
