@@ -46,7 +46,7 @@ final class IntGroupMatrix extends LatheMatrix {
     public void dequantizeRow(int row, float[] out, int outOffset) {
         long block = rowOffset(row);
         for (int g = 0; g < groupsPerRow; g++, block += groupBytes) {
-            float scale = Float.float16ToFloat(data.get(HALF, block + SCALE));
+            float scale = half(block + SCALE);
             int zero = data.get(BYTE, block + ZERO) & 0xFF;
             int o = outOffset + g * group;
             for (int i = 0; i < half; i++) {
@@ -71,7 +71,7 @@ final class IntGroupMatrix extends LatheMatrix {
                 qx = toFloats(lowNibbles(packed).sub(zero)).fma(FloatVector.fromArray(FLOATS, x, xi + i), qx);
                 qx = toFloats(highNibbles(packed).sub(zero)).fma(FloatVector.fromArray(FLOATS, x, xi + half + i), qx);
             }
-            acc = qx.fma(FloatVector.broadcast(FLOATS, Float.float16ToFloat(data.get(HALF, block + SCALE))), acc);
+            acc = qx.fma(FloatVector.broadcast(FLOATS, half(block + SCALE)), acc);
         }
         return acc.reduceLanes(VectorOperators.ADD);
     }
@@ -84,7 +84,7 @@ final class IntGroupMatrix extends LatheMatrix {
         FloatVector acc2 = FloatVector.zero(FLOATS);
         FloatVector acc3 = FloatVector.zero(FLOATS);
         for (int g = 0; g < groupsPerRow; g++, block += groupBytes) {
-            float scale = Float.float16ToFloat(data.get(HALF, block + SCALE));
+            float scale = half(block + SCALE);
             byte zero = data.get(BYTE, block + ZERO);
             for (int h = 0; h < 2; h++) { // low nibbles: values 0..g/2-1, high: g/2..g-1
                 for (int i = 0; i < half; i += LANES) {
@@ -110,7 +110,7 @@ final class IntGroupMatrix extends LatheMatrix {
         long block = rowOffset(row);
         int maxLevel = (1 << format.bits()) - 1;
         for (int g = 0; g < groupsPerRow; g++, block += groupBytes) {
-            grids[g] = new LatheEncoder.Grid(Float.float16ToFloat(data.get(HALF, block + SCALE)), data.get(BYTE, block + ZERO) & 0xFF,
+            grids[g] = new LatheEncoder.Grid(half(block + SCALE), data.get(BYTE, block + ZERO) & 0xFF,
                     maxLevel);
             for (int i = 0; i < half; i++) {
                 int packed = data.get(BYTE, block + QS + i) & 0xFF;

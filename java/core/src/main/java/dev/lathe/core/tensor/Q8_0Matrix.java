@@ -99,9 +99,7 @@ final class Q8_0Matrix extends MappedMatrix {
             super.dotRows(rowStart, rowEnd, x, xStride, n, out, outOffset, outStride);
             return;
         }
-        java.util.Objects.checkFromToIndex(rowStart, rowEnd, rows);
-        checkInput(x, 0);
-        java.util.Objects.checkFromIndexSize(outOffset + rowStart, rowEnd - rowStart, out.length);
+        checkDotRows(rowStart, rowEnd, x, xStride, n, out, outOffset, outStride);
         int r = rowStart;
         for (; r + 2 <= rowEnd; r += 2) {
             dotPair(r, x, out, outOffset + r);
