@@ -53,14 +53,7 @@ final class Throughput {
             try (KvCache cache = model.newKvCache(blocks, Generator.BLOCK_SIZE)) {
                 int[] prompt = random.ints(promptTokens, 0, vocab).toArray();
                 long start = System.nanoTime();
-                for (int done = 0; done < promptTokens; done += Generator.PREFILL_CHUNK) {
-                    int end = Math.min(promptTokens, done + Generator.PREFILL_CHUNK);
-                    Tensor out = model.forward(BatchPlan.singleSequence(Arrays.copyOfRange(prompt, done, end), done,
-                            blockTable, Generator.BLOCK_SIZE, end == promptTokens), cache);
-                    if (end == promptTokens) {
-                        model.backend().copyRowToHost(out, 0, logits);
-                    }
-                }
+                Generator.prefill(model, prompt, blockTable, cache, logits);
                 long prefillNanos = System.nanoTime() - start;
                 start = System.nanoTime();
                 for (int i = 0; i < genTokens; i++) {

@@ -89,15 +89,7 @@ public final class Generator {
 
         try (KvCache cache = model.newKvCache(blocks, BLOCK_SIZE)) {
             long start = System.nanoTime();
-            for (int done = 0; done < promptTokens.length; done += PREFILL_CHUNK) {
-                int end = Math.min(promptTokens.length, done + PREFILL_CHUNK);
-                BatchPlan plan = BatchPlan.singleSequence(Arrays.copyOfRange(promptTokens, done, end), done, blockTable,
-                        BLOCK_SIZE, end == promptTokens.length);
-                Tensor out = model.forward(plan, cache);
-                if (end == promptTokens.length) {
-                    model.backend().copyRowToHost(out, 0, logits);
-                }
-            }
+            prefill(model, promptTokens, blockTable, cache, logits);
             long prefillNanos = System.nanoTime() - start;
             long decodeStart = 0;
             int generated = 0;
@@ -131,6 +123,23 @@ public final class Generator {
             long decodeNanos = generated == 0 ? 0 : System.nanoTime() - decodeStart;
             return new GenerationResult(promptTokens, Arrays.copyOfRange(history, promptTokens.length, historyLength),
                     text.toString(), finishReason, prefillNanos, decodeNanos);
+        }
+    }
+
+    /**
+     * Runs {@code prompt} through {@code model} into {@code cache} (slots from {@code blockTable},
+     * positions from 0) in chunks of {@link #PREFILL_CHUNK}, and writes the last token's logits
+     * to {@code logits}.
+     */
+    public static void prefill(LlamaModel model, int[] prompt, int[] blockTable, KvCache cache, float[] logits) {
+        for (int done = 0; done < prompt.length; done += PREFILL_CHUNK) {
+            int end = Math.min(prompt.length, done + PREFILL_CHUNK);
+            BatchPlan plan = BatchPlan.singleSequence(Arrays.copyOfRange(prompt, done, end), done, blockTable,
+                    BLOCK_SIZE, end == prompt.length);
+            Tensor out = model.forward(plan, cache);
+            if (end == prompt.length) {
+                model.backend().copyRowToHost(out, 0, logits);
+            }
         }
     }
 
