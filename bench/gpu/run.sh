@@ -28,6 +28,12 @@ step() { # step NAME COMMAND...: runs it, logs to $results/NAME.log, records fai
   local rc=${PIPESTATUS[0]}
   echo "== $name: exit $rc in $(( $(date +%s) - start )) s" | tee -a "$results/steps.txt"
   [ "$rc" -eq 0 ] || failures+=("$name")
+  publish
+}
+
+publish() { # what is under $OUT comes back even when the device tool stops the command at its limit
+  [ -n "${OUT:-}" ] || return 0
+  mkdir -p "$OUT/results" && tar -czf "$OUT/results/logs.tar.gz" -C "$results" . 2>/dev/null
 }
 
 {
@@ -40,14 +46,19 @@ step() { # step NAME COMMAND...: runs it, logs to $results/NAME.log, records fai
 } > "$results/summary.md"
 
 build_native() {
-  cmake -S "$root/native" -B /tmp/lathe-native-build -DCMAKE_BUILD_TYPE=Release >/dev/null \
+  # Only this machine's architecture: the build for every target is CI's job, and time here is short.
+  local arch
+  arch="$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -n1 | tr -d '.')"
+  [ "$arch" = 90 ] && arch=90a
+  cmake -S "$root/native" -B /tmp/lathe-native-build -DCMAKE_BUILD_TYPE=Release \
+    ${arch:+-DCMAKE_CUDA_ARCHITECTURES=${arch}-real} >/dev/null \
     && cmake --build /tmp/lathe-native-build -j "$(nproc)"
 }
 step native-build build_native
 if [ -f /tmp/lathe-native-build/liblathe_cuda.so ]; then
   export LATHE_CUDA_LIB=/tmp/lathe-native-build/liblathe_cuda.so
 else
-  echo "native build failed: falling back to the library inside lathe.jar" | tee -a "$results/steps.txt"
+  echo "native build failed: the carried lathe.jar holds no library (prepare.sh leaves it out), so the CUDA steps will fail" | tee -a "$results/steps.txt"
 fi
 
 # The cuBLAS FP16 baseline (dlopen'd by the library): the toolkit's, or the one PyTorch's wheels bring.
