@@ -3,6 +3,7 @@
 // benchmark reference, not an engine path.
 #include <dlfcn.h>
 #include <library_types.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include <mutex>
