@@ -35,10 +35,12 @@ __constant__ float kNf4[16] = {-1.0f, -0.6961928009986877f, -0.5250730514526367f
                                0.33791524171829224f, 0.44070982933044434f, 0.5626170039176941f,
                                0.7229568362236023f, 1.0f};
 
+// A decoder's bind(table) runs once per block before a barrier; table is 16 floats of shared memory.
 struct GroupInt4Decoder {
     const __half* scales;  // [rows, cols/group]
     const uint8_t* zeros;  // [rows, cols/group]
     int group;
+    __device__ __forceinline__ void bind(float*) {}
     __device__ __forceinline__ void decode(uint32_t packed, int64_t row, int64_t c, int64_t cols, float w[8]) const {
         const int64_t groups = cols / group;
         const int64_t g = (8 * c) / group;
@@ -49,20 +51,32 @@ struct GroupInt4Decoder {
     }
 };
 
+// NOTE: the levels are read from a shared-memory copy: indexing __constant__ kNf4 with the 8
+// different codes of a word serializes the constant cache (one address per pass), which held the
+// first NF4 GEMV to 5% of the bandwidth roofline on an H100 (bench/results/gpu-20261122-h100).
 struct Nf4Decoder {
     const float* absmax;  // [rows, cols/64]
+    const float* levels;  // the 16 NormalFloat levels in shared memory, set by bind()
+    __device__ __forceinline__ void bind(float* table) {
+        if (threadIdx.x < 16) table[threadIdx.x] = kNf4[threadIdx.x];
+        levels = table;
+    }
     __device__ __forceinline__ void decode(uint32_t packed, int64_t row, int64_t c, int64_t cols, float w[8]) const {
         const float a = absmax[row * (cols / kNf4Block) + (8 * c) / kNf4Block];
 #pragma unroll
-        for (int n = 0; n < 8; n++) w[n] = kNf4[(packed >> (4 * n)) & 0xfu] * a;
+        for (int n = 0; n < 8; n++) w[n] = levels[(packed >> (4 * n)) & 0xfu] * a;
     }
 };
 
 template <int TOKENS, class Decoder>
 __global__ void __launch_bounds__(kInt4Warps * 32) int4_gemv_kernel(const uint32_t* __restrict__ qweight,
-                                                                   Decoder decoder, int64_t rows, int64_t cols,
+                                                                   Decoder weights, int64_t rows, int64_t cols,
                                                                    const float* __restrict__ x, int64_t tokens,
                                                                    float* __restrict__ out) {
+    __shared__ float table[16];
+    Decoder decoder = weights;
+    decoder.bind(table);
+    __syncthreads();
     const int lane = threadIdx.x & 31;
     const int64_t row = blockIdx.x * (int64_t)kInt4Warps + (threadIdx.x >> 5);
     const int64_t t0 = blockIdx.y * (int64_t)TOKENS;
@@ -109,17 +123,6 @@ inline cudaError_t launch_nibble_gemv(const uint32_t* qweight, Decoder decoder, 
             qweight, decoder, rows, cols, x, tokens, out);
     }
     return cudaGetLastError();
-}
-
-inline cudaError_t launch_int4_gemv(const uint32_t* qweight, const __half* scales, const uint8_t* zeros, int64_t rows,
-                                    int64_t cols, int group, const float* x, int64_t tokens, float* out,
-                                    cudaStream_t s) {
-    return launch_nibble_gemv(qweight, GroupInt4Decoder{scales, zeros, group}, rows, cols, x, tokens, out, s);
-}
-
-inline cudaError_t launch_nf4_gemv(const uint32_t* qweight, const float* absmax, int64_t rows, int64_t cols,
-                                   const float* x, int64_t tokens, float* out, cudaStream_t s) {
-    return launch_nibble_gemv(qweight, Nf4Decoder{absmax}, rows, cols, x, tokens, out, s);
 }
 
 }  // namespace lathe

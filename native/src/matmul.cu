@@ -1,6 +1,8 @@
-// Entry point of the dequant-matmul (kernels/quant/gemv.cuh).
+// Entry points of the dequant-matmul: the GEMVs (kernels/quant/gemv.cuh, int4_gemv.cuh) for a
+// few tokens, the tensor-core GEMM (kernels/quant/mma_gemm.cuh) from kMmaMinTokens tokens on.
 #include "../../kernels/quant/gemv.cuh"
 #include "../../kernels/quant/int4_gemv.cuh"
+#include "../../kernels/quant/mma_gemm.cuh"
 #include "handles.h"
 #include "weight_format_checks.h"
 
@@ -27,12 +29,20 @@ extern "C" int32_t lathe_matmul(lathe_stream* stream, int32_t weight_format, con
                   weight_values);
     // grid.y holds at most 65535 groups of 4 tokens: split larger batches.
     const int64_t max_tokens = 65535LL * 4;
+    // F32 weights stay on the f32 GEMV: the tensor-core path rounds its operands to f16.
+    const bool tensor_cores = vector_path && cols % lathe::kMmaK == 0 && weight_format != LATHE_WEIGHT_F32;
     for (int64_t t0 = 0; t0 < tokens; t0 += max_tokens) {
         const int64_t n = tokens - t0 < max_tokens ? tokens - t0 : max_tokens;
-        status = lathe::launch_status(
-            lathe::launch_gemv(weight_format, vector_path, weight_values, static_cast<const __half*>(weight_scales),
-                               rows, cols, x + t0 * cols, n, out + t0 * rows, stream->stream),
-            "gemv_kernel");
+        const __half* scales = static_cast<const __half*>(weight_scales);
+        if (tensor_cores && n >= lathe::kMmaMinTokens) {
+            status = lathe::launch_status(lathe::launch_mma_gemm_ggml(weight_format, weight_values, scales, rows, cols,
+                                                                      x + t0 * cols, n, out + t0 * rows, stream->stream),
+                                          "mma_gemm_kernel");
+        } else {
+            status = lathe::launch_status(lathe::launch_gemv(weight_format, vector_path, weight_values, scales, rows,
+                                                             cols, x + t0 * cols, n, out + t0 * rows, stream->stream),
+                                          "gemv_kernel");
+        }
         if (status != LATHE_OK) return status;
     }
     return LATHE_OK;
@@ -56,11 +66,18 @@ extern "C" int32_t lathe_matmul_int4(lathe_stream* stream, const void* qweight, 
     LATHE_REQUIRE_ALIGNED(scales, 2, "scales");
     LATHE_REQUIRE_ALIGNED(x, 16, "x");
     LATHE_REQUIRE_ALIGNED(out, 4, "out");
-    return lathe::launch_status(
-        lathe::launch_int4_gemv(static_cast<const uint32_t*>(qweight), static_cast<const __half*>(scales),
-                                static_cast<const uint8_t*>(zeros), rows, cols, static_cast<int>(group), x, tokens,
-                                out, stream->stream),
-        "int4_gemv_kernel");
+    const lathe::GroupInt4Decoder decoder{static_cast<const __half*>(scales), static_cast<const uint8_t*>(zeros),
+                                          static_cast<int>(group)};
+    if (tokens >= lathe::kMmaMinTokens) {
+        return lathe::launch_status(
+            lathe::launch_mma_gemm(lathe::NibbleTileSource<lathe::GroupInt4Decoder>{
+                                       static_cast<const uint32_t*>(qweight), decoder, cols},
+                                   rows, cols, x, tokens, out, stream->stream),
+            "mma_gemm_kernel<int4>");
+    }
+    return lathe::launch_status(lathe::launch_nibble_gemv(static_cast<const uint32_t*>(qweight), decoder, rows, cols,
+                                                          x, tokens, out, stream->stream),
+                                "int4_gemv_kernel");
 }
 
 extern "C" int32_t lathe_matmul_nf4(lathe_stream* stream, const void* qweight, const float* absmax, int64_t rows,
@@ -77,7 +94,15 @@ extern "C" int32_t lathe_matmul_nf4(lathe_stream* stream, const void* qweight, c
     LATHE_REQUIRE_ALIGNED(absmax, 4, "absmax");
     LATHE_REQUIRE_ALIGNED(x, 16, "x");
     LATHE_REQUIRE_ALIGNED(out, 4, "out");
-    return lathe::launch_status(lathe::launch_nf4_gemv(static_cast<const uint32_t*>(qweight), absmax, rows, cols, x,
-                                                       tokens, out, stream->stream),
+    const lathe::Nf4Decoder decoder{absmax};
+    if (tokens >= lathe::kMmaMinTokens) {
+        return lathe::launch_status(
+            lathe::launch_mma_gemm(
+                lathe::NibbleTileSource<lathe::Nf4Decoder>{static_cast<const uint32_t*>(qweight), decoder, cols}, rows,
+                cols, x, tokens, out, stream->stream),
+            "mma_gemm_kernel<nf4>");
+    }
+    return lathe::launch_status(lathe::launch_nibble_gemv(static_cast<const uint32_t*>(qweight), decoder, rows, cols,
+                                                          x, tokens, out, stream->stream),
                                 "int4_gemv_kernel<Nf4Decoder>");
 }

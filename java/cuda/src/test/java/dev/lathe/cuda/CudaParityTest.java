@@ -150,7 +150,7 @@ class CudaParityTest {
             int[] colsList = quantized ? new int[] {32, 96, 4096} : new int[] {1, 17, 111, 768, 4096};
             for (int rows : new int[] {1, 3, 17, 111, 769}) {
                 for (int cols : colsList) {
-                    for (int tokens : new int[] {1, 3, 5, 17}) {
+                    for (int tokens : new int[] {1, 3, 5}) {  // the GEMV; 8+ tokens: tensorCoreMatmul
                         WeightMatrix w = weight(type, gaussian(r, rows * cols, 0.05), rows, cols);
                         float[] x = gaussian(r, tokens * cols, 1);
                         HostTensor expected = new HostTensor(tokens, rows);
@@ -422,6 +422,76 @@ class CudaParityTest {
         }
     }
 
+    /**
+     * The tensor-core GEMM (8+ tokens, kernels/quant/mma_gemm.cuh) for every weight layout it reads,
+     * at row counts around its 64-row tiles and token counts around its 16/32/64-token tiles.
+     */
+    @Test
+    void tensorCoreMatmul() {
+        Random r = TestRandom.create("CudaParityTest.tensorCores");
+        // x and the weights are rounded to f16 (2^-11 relative each) before an f32-accumulated
+        // product: the row error averages to ~5e-4 relative; an indexing mistake gives O(1).
+        double tolerance = 2e-3;
+        int[] tokenCounts = {8, 16, 17, 33, 64, 100, 257};
+        for (GgmlType type : new GgmlType[] {GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q4_K,
+                GgmlType.Q6_K}) {
+            boolean kQuant = type == GgmlType.Q4_K || type == GgmlType.Q6_K;
+            for (int rows : new int[] {1, 63, 65, 200}) {
+                for (int cols : kQuant ? new int[] {256, 1024} : new int[] {32, 96, 1024}) {
+                    WeightMatrix w = kQuant ? WeightRepackerTest.randomBlocks(type, rows, cols, r, arena)
+                            : weight(type, gaussian(r, rows * cols, 0.05), rows, cols);
+                    WeightMatrix dw = gpu.upload(w);
+                    for (int tokens : tokenCounts) {
+                        float[] x = gaussian(r, tokens * cols, 1);
+                        HostTensor expected = new HostTensor(tokens, rows);
+                        cpu.matmul(expected, new HostTensor(x, tokens, cols), w);
+                        Tensor out = poisoned(tokens, rows);
+                        gpu.matmul(out, gpuTensor(x, tokens, cols), dw);
+                        assertClose(expected.data(), gpu.download(out), tolerance,
+                                "tensor-core matmul " + type + " " + rows + "x" + cols + " T=" + tokens);
+                    }
+                }
+            }
+        }
+        for (int rows : new int[] {1, 65, 200}) {
+            for (int cols : new int[] {128, 1024}) {
+                float[] values = gaussian(r, rows * cols, 0.05);
+                Int4Weights int4 = Int4Weights.quantize(values, rows, cols, 64);
+                Nf4Weights nf4 = Nf4Weights.quantize(values, rows, cols);
+                for (int tokens : tokenCounts) {
+                    float[] x = gaussian(r, tokens * cols, 1);
+                    Tensor out = poisoned(tokens, rows);
+                    gpu.matmul(out, gpuTensor(x, tokens, cols), gpu.upload(int4));
+                    assertClose(reference(int4::value, rows, cols, x, tokens), gpu.download(out), tolerance,
+                            "tensor-core int4 " + rows + "x" + cols + " T=" + tokens);
+                    out = poisoned(tokens, rows);
+                    gpu.matmul(out, gpuTensor(x, tokens, cols), gpu.upload(nf4));
+                    assertClose(reference(nf4::value, rows, cols, x, tokens), gpu.download(out), tolerance,
+                            "tensor-core nf4 " + rows + "x" + cols + " T=" + tokens);
+                }
+            }
+        }
+    }
+
+    interface WeightValue {
+        float value(int row, int col);
+    }
+
+    /** out [tokens, rows] = x . W^T in double, W given element by element. */
+    static float[] reference(WeightValue w, int rows, int cols, float[] x, int tokens) {
+        float[] out = new float[tokens * rows];
+        for (int t = 0; t < tokens; t++) {
+            for (int row = 0; row < rows; row++) {
+                double sum = 0;
+                for (int i = 0; i < cols; i++) {
+                    sum += (double) w.value(row, i) * x[t * cols + i];
+                }
+                out[t * rows + row] = (float) sum;
+            }
+        }
+        return out;
+    }
+
     @Test
     void int4GroupWiseMatmul() {
         Random r = TestRandom.create("CudaParityTest.int4");
@@ -435,16 +505,7 @@ class CudaParityTest {
                     CudaBackend.DeviceInt4Weight dw = gpu.upload(w);
                     for (int tokens : new int[] {1, 3, 5}) {
                         float[] x = gaussian(r, tokens * cols, 1);
-                        float[] expected = new float[tokens * rows];
-                        for (int t = 0; t < tokens; t++) {
-                            for (int row = 0; row < rows; row++) {
-                                double sum = 0;
-                                for (int i = 0; i < cols; i++) {
-                                    sum += (double) w.value(row, i) * x[t * cols + i];
-                                }
-                                expected[t * rows + row] = (float) sum;
-                            }
-                        }
+                        float[] expected = reference(w::value, rows, cols, x, tokens);
                         Tensor out = poisoned(tokens, rows);
                         gpu.matmul(out, gpuTensor(x, tokens, cols), dw);
                         // f32 accumulation against a double reference of the same weights.
@@ -465,16 +526,7 @@ class CudaParityTest {
                 CudaBackend.DeviceNf4Weight dw = gpu.upload(w);
                 for (int tokens : new int[] {1, 3, 5}) {
                     float[] x = gaussian(r, tokens * cols, 1);
-                    float[] expected = new float[tokens * rows];
-                    for (int t = 0; t < tokens; t++) {
-                        for (int row = 0; row < rows; row++) {
-                            double sum = 0;
-                            for (int i = 0; i < cols; i++) {
-                                sum += (double) w.value(row, i) * x[t * cols + i];
-                            }
-                            expected[t * rows + row] = (float) sum;
-                        }
-                    }
+                    float[] expected = reference(w::value, rows, cols, x, tokens);
                     Tensor out = poisoned(tokens, rows);
                     gpu.matmul(out, gpuTensor(x, tokens, cols), dw);
                     // f32 accumulation against a double reference of the same weights.
@@ -493,16 +545,7 @@ class CudaParityTest {
                 CudaBackend.DeviceSparse24Weight dw = gpu.upload(w);
                 for (int tokens : new int[] {1, 3, 5}) {
                     float[] x = gaussian(r, tokens * cols, 1);
-                    float[] expected = new float[tokens * rows];
-                    for (int t = 0; t < tokens; t++) {
-                        for (int row = 0; row < rows; row++) {
-                            double sum = 0;
-                            for (int i = 0; i < cols; i++) {
-                                sum += (double) w.value(row, i) * x[t * cols + i];
-                            }
-                            expected[t * rows + row] = (float) sum;
-                        }
-                    }
+                    float[] expected = reference(w::value, rows, cols, x, tokens);
                     Tensor out = poisoned(tokens, rows);
                     gpu.matmul(out, gpuTensor(x, tokens, cols), dw);
                     // f32 accumulation against a double reference of the same (pruned, f16) weights.

@@ -56,11 +56,15 @@ class ModelParityTest {
                 BatchPlan plan = BatchPlan.singleSequence(step, context, blocks, blockSize, true);
                 float[] expected = logits(cpu, onCpu.forward(plan, cpuCache), onCpu.config().vocabSize());
                 float[] actual = logits(gpu, onGpu.forward(plan, gpuCache), onGpu.config().vocabSize());
-                // 3 layers of f32 ops in other summation orders: well under 1e-4 relative.
-                CudaParityTest.assertClose(expected, actual, 1e-4, type + " step " + s);
+                // F32: 3 layers of f32 ops in other summation orders, well under 1e-4 relative.
+                // Others: the 17-token prefill runs the tensor-core GEMM, whose f16 operands
+                // (~5e-4 relative per matmul) also shape the K/V the decode steps read.
+                double tolerance = type == GgmlType.F32 ? 1e-4 : 3e-3;
+                CudaParityTest.assertClose(expected, actual, tolerance, type + " step " + s);
                 int next = argmax(expected);
-                // Greedy tokens must agree unless the CPU's top two logits are closer than the error allows.
-                if (topGap(expected) > 1e-3) {
+                // Greedy tokens must agree unless the CPU's top two logits are closer than twice
+                // the largest error seen (then either order is within the error).
+                if (topGap(expected) > 2 * maxAbsDifference(expected, actual)) {
                     assertEquals(next, argmax(actual), type + " greedy token at step " + s);
                 }
                 context += step.length;
@@ -76,6 +80,14 @@ class ModelParityTest {
         float[] out = new float[vocab];
         backend.copyRowToHost(t, 0, out);
         return out;
+    }
+
+    private static double maxAbsDifference(float[] a, float[] b) {
+        double max = 0;
+        for (int i = 0; i < a.length; i++) {
+            max = Math.max(max, Math.abs((double) a[i] - b[i]));
+        }
+        return max;
     }
 
     private static float topGap(float[] v) {
