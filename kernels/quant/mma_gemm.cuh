@@ -2,34 +2,30 @@
 // decode. out [tokens, rows] = x [tokens, cols] . W^T, W in any layout the GEMVs read
 // (quant/gemv.cuh for the ggml layouts, quant/int4_gemv.cuh for INT4 group-wise and NF4).
 //
-// Algorithm: a block owns kMmaRows = 64 weight rows (output features) and BM in {16, 32, 64}
-// tokens; its 4 warps each own 16 of the weight rows and all BM tokens. Per k-step of 32 columns
-// (one Q8_0 / Q4_0 group) the block
-//   1. decodes its 64 x 32 weights with the GEMV's 8-weight readers (two per thread) and stores
-//      them as f16 in shared memory, and converts the x tile [BM, 32] from f32 to f16 beside it;
-//   2. each warp runs (BM/16) x 2 x 2 mma.sync.m16n8k16 (f16 in, f32 accumulate), its fragments
+// Algorithm: a block owns kMmaRows = 64 weight rows (output features), BM in {16, 32, 64} tokens
+// and a range of k-steps; its 4 warps each own 16 of the weight rows and all BM tokens. Per
+// k-step of 64 columns (two Q8_0 / Q4_0 groups, a quarter of a K-quant block) the block
+//   1. decodes its 64 x 64 weights with the GEMV's 8-weight readers (four per thread, their loads
+//      issued together) and stores them as f16 in shared memory, and converts the x tile [BM, 64]
+//      from f32 to f16 beside it;
+//   2. each warp runs 4 x (BM/16) x 2 mma.sync.m16n8k16 (f16 in, f32 accumulate), its fragments
 //      read with ldmatrix.
 // Shared memory is double-buffered: the next k-step's global loads are issued before this step's
 // mma and stored after it, so one barrier per step separates the two buffers.
+// Split-K: with few tokens, 64-row blocks alone leave most of the chip idle (4096 rows are 64
+// blocks for 132 SMs) and each block has only one k-step of loads in flight, so the first version
+// ran at 6% of the bandwidth roofline at 16 tokens. The k-steps are therefore split over
+// grid.z so that about four blocks run per SM; each split writes its partial sums to a
+// workspace [splits, tokens, rows] and a second kernel adds them in split order (deterministic,
+// unlike atomics: the same inputs always give the same bits).
 //
-// Precision: x and the decoded weights are rounded to f16 (11-bit significand) before the
-// multiply, as llama.cpp's and vLLM's GPU GEMMs do; products accumulate in f32. The relative error
-// of an output row is then ~ 2^-11 (about 5e-4) rather than the GEMV's f32 ~ 1e-6, and values
-// beyond f16's range (65504) would overflow: activations of Llama-family models stay far below.
-// F32 weights keep the f32 GEMV for that reason (they are the reference format).
-//
-// Roofline: FLOPs = 2 * tokens * rows * cols; bytes = the weights once + x once per 64 rows.
-// Each weight is read once per BM tokens, so at BM = 64 a Q4_0 weight (0.56 B) carries 128 FLOP:
-// still under the H100's ~300 FLOP/B ridge of its dense f16 rate with mma.sync, so for decode
-// batches and short prefills this kernel stays bandwidth-bound on the weights.
-// Variants:
-//   1. decode-in-registers into f16 shared tiles, BM x 64 x 32, double-buffered (this file).
-//   (next: cp.async raw-byte staging so decode latency overlaps the loads; split-K for T <= 16.)
 #pragma once
 
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <stdint.h>
+
+#include <algorithm>
 
 #include "gemv.cuh"
 #include "int4_gemv.cuh"
@@ -37,9 +33,11 @@
 namespace lathe {
 
 constexpr int kMmaRows = 64;        // weight rows per block: 4 warps x 16
-constexpr int kMmaK = 32;           // columns per k-step; cols must be a multiple of it
+constexpr int kMmaK = 64;           // columns per k-step; cols must be a multiple of it
 constexpr int kMmaThreads = 128;
-constexpr int kMmaPitch = kMmaK + 8;  // halves per shared row: 80 bytes keeps ldmatrix conflict-free
+constexpr int kMmaPitch = kMmaK + 8;  // halves per shared row: 144 bytes keeps ldmatrix conflict-free
+constexpr int kMmaBlocksPerSm = 4;   // split-K target
+constexpr int kMmaMinStepsPerSplit = 4;
 constexpr int kMmaMinTokens = 8;    // fewer tokens run the GEMV (see gemv.cuh)
 
 // Weights from a ggml layout through gemv.cuh's readers. Lane-step c of a row is 8 weights; for
@@ -53,9 +51,9 @@ struct GgmlTileSource {
     __device__ __forceinline__ void load8(int64_t row, int64_t c, float w[8]) const {
         Gemv8<FORMAT>::load(values, scales, row, c, cols, w);
     }
-    // Column of weight k of lane-step c, counted from the start of its k-step (c / 4 * 32).
-    __device__ __forceinline__ static int column(int64_t c, int k) {
-        return static_cast<int>(gemv_x_index<FORMAT>(c, k) - (c / 4) * kMmaK);
+    // Column of weight k of lane-step c, counted from k0, the first column of its k-step.
+    __device__ __forceinline__ static int column(int64_t c, int k, int64_t k0) {
+        return static_cast<int>(gemv_x_index<FORMAT>(c, k) - k0);
     }
 };
 
@@ -69,7 +67,9 @@ struct NibbleTileSource {
     __device__ __forceinline__ void load8(int64_t row, int64_t c, float w[8]) const {
         decoder.decode(__ldg(qweight + row * (cols / 8) + c), row, c, cols, w);
     }
-    __device__ __forceinline__ static int column(int64_t c, int k) { return static_cast<int>(8 * (c % 4) + k); }
+    __device__ __forceinline__ static int column(int64_t c, int k, int64_t k0) {
+        return static_cast<int>(8 * c + k - k0);
+    }
 };
 
 __device__ __forceinline__ uint32_t shared_address(const void* p) {
@@ -99,8 +99,9 @@ __device__ __forceinline__ uint32_t pack_half2(float lo, float hi) {
 // One k-step's global data of one thread, held in registers between the load and the store.
 template <int BM>
 struct MmaStage {
-    static constexpr int kWeightSteps = kMmaRows * kMmaK / 8 / kMmaThreads;  // 8-weight loads: 2
-    static constexpr int kXVectors = BM * kMmaK / 4 / kMmaThreads;          // float4 of x: BM/16
+    static constexpr int kStepsPerRow = kMmaK / 8;                             // 8-weight loads per row: 8
+    static constexpr int kWeightSteps = kMmaRows * kStepsPerRow / kMmaThreads;  // per thread: 4
+    static constexpr int kXVectors = BM * kMmaK / 4 / kMmaThreads;            // float4 of x: BM/8
     static constexpr int kXVectorsRounded = kXVectors > 0 ? kXVectors : 1;
     float w[kWeightSteps][8];
     float4 x[kXVectorsRounded];
@@ -113,10 +114,10 @@ __device__ __forceinline__ void mma_load_stage(const Source& source, MmaStage<BM
     const int tid = threadIdx.x;
 #pragma unroll
     for (int j = 0; j < MmaStage<BM>::kWeightSteps; j++) {
-        const int s = tid + kMmaThreads * j;  // 4 lane-steps per row
-        const int64_t row = row0 + s / 4;
+        const int s = tid + kMmaThreads * j;
+        const int64_t row = row0 + s / MmaStage<BM>::kStepsPerRow;
         if (row < rows) {
-            source.load8(row, k0 / 8 + s % 4, stage.w[j]);
+            source.load8(row, k0 / 8 + s % MmaStage<BM>::kStepsPerRow, stage.w[j]);
         } else {
 #pragma unroll
             for (int k = 0; k < 8; k++) stage.w[j][k] = 0.0f;
@@ -124,10 +125,12 @@ __device__ __forceinline__ void mma_load_stage(const Source& source, MmaStage<BM
     }
 #pragma unroll
     for (int j = 0; j < MmaStage<BM>::kXVectors; j++) {
-        const int v = tid + kMmaThreads * j;  // 8 float4 per token row
-        const int64_t token = token0 + v / 8;
-        stage.x[j] = token < tokens ? __ldg(reinterpret_cast<const float4*>(x + token * cols + k0 + 4 * (v % 8)))
-                                    : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        constexpr int kPerToken = kMmaK / 4;  // float4 per token row
+        const int v = tid + kMmaThreads * j;
+        const int64_t token = token0 + v / kPerToken;
+        stage.x[j] = token < tokens
+                         ? __ldg(reinterpret_cast<const float4*>(x + token * cols + k0 + 4 * (v % kPerToken)))
+                         : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
     }
 }
 
@@ -138,25 +141,27 @@ __device__ __forceinline__ void mma_store_stage(const MmaStage<BM>& stage, __hal
 #pragma unroll
     for (int j = 0; j < MmaStage<BM>::kWeightSteps; j++) {
         const int s = tid + kMmaThreads * j;
-        __half* row = b_tile + (s / 4) * kMmaPitch;
-        const int64_t c = k0 / 8 + s % 4;
+        __half* row = b_tile + (s / MmaStage<BM>::kStepsPerRow) * kMmaPitch;
+        const int64_t c = k0 / 8 + s % MmaStage<BM>::kStepsPerRow;
 #pragma unroll
-        for (int k = 0; k < 8; k++) row[Source::column(c, k)] = __float2half_rn(stage.w[j][k]);
+        for (int k = 0; k < 8; k++) row[Source::column(c, k, k0)] = __float2half_rn(stage.w[j][k]);
     }
 #pragma unroll
     for (int j = 0; j < MmaStage<BM>::kXVectors; j++) {
+        constexpr int kPerToken = kMmaK / 4;
         const int v = tid + kMmaThreads * j;
         uint2 packed;
         packed.x = pack_half2(stage.x[j].x, stage.x[j].y);
         packed.y = pack_half2(stage.x[j].z, stage.x[j].w);
-        *reinterpret_cast<uint2*>(a_tile + (v / 8) * kMmaPitch + 4 * (v % 8)) = packed;
+        *reinterpret_cast<uint2*>(a_tile + (v / kPerToken) * kMmaPitch + 4 * (v % kPerToken)) = packed;
     }
 }
 
+// out: [tokens, rows], or with splits the workspace [gridDim.z, tokens, rows] (split z at z * tokens * rows).
 template <class Source, int BM>
 __global__ void __launch_bounds__(kMmaThreads) mma_gemm_kernel(Source weights, int64_t rows, int64_t cols,
                                                                const float* __restrict__ x, int64_t tokens,
-                                                               float* __restrict__ out) {
+                                                               int64_t steps_per_split, float* __restrict__ out) {
     constexpr int kTokenTiles = BM / 16;
     __shared__ __align__(16) __half a_tiles[2][BM * kMmaPitch];        // x, [token][k]
     __shared__ __align__(16) __half b_tiles[2][kMmaRows * kMmaPitch];  // W, [row][k]
@@ -178,15 +183,18 @@ __global__ void __launch_bounds__(kMmaThreads) mma_gemm_kernel(Source weights, i
 #pragma unroll
             for (int i = 0; i < 4; i++) acc[m][n][i] = 0.0f;
 
+    const int64_t first_step = blockIdx.z * steps_per_split;
+    const int64_t end_step = min(cols / kMmaK, first_step + steps_per_split);
+    out += blockIdx.z * tokens * rows;
+
     MmaStage<BM> stage;
-    mma_load_stage<Source, BM>(source, stage, 0, row0, rows, cols, x, token0, tokens);
-    mma_store_stage<Source, BM>(stage, a_tiles[0], b_tiles[0], 0);
+    mma_load_stage<Source, BM>(source, stage, first_step * kMmaK, row0, rows, cols, x, token0, tokens);
+    mma_store_stage<Source, BM>(stage, a_tiles[0], b_tiles[0], first_step * kMmaK);
     __syncthreads();
 
-    const int64_t steps = cols / kMmaK;
-    for (int64_t step = 0; step < steps; step++) {
-        const int buffer = static_cast<int>(step & 1);
-        const bool more = step + 1 < steps;
+    for (int64_t step = first_step; step < end_step; step++) {
+        const int buffer = static_cast<int>((step - first_step) & 1);
+        const bool more = step + 1 < end_step;
         if (more) mma_load_stage<Source, BM>(source, stage, (step + 1) * kMmaK, row0, rows, cols, x, token0, tokens);
         const __half* a_tile = a_tiles[buffer];
         const __half* b_tile = b_tiles[buffer];
@@ -223,33 +231,76 @@ __global__ void __launch_bounds__(kMmaThreads) mma_gemm_kernel(Source weights, i
     }
 }
 
-// Needs cols % 32 == 0, x 16-byte aligned, tokens >= 1; grid.y = ceil(tokens / BM) <= 65535.
-template <class Source>
-inline cudaError_t launch_mma_gemm(Source source, int64_t rows, int64_t cols, const float* x, int64_t tokens,
-                                   float* out, cudaStream_t s) {
-    const unsigned grid_x = static_cast<unsigned>((rows + kMmaRows - 1) / kMmaRows);
-    if (tokens <= 16) {
-        mma_gemm_kernel<Source, 16><<<dim3(grid_x, 1), kMmaThreads, 0, s>>>(source, rows, cols, x, tokens, out);
-    } else if (tokens <= 32) {
-        mma_gemm_kernel<Source, 32><<<dim3(grid_x, 1), kMmaThreads, 0, s>>>(source, rows, cols, x, tokens, out);
-    } else {
-        mma_gemm_kernel<Source, 64><<<dim3(grid_x, static_cast<unsigned>((tokens + 63) / 64)), kMmaThreads, 0, s>>>(
-            source, rows, cols, x, tokens, out);
+// out [i] = sum over z of partial [z, i], for i < n, z in order.
+__global__ void sum_splits_kernel(const float* __restrict__ partial, int splits, int64_t n, float* __restrict__ out) {
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+        float sum = partial[i];
+        for (int z = 1; z < splits; z++) sum += partial[z * n + i];
+        out[i] = sum;
+    }
+}
+
+// How many k-ranges to split cols into so that about kMmaBlocksPerSm blocks run per SM.
+inline int mma_splits(int64_t blocks, int64_t cols, int multiprocessors) {
+    const int64_t wanted = (static_cast<int64_t>(kMmaBlocksPerSm) * multiprocessors + blocks - 1) / blocks;
+    const int64_t most = (cols / kMmaK) / kMmaMinStepsPerSplit;
+    const int64_t splits = wanted < most ? wanted : most;
+    return splits > 1 ? static_cast<int>(splits) : 1;
+}
+
+// Bytes of workspace launch_mma_gemm needs for this shape (0: none).
+inline size_t mma_workspace_bytes(int64_t rows, int64_t cols, int64_t tokens, int multiprocessors) {
+    const int bm = tokens <= 16 ? 16 : tokens <= 32 ? 32 : 64;
+    const int64_t blocks = ((rows + kMmaRows - 1) / kMmaRows) * ((tokens + bm - 1) / bm);
+    const int splits = mma_splits(blocks, cols, multiprocessors);
+    return splits > 1 ? sizeof(float) * static_cast<size_t>(splits) * tokens * rows : 0;
+}
+
+template <class Source, int BM>
+inline cudaError_t launch_mma_gemm_bm(Source source, int64_t rows, int64_t cols, const float* x, int64_t tokens,
+                                      float* out, float* workspace, int multiprocessors, cudaStream_t s) {
+    const int64_t row_blocks = (rows + kMmaRows - 1) / kMmaRows;
+    const int64_t token_blocks = (tokens + BM - 1) / BM;
+    const int64_t steps = cols / kMmaK;
+    int splits = mma_splits(row_blocks * token_blocks, cols, multiprocessors);
+    const int64_t per_split = (steps + splits - 1) / splits;
+    splits = static_cast<int>((steps + per_split - 1) / per_split);
+    const dim3 grid(static_cast<unsigned>(row_blocks), static_cast<unsigned>(token_blocks), static_cast<unsigned>(splits));
+    mma_gemm_kernel<Source, BM><<<grid, kMmaThreads, 0, s>>>(source, rows, cols, x, tokens, per_split,
+                                                             splits > 1 ? workspace : out);
+    if (splits > 1) {
+        const int64_t n = tokens * rows;
+        const unsigned blocks = static_cast<unsigned>(std::min<int64_t>((n + 255) / 256, 8LL * multiprocessors));
+        sum_splits_kernel<<<blocks, 256, 0, s>>>(workspace, splits, n, out);
     }
     return cudaGetLastError();
 }
 
+// Needs cols % kMmaK == 0, x 16-byte aligned, 1 <= tokens with ceil(tokens / 64) <= 65535, and
+// `workspace` of mma_workspace_bytes(rows, cols, tokens, multiprocessors) bytes.
+template <class Source>
+inline cudaError_t launch_mma_gemm(Source source, int64_t rows, int64_t cols, const float* x, int64_t tokens,
+                                   float* out, float* workspace, int multiprocessors, cudaStream_t s) {
+    if (tokens <= 16) return launch_mma_gemm_bm<Source, 16>(source, rows, cols, x, tokens, out, workspace, multiprocessors, s);
+    if (tokens <= 32) return launch_mma_gemm_bm<Source, 32>(source, rows, cols, x, tokens, out, workspace, multiprocessors, s);
+    return launch_mma_gemm_bm<Source, 64>(source, rows, cols, x, tokens, out, workspace, multiprocessors, s);
+}
+
 inline cudaError_t launch_mma_gemm_ggml(int format, const void* values, const __half* scales, int64_t rows,
-                                        int64_t cols, const float* x, int64_t tokens, float* out, cudaStream_t s) {
+                                        int64_t cols, const float* x, int64_t tokens, float* out, float* workspace,
+                                        int multiprocessors, cudaStream_t s) {
+#define LATHE_MMA_GGML(F) \
+    launch_mma_gemm(GgmlTileSource<F>{values, scales, cols}, rows, cols, x, tokens, out, workspace, multiprocessors, s)
     switch (format) {
-        case kWeightF16: return launch_mma_gemm(GgmlTileSource<kWeightF16>{values, scales, cols}, rows, cols, x, tokens, out, s);
-        case kWeightBf16: return launch_mma_gemm(GgmlTileSource<kWeightBf16>{values, scales, cols}, rows, cols, x, tokens, out, s);
-        case kWeightQ8_0: return launch_mma_gemm(GgmlTileSource<kWeightQ8_0>{values, scales, cols}, rows, cols, x, tokens, out, s);
-        case kWeightQ4_0: return launch_mma_gemm(GgmlTileSource<kWeightQ4_0>{values, scales, cols}, rows, cols, x, tokens, out, s);
-        case kWeightQ4_K: return launch_mma_gemm(GgmlTileSource<kWeightQ4_K>{values, scales, cols}, rows, cols, x, tokens, out, s);
-        case kWeightQ6_K: return launch_mma_gemm(GgmlTileSource<kWeightQ6_K>{values, scales, cols}, rows, cols, x, tokens, out, s);
+        case kWeightF16: return LATHE_MMA_GGML(kWeightF16);
+        case kWeightBf16: return LATHE_MMA_GGML(kWeightBf16);
+        case kWeightQ8_0: return LATHE_MMA_GGML(kWeightQ8_0);
+        case kWeightQ4_0: return LATHE_MMA_GGML(kWeightQ4_0);
+        case kWeightQ4_K: return LATHE_MMA_GGML(kWeightQ4_K);
+        case kWeightQ6_K: return LATHE_MMA_GGML(kWeightQ6_K);
         default: return cudaErrorInvalidValue;  // F32 stays on the f32 GEMV (see the header)
     }
+#undef LATHE_MMA_GGML
 }
 
 }  // namespace lathe

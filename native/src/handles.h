@@ -17,6 +17,9 @@ struct lathe_context {
 struct lathe_stream {
     int device;
     cudaStream_t stream;
+    int multiprocessors;        // of its device, for kernels that size their grid to the chip
+    void* scratch;              // stream-ordered workspace (split-K partial sums), grown on demand
+    size_t scratch_bytes;
 };
 
 struct lathe_buffer {
@@ -37,6 +40,20 @@ inline int32_t enter_stream(lathe_stream* stream) {
     clear_error();
     LATHE_REQUIRE(stream != nullptr, "stream is NULL");
     LATHE_CUDA(cudaSetDevice(stream->device));
+    return LATHE_OK;
+}
+
+// At least `bytes` of workspace for work queued on `stream`. Growing frees the old buffer in
+// stream order, after every kernel already queued that may read it.
+inline int32_t stream_scratch(lathe_stream* stream, size_t bytes, void** out) {
+    if (stream->scratch_bytes < bytes) {
+        if (stream->scratch != nullptr) LATHE_CUDA(cudaFreeAsync(stream->scratch, stream->stream));
+        stream->scratch = nullptr;
+        stream->scratch_bytes = 0;
+        LATHE_CUDA(cudaMallocAsync(&stream->scratch, bytes, stream->stream));
+        stream->scratch_bytes = bytes;
+    }
+    *out = stream->scratch;
     return LATHE_OK;
 }
 

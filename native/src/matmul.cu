@@ -6,6 +6,17 @@
 #include "handles.h"
 #include "weight_format_checks.h"
 
+// The split-K workspace the tensor-core GEMM needs for this shape (nullptr when none).
+static int32_t mma_workspace(lathe_stream* stream, int64_t rows, int64_t cols, int64_t tokens, float** out) {
+    *out = nullptr;
+    const size_t bytes = lathe::mma_workspace_bytes(rows, cols, tokens, stream->multiprocessors);
+    if (bytes == 0) return LATHE_OK;
+    void* scratch = nullptr;
+    const int32_t status = lathe::stream_scratch(stream, bytes, &scratch);
+    *out = static_cast<float*>(scratch);
+    return status;
+}
+
 extern "C" int32_t lathe_matmul(lathe_stream* stream, int32_t weight_format, const void* weight_values,
                                 const void* weight_scales, int64_t rows, int64_t cols, const float* x, int64_t tokens,
                                 float* out) {
@@ -35,9 +46,13 @@ extern "C" int32_t lathe_matmul(lathe_stream* stream, int32_t weight_format, con
         const int64_t n = tokens - t0 < max_tokens ? tokens - t0 : max_tokens;
         const __half* scales = static_cast<const __half*>(weight_scales);
         if (tensor_cores && n >= lathe::kMmaMinTokens) {
-            status = lathe::launch_status(lathe::launch_mma_gemm_ggml(weight_format, weight_values, scales, rows, cols,
-                                                                      x + t0 * cols, n, out + t0 * rows, stream->stream),
-                                          "mma_gemm_kernel");
+            float* workspace = nullptr;
+            status = mma_workspace(stream, rows, cols, n, &workspace);
+            if (status != LATHE_OK) return status;
+            status = lathe::launch_status(
+                lathe::launch_mma_gemm_ggml(weight_format, weight_values, scales, rows, cols, x + t0 * cols, n,
+                                            out + t0 * rows, workspace, stream->multiprocessors, stream->stream),
+                "mma_gemm_kernel");
         } else {
             status = lathe::launch_status(lathe::launch_gemv(weight_format, vector_path, weight_values, scales, rows,
                                                              cols, x + t0 * cols, n, out + t0 * rows, stream->stream),
@@ -68,11 +83,14 @@ extern "C" int32_t lathe_matmul_int4(lathe_stream* stream, const void* qweight, 
     LATHE_REQUIRE_ALIGNED(out, 4, "out");
     const lathe::GroupInt4Decoder decoder{static_cast<const __half*>(scales), static_cast<const uint8_t*>(zeros),
                                           static_cast<int>(group)};
-    if (tokens >= lathe::kMmaMinTokens) {
+    if (tokens >= lathe::kMmaMinTokens && cols % lathe::kMmaK == 0) {
+        float* workspace = nullptr;
+        const int32_t status = mma_workspace(stream, rows, cols, tokens, &workspace);
+        if (status != LATHE_OK) return status;
         return lathe::launch_status(
             lathe::launch_mma_gemm(lathe::NibbleTileSource<lathe::GroupInt4Decoder>{
                                        static_cast<const uint32_t*>(qweight), decoder, cols},
-                                   rows, cols, x, tokens, out, stream->stream),
+                                   rows, cols, x, tokens, out, workspace, stream->multiprocessors, stream->stream),
             "mma_gemm_kernel<int4>");
     }
     return lathe::launch_status(lathe::launch_nibble_gemv(static_cast<const uint32_t*>(qweight), decoder, rows, cols,
@@ -95,11 +113,14 @@ extern "C" int32_t lathe_matmul_nf4(lathe_stream* stream, const void* qweight, c
     LATHE_REQUIRE_ALIGNED(x, 16, "x");
     LATHE_REQUIRE_ALIGNED(out, 4, "out");
     const lathe::Nf4Decoder decoder{absmax};
-    if (tokens >= lathe::kMmaMinTokens) {
+    if (tokens >= lathe::kMmaMinTokens && cols % lathe::kMmaK == 0) {
+        float* workspace = nullptr;
+        const int32_t status = mma_workspace(stream, rows, cols, tokens, &workspace);
+        if (status != LATHE_OK) return status;
         return lathe::launch_status(
             lathe::launch_mma_gemm(
                 lathe::NibbleTileSource<lathe::Nf4Decoder>{static_cast<const uint32_t*>(qweight), decoder, cols}, rows,
-                cols, x, tokens, out, stream->stream),
+                cols, x, tokens, out, workspace, stream->multiprocessors, stream->stream),
             "mma_gemm_kernel<nf4>");
     }
     return lathe::launch_status(lathe::launch_nibble_gemv(static_cast<const uint32_t*>(qweight), decoder, rows, cols,

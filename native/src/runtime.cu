@@ -152,13 +152,16 @@ int32_t lathe_stream_create(lathe_context* ctx, lathe_stream** out) {
     LATHE_CUDA(cudaSetDevice(ctx->device));
     cudaStream_t s;
     LATHE_CUDA(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
-    *out = new lathe_stream{ctx->device, s};
+    *out = new lathe_stream{ctx->device, s, ctx->multiprocessors, nullptr, 0};
     return LATHE_OK;
 }
 
 int32_t lathe_stream_destroy(lathe_stream* stream) {
     LATHE_ENTER_STREAM(stream);
-    cudaError_t err = cudaStreamDestroy(stream->stream);
+    cudaError_t err = cudaSuccess;
+    if (stream->scratch != nullptr) err = cudaFreeAsync(stream->scratch, stream->stream);
+    const cudaError_t destroyed = cudaStreamDestroy(stream->stream);
+    if (err == cudaSuccess) err = destroyed;
     delete stream;
     return lathe::cuda_status(err, "cudaStreamDestroy");
 }
