@@ -143,8 +143,11 @@ __device__ __forceinline__ void mma_store_stage(const MmaStage<BM>& stage, __hal
         const int s = tid + kMmaThreads * j;
         __half* row = b_tile + (s / MmaStage<BM>::kStepsPerRow) * kMmaPitch;
         const int64_t c = k0 / 8 + s % MmaStage<BM>::kStepsPerRow;
-#pragma unroll
-        for (int k = 0; k < 8; k++) row[Source::column(c, k, k0)] = __float2half_rn(stage.w[j][k]);
+        const float* w = stage.w[j];
+        // Weights 0-3 and 4-7 each cover 4 consecutive columns (Q4_0's two nibble halves sit 16
+        // columns apart; every other layout has all 8 consecutive): two 8-byte stores.
+        *reinterpret_cast<uint2*>(row + Source::column(c, 0, k0)) = make_uint2(pack_half2(w[0], w[1]), pack_half2(w[2], w[3]));
+        *reinterpret_cast<uint2*>(row + Source::column(c, 4, k0)) = make_uint2(pack_half2(w[4], w[5]), pack_half2(w[6], w[7]));
     }
 #pragma unroll
     for (int j = 0; j < MmaStage<BM>::kXVectors; j++) {
@@ -283,6 +286,7 @@ inline cudaError_t launch_mma_gemm(Source source, int64_t rows, int64_t cols, co
                                    float* out, float* workspace, int multiprocessors, cudaStream_t s) {
     if (tokens <= 16) return launch_mma_gemm_bm<Source, 16>(source, rows, cols, x, tokens, out, workspace, multiprocessors, s);
     if (tokens <= 32) return launch_mma_gemm_bm<Source, 32>(source, rows, cols, x, tokens, out, workspace, multiprocessors, s);
+    // NOTE: a 128-token tile needs 255 registers (with spills) and 55 KB of static shared memory.
     return launch_mma_gemm_bm<Source, 64>(source, rows, cols, x, tokens, out, workspace, multiprocessors, s);
 }
 
