@@ -90,7 +90,14 @@ int32_t lathe_argmax(lathe_stream* stream, int32_t* out, const float* x, int64_t
     LATHE_REQUIRE(cols > 0 && cols <= 0x7fffffff, "cols must be in [1, 2^31), got %lld", (long long)cols);
     if (rows == 0) return LATHE_OK;
     LATHE_REQUIRE(out != nullptr && x != nullptr, "out or x is NULL");
-    return launch_status(lathe::launch_argmax(out, x, rows, cols, stream->stream), "argmax_kernel");
+    void* workspace = nullptr;
+    const size_t bytes = lathe::argmax_workspace_bytes(rows, cols, stream->multiprocessors);
+    if (bytes > 0) {
+        const int32_t status = lathe::stream_scratch(stream, bytes, &workspace);
+        if (status != LATHE_OK) return status;
+    }
+    return launch_status(lathe::launch_argmax(out, x, rows, cols, workspace, stream->multiprocessors, stream->stream),
+                         "argmax_kernel");
 }
 
 }  // extern "C"

@@ -258,6 +258,28 @@ class CudaParityTest {
         ties[111 + 60] = -1;
         ties[2 * 111 + 110] = 2;
         assertArrayEquals(new int[] {5, 0, 110}, gpu.argmax(gpuTensor(ties, 3, 111)), "first index on ties; NaN never wins");
+
+        // Vocabulary-sized rows, fewer than the SMs: each row is split across blocks (argmax.cuh).
+        Random longRows = TestRandom.create("CudaParityTest.argmaxLong");
+        for (int cols : new int[] {50_001, 128_256}) {
+            float[] logits = gaussian(longRows, 3 * cols, 1);
+            logits[9_000] = 10;             // row 0: a tie across two slices, the first wins
+            logits[cols - 1] = 10;
+            for (int j = 0; j < 8192; j++) {  // row 1: a whole slice of NaN never wins
+                logits[cols + 16_384 + j] = Float.NaN;
+            }
+            logits[2 * cols + cols - 1] = 10;  // row 2: the last column
+            int[] got = gpu.argmax(gpuTensor(logits, 3, cols));
+            for (int row = 0; row < 3; row++) {
+                int best = 0;
+                for (int j = 1; j < cols; j++) {
+                    if (logits[row * cols + j] > logits[row * cols + best] || Float.isNaN(logits[row * cols + best])) {
+                        best = j;
+                    }
+                }
+                assertEquals(best, got[row], "argmax of a " + cols + "-column row " + row);
+            }
+        }
     }
 
     @Test
