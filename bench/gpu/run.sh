@@ -3,7 +3,7 @@
 #   bash bench/gpu/run.sh
 # 1. builds liblathe_cuda.so with that machine's nvcc/cmake (and uses it: LATHE_CUDA_LIB);
 # 2. runs every @Tag("gpu") parity test (GpuSuite);
-# 3. runs the kernel benchmarks (KernelBenchmark);
+# 3. runs the kernel benchmarks (KernelBenchmark) and the launch-overhead probe (launch/run.sh);
 # 4. runs `lathe generate` (stories260K, greedy, cpu vs cuda) and `lathe bench --backend cuda`
 #    on the synthetic 200M model in Q4_0, Q8_0 and F16;
 # 5. writes bench/results/gpu-<date>/ (summary.md, kernels.md, logs) and copies it to $OUT when set.
@@ -69,6 +69,8 @@ if [ -z "${LATHE_CUBLAS_LIB:-}" ]; then
 fi
 echo "cuBLAS baseline: ${LATHE_CUBLAS_LIB:-not found}" | tee -a "$results/steps.txt"
 
+[ -f /tmp/lathe-native-build/liblathe_cuda.so ] && step launch-overhead bash "$root/bench/gpu/launch/run.sh"
+
 cp_tests="$carry/lib/lathe-cuda-gpu-tests.jar:$carry/lib/*"
 step gpu-tests "$java" "${flags[@]}" -cp "$cp_tests" dev.lathe.cuda.GpuSuite
 step kernel-bench "$java" "${flags[@]}" -cp "$carry/lib/lathe.jar" dev.lathe.cuda.KernelBenchmark "$results/kernels.md"
@@ -96,6 +98,8 @@ step lathe-bench-cpu-Q4_0 lathe bench -m /tmp/lathe-synthetic-200M-Q4_0.gguf --b
 {
   echo "## Steps"; echo; sed 's/^/    /' "$results/steps.txt"; echo
   echo "## GPU parity suite"; echo; tail -n 25 "$results/gpu-tests.log" 2>/dev/null | sed 's/^/    /'; echo
+  echo "## Launch overhead (one 1x4096 RMSNorm, back to back)"; echo
+  grep '^round' "$results/launch-overhead.log" 2>/dev/null | sed 's/^/    /'; echo
   echo "## lathe bench"; echo
   for f in "$results"/lathe-bench-*.log; do echo "### $(basename "$f" .log)"; echo; grep -v '^WARNING' "$f" | sed 's/^/    /'; echo; done
   [ -f "$results/kernels.md" ] && sed -n '/^| kernel/,$p' "$results/kernels.md"
