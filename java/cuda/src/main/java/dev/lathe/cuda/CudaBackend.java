@@ -111,7 +111,14 @@ public final class CudaBackend implements Backend {
             return done;
         }
         DeviceWeight d;
-        try (Arena arena = Arena.ofConfined()) {
+        KernelLayout layout = WeightRepacker.layoutFor(weight);
+        if (layout == KernelLayout.INT4_GROUP) {
+            DeviceInt4Weight w = upload(Int4Weights.of(weight));
+            d = new DeviceWeight(weight, layout, w.qweight(), w.scales(), w.zeros(), w.group());
+        } else if (layout == KernelLayout.NF4) {
+            DeviceNf4Weight w = upload(Nf4Weights.of(weight));
+            d = new DeviceWeight(weight, layout, w.qweight(), w.absmax());
+        } else try (Arena arena = Arena.ofConfined()) {
             RepackedWeight packed = WeightRepacker.repack(weight, arena);
             long values = copyToDevice(packed.values(), weight.name());
             long scales = packed.layout().hasScales() ? copyToDevice(packed.scales(), weight.name()) : 0;
@@ -273,6 +280,20 @@ public final class CudaBackend implements Backend {
                 }
             }
         });
+        if (w.layout.code < 0) {
+            // NOTE: the 4-bit layouts have no gather kernel; the few rows a step asks for are
+            // decoded on the host from the file's bytes (the same values) and copied up.
+            float[] rows = new float[tokens.length * w.cols()];
+            for (int i = 0; i < tokens.length; i++) {
+                w.dequantizeRow(tokens[i], rows, i * w.cols());
+            }
+            try (Arena arena = Arena.ofConfined()) {
+                MemorySegment host = arena.allocate(ValueLayout.JAVA_FLOAT, Math.max(1, rows.length));
+                MemorySegment.copy(rows, 0, host, ValueLayout.JAVA_FLOAT, 0, rows.length);
+                LatheNative.memcpyH2d(device.stream, o.address, host, 4L * rows.length);
+            }
+            return;
+        }
         LatheNative.embed(device.stream, w.layout.code, w.values, w.scales, w.rows(), w.cols(), tokensOnDevice,
                 tokens.length, o.address);
     }
@@ -298,8 +319,14 @@ public final class CudaBackend implements Backend {
         requireCols(in, dw.cols(), "matmul input of " + dw.name());
         requireCols(o, dw.rows(), "matmul output of " + dw.name());
         requireRows(o, in.rows(), "matmul output of " + dw.name());
-        LatheNative.matmul(device.stream, dw.layout.code, dw.values, dw.scales, dw.rows(), dw.cols(), in.address,
-                in.rows(), o.address);
+        switch (dw.layout) {
+            case INT4_GROUP -> LatheNative.matmulInt4(device.stream, dw.values, dw.scales, dw.zeros, dw.rows(), dw.cols(),
+                    dw.group, in.address, in.rows(), o.address);
+            case NF4 -> LatheNative.matmulNf4(device.stream, dw.values, dw.scales, dw.rows(), dw.cols(), in.address,
+                    in.rows(), o.address);
+            default -> LatheNative.matmul(device.stream, dw.layout.code, dw.values, dw.scales, dw.rows(), dw.cols(),
+                    in.address, in.rows(), o.address);
+        }
     }
 
     @Override

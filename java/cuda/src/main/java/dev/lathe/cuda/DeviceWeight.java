@@ -1,6 +1,7 @@
 package dev.lathe.cuda;
 
 import dev.lathe.core.tensor.GgmlType;
+import dev.lathe.core.tensor.WeightFormat;
 import dev.lathe.core.tensor.WeightMatrix;
 import java.lang.foreign.MemorySegment;
 
@@ -13,14 +14,22 @@ import java.lang.foreign.MemorySegment;
 final class DeviceWeight implements WeightMatrix {
     private final WeightMatrix source;
     final KernelLayout layout;
-    final long values;  // device address of the values array
-    final long scales;  // device address of the scales array, 0 for dense layouts
+    final long values;  // device address of the values array (INT4_GROUP, NF4: the code words)
+    final long scales;  // device address of the scales array (NF4: the absmax floats), 0 for dense layouts
+    final long zeros;   // INT4_GROUP: device address of the zero points, else 0
+    final int group;    // INT4_GROUP: values per scale and zero, else 0
 
     DeviceWeight(WeightMatrix source, KernelLayout layout, long values, long scales) {
+        this(source, layout, values, scales, 0, 0);
+    }
+
+    DeviceWeight(WeightMatrix source, KernelLayout layout, long values, long scales, long zeros, int group) {
         this.source = source;
         this.layout = layout;
         this.values = values;
         this.scales = scales;
+        this.zeros = zeros;
+        this.group = group;
     }
 
     WeightMatrix source() {
@@ -35,6 +44,11 @@ final class DeviceWeight implements WeightMatrix {
     @Override
     public GgmlType type() {
         return source.type();
+    }
+
+    @Override
+    public WeightFormat format() {
+        return source.format();
     }
 
     @Override

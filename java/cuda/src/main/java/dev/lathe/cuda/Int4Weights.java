@@ -1,5 +1,9 @@
 package dev.lathe.cuda;
 
+import dev.lathe.core.tensor.LatheEncoder;
+import dev.lathe.core.tensor.LatheFormat;
+import dev.lathe.core.tensor.WeightMatrix;
+
 /**
  * A group-wise INT4 weight (W4A16, the GPTQ / AWQ model) in the kernel layout of
  * kernels/quant/int4_gemv.cuh: {@code W[r, i] = (q[r, i] - zero[r, i / group]) * scale[r, i / group]}.
@@ -62,6 +66,45 @@ public record Int4Weights(int rows, int cols, int group, int[] qweight, short[] 
                     qweight[r * (cols / 8) + i / 8] |= q << (4 * (i % 8));
                 }
             }
+        }
+        return new Int4Weights(rows, cols, group, qweight, scales, zeros);
+    }
+
+    /**
+     * Whether a model file's weight in {@code format} has this layout's exact values: group-wise
+     * INT4, INT3 or INT2 (fewer levels in the same nibbles) in groups of 32, 64 or 128.
+     */
+    static boolean holds(LatheFormat format) {
+        int g = format.groupSize();
+        return format.kind() == LatheFormat.Kind.INT_GROUP && (g == 32 || g == 64 || g == 128);
+    }
+
+    /**
+     * A group-wise INT matrix of a model file ({@link #holds} its format) in the kernel layout,
+     * values unchanged: the file's groups hold an f16 scale, a zero point and nibbles split in
+     * halves (level i low, level i + group/2 high); here each row's nibbles run in order.
+     */
+    static Int4Weights of(WeightMatrix w) {
+        if (!(w.format() instanceof LatheFormat f) || !holds(f)) {
+            throw new IllegalArgumentException(w.name() + " is " + w.format().name()
+                    + ", not group-wise INT in groups of 32, 64 or 128");
+        }
+        int rows = w.rows();
+        int cols = w.cols();
+        int group = f.groupSize();
+        int groupsPerRow = cols / group;
+        int[] qweight = new int[rows * (cols / 8)];
+        short[] scales = new short[rows * groupsPerRow];
+        byte[] zeros = new byte[rows * groupsPerRow];
+        byte[] levels = new byte[cols];
+        LatheEncoder.Grid[] grids = new LatheEncoder.Grid[groupsPerRow];
+        for (int r = 0; r < rows; r++) {
+            LatheEncoder.unpackIntGroupRow(w, r, levels, grids);
+            for (int g = 0; g < groupsPerRow; g++) {
+                scales[r * groupsPerRow + g] = Float.floatToFloat16(grids[g].scale());  // the file's f16, exact
+                zeros[r * groupsPerRow + g] = (byte) grids[g].zero();
+            }
+            Nf4Weights.packNibbles(levels, qweight, r * (cols / 8));
         }
         return new Int4Weights(rows, cols, group, qweight, scales, zeros);
     }

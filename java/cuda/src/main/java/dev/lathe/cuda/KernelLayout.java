@@ -1,6 +1,10 @@
 package dev.lathe.cuda;
 
-/** The weight layouts the kernels read: lathe.h's {@code LATHE_WEIGHT_*} codes. */
+/**
+ * The weight layouts the kernels read: lathe.h's {@code LATHE_WEIGHT_*} codes for lathe_matmul,
+ * and the 4-bit layouts of kernels/quant/int4_gemv.cuh, which have entry points of their own
+ * (code -1): their arrays are described by {@link Int4Weights} and {@link Nf4Weights}.
+ */
 enum KernelLayout {
     /** float [rows, cols]. */
     F32(0, 4),
@@ -15,7 +19,11 @@ enum KernelLayout {
     /** ggml block_q4_K as in the file: 144 bytes per 256 values, no separate scales. */
     Q4_K(5, 0),
     /** ggml block_q6_K as in the file: 210 bytes per 256 values, no separate scales. */
-    Q6_K(6, 0);
+    Q6_K(6, 0),
+    /** Group-wise INT4 (lathe_matmul_int4): {@link Int4Weights}. */
+    INT4_GROUP(-1, 0),
+    /** NF4 (lathe_matmul_nf4): {@link Nf4Weights}. */
+    NF4(-1, 0);
 
     /** The C constant. */
     final int code;
@@ -34,7 +42,7 @@ enum KernelLayout {
     /** Bytes of the values array for a [rows, cols] matrix. */
     long valuesBytes(long rows, long cols) {
         return switch (this) {
-            case Q4_0 -> rows * cols / 2;
+            case Q4_0, INT4_GROUP, NF4 -> rows * cols / 2;
             case Q4_K -> rows * (cols / 256) * 144;
             case Q6_K -> rows * (cols / 256) * 210;
             default -> rows * cols * valueBytes;

@@ -1,5 +1,10 @@
 package dev.lathe.cuda;
 
+import dev.lathe.core.tensor.LatheEncoder;
+import dev.lathe.core.tensor.LatheFormat;
+import dev.lathe.core.tensor.Nf4Codebook;
+import dev.lathe.core.tensor.WeightMatrix;
+
 /**
  * An NF4 weight (QLoRA / bitsandbytes NormalFloat-4) in the kernel layout of
  * kernels/quant/int4_gemv.cuh: {@code W[r, i] = CODEBOOK[q[r, i]] * absmax[r, i / 64]}.
@@ -12,11 +17,8 @@ package dev.lathe.cuda;
 public record Nf4Weights(int rows, int cols, int[] qweight, float[] absmax) {
     public static final int BLOCK = 64;
 
-    /** The NormalFloat-4 levels (Dettmers et al., QLoRA, 2023; bitsandbytes' table), code 0..15. */
-    public static final float[] CODEBOOK = {-1.0f, -0.6961928009986877f, -0.5250730514526367f, -0.39491748809814453f,
-        -0.28444138169288635f, -0.18477343022823334f, -0.09105003625154495f, 0.0f, 0.07958029955625534f,
-        0.16093020141124725f, 0.24611230194568634f, 0.33791524171829224f, 0.44070982933044434f, 0.5626170039176941f,
-        0.7229568362236023f, 1.0f};
+    /** The NormalFloat-4 levels, code 0..15 (the same table as kernels/quant/int4_gemv.cuh's kNf4). */
+    static final float[] CODEBOOK = Nf4Codebook.values();
 
     public Nf4Weights {
         if (rows < 1 || cols < BLOCK || cols % BLOCK != 0) {
@@ -31,6 +33,41 @@ public record Nf4Weights(int rows, int cols, int[] qweight, float[] absmax) {
     public float value(int r, int i) {
         int q = (qweight[r * (cols / 8) + i / 8] >>> (4 * (i % 8))) & 0xF;
         return CODEBOOK[q] * absmax[r * (cols / BLOCK) + i / BLOCK];
+    }
+
+    /** Whether a model file's weight in {@code format} has this layout's exact values (NF4 in blocks of 64). */
+    static boolean holds(LatheFormat format) {
+        return format.kind() == LatheFormat.Kind.NF4 && format.groupSize() == BLOCK;
+    }
+
+    /** An NF4 matrix of a model file ({@link #holds} its format) in the kernel layout, values unchanged. */
+    static Nf4Weights of(WeightMatrix w) {
+        if (!(w.format() instanceof LatheFormat f) || !holds(f)) {
+            throw new IllegalArgumentException(w.name() + " is " + w.format().name() + ", not NF4 in blocks of " + BLOCK);
+        }
+        int rows = w.rows();
+        int cols = w.cols();
+        int[] qweight = new int[rows * (cols / 8)];
+        float[] absmax = new float[rows * (cols / BLOCK)];
+        byte[] codes = new byte[cols];
+        float[] rowAbsmax = new float[cols / BLOCK];
+        for (int r = 0; r < rows; r++) {
+            LatheEncoder.unpackNf4Row(w, r, codes, rowAbsmax);
+            System.arraycopy(rowAbsmax, 0, absmax, r * (cols / BLOCK), rowAbsmax.length);
+            packNibbles(codes, qweight, r * (cols / 8));
+        }
+        return new Nf4Weights(rows, cols, qweight, absmax);
+    }
+
+    /** {@code nibbles[cols]} (0..15) into words from {@code words[at]}: value 8j+n in bits 4n .. 4n+3 of word j. */
+    static void packNibbles(byte[] nibbles, int[] words, int at) {
+        for (int j = 0; j < nibbles.length / 8; j++) {
+            int word = 0;
+            for (int n = 0; n < 8; n++) {
+                word |= (nibbles[8 * j + n] & 0xF) << (4 * n);
+            }
+            words[at + j] = word;
+        }
     }
 
     /** Each value's nearest level after dividing its block by the block's absmax (bitsandbytes' rule). */

@@ -1,6 +1,7 @@
 package dev.lathe.cuda;
 
 import dev.lathe.core.tensor.GgmlType;
+import dev.lathe.core.tensor.LatheFormat;
 import dev.lathe.core.tensor.WeightMatrix;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -16,9 +17,16 @@ import java.nio.ByteOrder;
  *     split into a quants array, whose groups of 32 are 32 / 16 bytes and so 16-byte aligned
  *     vector loads, and a separate array of the f16 scales. Values are bit-identical.</li>
  * <li>Q4_K, Q6_K: the file's blocks as they are (the kernels read ggml's layout directly).</li>
- * <li>Every other format (Q4_1, Q5_0, Q5_1, Q5_K): dequantized to F16 rows, so any
- *     supported GGUF model runs on the GPU; this costs memory and rounds each weight to f16
- *     (relative error under 2^-11). Dedicated kernels for them are listed as not done.</li>
+ * <li>Lathe's group-wise INT (4, 3 or 2 bits, groups of 32/64/128) and NF4 (blocks of 64): the
+ *     4-bit kernels' layouts ({@link Int4Weights}, {@link Nf4Weights}), values unchanged; the
+ *     backend repacks those itself.</li>
+ * <li>Lathe's INT8 per channel (cols a multiple of 32): the Q8_0 layout, the int8 as they are
+ *     and the row's f32 scale as the f16 scale of each group of 32 (relative error under 2^-11,
+ *     the same for the whole row).</li>
+ * <li>Every other format (Q4_1, Q5_0, Q5_1, Q5_K, and the Lathe formats with other group
+ *     sizes): dequantized to F16 rows, so any supported model runs on the GPU; this costs memory
+ *     and rounds each weight to f16 (relative error under 2^-11). Dedicated kernels for them are
+ *     listed as not done.</li>
  * <li>Vectors (one row: norm weights, biases) always become F32, the layout the norm and bias
  *     kernels read.</li>
  * </ul>
@@ -36,6 +44,13 @@ final class WeightRepacker {
         if (w.rows() == 1) {
             return KernelLayout.F32;
         }
+        if (w.format() instanceof LatheFormat f) {
+            return switch (f.kind()) {
+                case INT_GROUP -> Int4Weights.holds(f) ? KernelLayout.INT4_GROUP : KernelLayout.F16;
+                case NF4 -> Nf4Weights.holds(f) ? KernelLayout.NF4 : KernelLayout.F16;
+                case INT8_CHANNEL -> w.cols() % GROUP == 0 ? KernelLayout.Q8_0 : KernelLayout.F16;
+            };
+        }
         return switch (w.type()) {
             case F32 -> KernelLayout.F32;
             case F16 -> KernelLayout.F16;
@@ -48,15 +63,22 @@ final class WeightRepacker {
         };
     }
 
-    /** {@code w} in its kernel layout, in memory of {@code arena}. */
+    /**
+     * {@code w} in its kernel layout, in memory of {@code arena}; not for INT4_GROUP and NF4
+     * ({@link Int4Weights#of}, {@link Nf4Weights#of}).
+     */
     static RepackedWeight repack(WeightMatrix w, Arena arena) {
         KernelLayout layout = layoutFor(w);
+        if (layout == KernelLayout.INT4_GROUP || layout == KernelLayout.NF4) {
+            throw new IllegalArgumentException(w.name() + ": the " + layout + " layout is made by Int4Weights / Nf4Weights");
+        }
         int rows = w.rows();
         int cols = w.cols();
-        boolean sameBytes = (layout == KernelLayout.F32 && w.type() == GgmlType.F32)
+        boolean lathe = w.format() instanceof LatheFormat;
+        boolean sameBytes = !lathe && ((layout == KernelLayout.F32 && w.type() == GgmlType.F32)
                 || (layout == KernelLayout.F16 && w.type() == GgmlType.F16)
                 || (layout == KernelLayout.BF16 && w.type() == GgmlType.BF16)
-                || layout == KernelLayout.Q4_K || layout == KernelLayout.Q6_K;
+                || layout == KernelLayout.Q4_K || layout == KernelLayout.Q6_K);
         if (sameBytes) {
             // Already the kernel layout: the file's bytes go to the device as they are, no copy here.
             return new RepackedWeight(layout, rows, cols, w.data().asSlice(0, layout.valuesBytes(rows, cols)),
@@ -64,7 +86,9 @@ final class WeightRepacker {
         }
         MemorySegment values = arena.allocate(layout.valuesBytes(rows, cols), 16);
         MemorySegment scales = layout.hasScales() ? arena.allocate(layout.scalesBytes(rows, cols), 16) : MemorySegment.NULL;
-        if (layout == KernelLayout.Q8_0 || layout == KernelLayout.Q4_0) {
+        if (lathe && layout == KernelLayout.Q8_0) {
+            int8ChannelToQ8_0(w, values, scales);
+        } else if (layout == KernelLayout.Q8_0 || layout == KernelLayout.Q4_0) {
             splitBlocks(w, layout, values, scales);
         } else {
             dequantize(w, layout, values);
@@ -82,6 +106,21 @@ final class WeightRepacker {
             long at = b * blockBytes;
             scales.set(HALF, 2 * b, src.get(HALF, at));
             MemorySegment.copy(src, at + 2, values, b * quantBytes, quantBytes);
+        }
+    }
+
+    // INT8 per channel: per row an f32 scale, then cols int8 (LatheFormat.Kind.INT8_CHANNEL).
+    private static void int8ChannelToQ8_0(WeightMatrix w, MemorySegment values, MemorySegment scales) {
+        long rowBytes = ((LatheFormat) w.format()).rowBytes(w.cols());
+        int groups = w.cols() / GROUP;
+        MemorySegment src = w.data();
+        for (int r = 0; r < w.rows(); r++) {
+            long at = r * rowBytes;
+            short scale = Float.floatToFloat16(src.get(FLOAT, at));
+            for (int g = 0; g < groups; g++) {
+                scales.set(HALF, 2 * ((long) r * groups + g), scale);
+            }
+            MemorySegment.copy(src, at + 4, values, (long) r * w.cols(), w.cols());
         }
     }
 
@@ -109,6 +148,7 @@ final class WeightRepacker {
     static float valueAt(RepackedWeight p, int row, int col) {
         long index = (long) row * p.cols() + col;
         return switch (p.layout()) {
+            case INT4_GROUP, NF4 -> throw new IllegalArgumentException("read " + p.layout() + " through Int4Weights / Nf4Weights");
             case F32 -> p.values().get(FLOAT, 4 * index);
             case F16 -> Float.float16ToFloat(p.values().get(HALF, 2 * index));
             case BF16 -> Float.intBitsToFloat((p.values().get(HALF, 2 * index) & 0xFFFF) << 16);

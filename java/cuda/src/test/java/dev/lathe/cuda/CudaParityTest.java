@@ -12,6 +12,7 @@ import dev.lathe.core.backend.cpu.CpuBackend;
 import dev.lathe.core.backend.cpu.HostTensor;
 import dev.lathe.core.model.RopeStyle;
 import dev.lathe.core.tensor.GgmlType;
+import dev.lathe.core.tensor.LatheFormat;
 import dev.lathe.core.tensor.WeightEncoder;
 import dev.lathe.core.tensor.WeightMatrices;
 import dev.lathe.core.tensor.WeightMatrix;
@@ -493,6 +494,43 @@ class CudaParityTest {
                             "tensor-core nf4 " + rows + "x" + cols + " T=" + tokens);
                 }
             }
+        }
+    }
+
+    /** Model-file weights in Lathe's formats run on their kernels through the ordinary upload and matmul. */
+    @Test
+    void latheFormatsRunOnTheirKernels() {
+        Random r = TestRandom.create("CudaParityTest.latheFormats");
+        LatheFormat[] formats = {LatheFormat.intGroup(4, 64, true), LatheFormat.intGroup(3, 128, false),
+                LatheFormat.nf4(64), LatheFormat.int8Channel(), LatheFormat.nf4(128)};
+        for (LatheFormat format : formats) {
+            for (int rows : new int[] {1, 3, 70}) {
+                for (int cols : new int[] {128, 1024}) {
+                    WeightMatrix w = WeightRepackerTest.latheEncoded(format, rows, cols, r, arena);
+                    WeightMatrix dw = gpu.upload(w);
+                    for (int tokens : new int[] {1, 3, 17}) {
+                        float[] x = gaussian(r, tokens * cols, 1);
+                        HostTensor expected = new HostTensor(tokens, rows);
+                        cpu.matmul(expected, new HostTensor(x, tokens, cols), w);
+                        Tensor out = poisoned(tokens, rows);
+                        gpu.matmul(out, gpuTensor(x, tokens, cols), dw);
+                        // 4-bit layouts keep the values (f32 sums: 2e-5); INT8 (f16 row scale) and
+                        // NF4 in blocks of 128 (F16) round weights to f16; 17 tokens use f16 tensor cores.
+                        KernelLayout layout = WeightRepacker.layoutFor(w);
+                        boolean exact = layout == KernelLayout.INT4_GROUP || layout == KernelLayout.NF4;
+                        double tolerance = tokens >= 8 ? 2e-3 : exact ? 2e-5 : 1e-3;
+                        assertClose(expected.data(), gpu.download(out), tolerance,
+                                "matmul " + format + " " + rows + "x" + cols + " T=" + tokens);
+                    }
+                }
+            }
+            WeightMatrix table = WeightRepackerTest.latheEncoded(format, 17, 128, r, arena);
+            int[] tokens = {16, 0, 5};
+            HostTensor expected = new HostTensor(tokens.length, 128);
+            cpu.embed(expected, table, tokens);
+            Tensor out = poisoned(tokens.length, 128);
+            gpu.embed(out, gpu.upload(table), tokens);
+            assertClose(expected.data(), gpu.download(out), 1e-3, "embed " + format);
         }
     }
 

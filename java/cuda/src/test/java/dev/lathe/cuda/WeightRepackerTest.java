@@ -4,6 +4,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.lathe.core.tensor.GgmlType;
+import dev.lathe.core.tensor.LatheEncoder;
+import dev.lathe.core.tensor.LatheFormat;
 import dev.lathe.core.tensor.WeightEncoder;
 import dev.lathe.core.tensor.WeightMatrices;
 import dev.lathe.core.tensor.WeightMatrix;
@@ -41,7 +43,7 @@ class WeightRepackerTest {
                 float got = WeightRepacker.valueAt(p, r, c);
                 double allowed = relTolerance * Math.abs(row[c]) + (relTolerance > 0 ? 1e-7 : 0);
                 assertTrue(Math.abs(got - row[c]) <= allowed,
-                        w.type() + " [" + r + ", " + c + "]: expected " + row[c] + ", got " + got + " (" + p.layout() + ")");
+                        w.format().name() + " [" + r + ", " + c + "]: expected " + row[c] + ", got " + got + " (" + p.layout() + ")");
             }
         }
     }
@@ -63,6 +65,69 @@ class WeightRepackerTest {
                     }
                 }
             }
+        }
+    }
+
+    static WeightMatrix latheEncoded(LatheFormat format, int rows, int cols, Random random, Arena arena) {
+        float[] values = new float[rows * cols];
+        for (int i = 0; i < values.length; i++) {
+            values[i] = (float) random.nextGaussian();
+        }
+        return WeightMatrices.of("w", format, rows, cols, LatheEncoder.encode(format, values, rows, cols, arena));
+    }
+
+    /** Group-wise INT (2-4 bits, with and without zero points) and NF4 keep their exact values in the 4-bit kernel layouts. */
+    @Test
+    void latheFourBitFormatsKeepTheirValues() {
+        Random random = TestRandom.create("WeightRepackerTest.lathe4bit");
+        float[] row = new float[512];
+        for (int bits = 2; bits <= 4; bits++) {
+            for (boolean zeroPoint : new boolean[] {false, true}) {
+                for (int group : new int[] {32, 64, 128}) {
+                    try (Arena arena = Arena.ofConfined()) {
+                        WeightMatrix w = latheEncoded(LatheFormat.intGroup(bits, group, zeroPoint), 3, 512, random, arena);
+                        assertEquals(KernelLayout.INT4_GROUP, WeightRepacker.layoutFor(w));
+                        Int4Weights k = Int4Weights.of(w);
+                        for (int r = 0; r < 3; r++) {
+                            w.dequantizeRow(r, row, 0);
+                            for (int c = 0; c < 512; c++) {
+                                assertEquals(row[c], k.value(r, c), w.format() + " [" + r + ", " + c + "]");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        try (Arena arena = Arena.ofConfined()) {
+            WeightMatrix w = latheEncoded(LatheFormat.nf4(64), 3, 512, random, arena);
+            assertEquals(KernelLayout.NF4, WeightRepacker.layoutFor(w));
+            Nf4Weights k = Nf4Weights.of(w);
+            for (int r = 0; r < 3; r++) {
+                w.dequantizeRow(r, row, 0);
+                for (int c = 0; c < 512; c++) {
+                    assertEquals(row[c], k.value(r, c), "NF4 [" + r + ", " + c + "]");
+                }
+            }
+            // Group sizes the 4-bit kernels do not take go through F16.
+            assertEquals(KernelLayout.F16, WeightRepacker.layoutFor(latheEncoded(LatheFormat.nf4(128), 2, 256, random, arena)));
+            assertEquals(KernelLayout.F16,
+                    WeightRepacker.layoutFor(latheEncoded(LatheFormat.intGroup(4, 256, true), 2, 512, random, arena)));
+        }
+    }
+
+    /** INT8 per channel becomes Q8_0 (its f32 row scale rounded to f16 once per row); odd widths go through F16. */
+    @Test
+    void int8PerChannelBecomesQ8_0() {
+        Random random = TestRandom.create("WeightRepackerTest.int8");
+        try (Arena arena = Arena.ofConfined()) {
+            WeightMatrix w = latheEncoded(LatheFormat.int8Channel(), 5, 96, random, arena);
+            RepackedWeight p = WeightRepacker.repack(w, arena);
+            assertEquals(KernelLayout.Q8_0, p.layout());
+            assertSameValues(w, p, 0x1p-11);
+            WeightMatrix odd = latheEncoded(LatheFormat.int8Channel(), 3, 40, random, arena);
+            RepackedWeight q = WeightRepacker.repack(odd, arena);
+            assertEquals(KernelLayout.F16, q.layout());
+            assertSameValues(odd, q, 0x1p-11);
         }
     }
 
