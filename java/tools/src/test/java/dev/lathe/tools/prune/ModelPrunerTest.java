@@ -19,6 +19,7 @@ import dev.lathe.core.tensor.GgmlType;
 import dev.lathe.core.tensor.LatheFormat;
 import dev.lathe.core.tensor.WeightMatrix;
 import dev.lathe.core.tokenizer.Tokenizers;
+import dev.lathe.tools.eval.ModelComparison;
 import dev.lathe.tools.eval.Perplexity;
 
 import java.io.IOException;
@@ -122,6 +123,27 @@ class ModelPrunerTest {
             assertEquals(LatheFormat.sparse24Int4(64, true), m.tensor("blk.0.ffn_up.weight").format());
             // ffn_down's rows are 160 columns: no whole number of 64-column groups, but 5 metadata words
             assertEquals(LatheFormat.sparse24F16(), m.tensor("blk.3.ffn_down.weight").format());
+        }
+    }
+
+    @Test
+    void evalCompareTakesPrunedVariants() throws IOException {
+        Path text = dir.resolve("eval.txt");
+        Files.writeString(text, Files.readString(calib).substring(0, 400));
+        Path sparse = dir.resolve("compare-24.gguf");
+        ModelPruner.prune(model, sparse, unstructured(PruneMethod.WANDA, SparsityTarget.pattern(2, 4), PruneOptions.Store.SPARSE24, 0),
+                true, QUIET);
+        Path cut = dir.resolve("compare-cut.gguf");
+        ModelPruner.prune(model, cut, structured(0.25, 0, 0), true, QUIET);
+        List<ModelComparison.Row> rows = ModelComparison.compare(new ModelComparison.Variant("dense", model),
+                List.of(new ModelComparison.Variant(null, sparse), new ModelComparison.Variant("heads -25%", cut)), text, 64, 64, 2, QUIET);
+        assertEquals(3, rows.size());
+        assertEquals("prune wanda 2:4", rows.get(1).method());
+        assertEquals("2:4-F16", rows.get(1).format());
+        assertEquals("prune structured", rows.get(2).method());
+        assertTrue(rows.get(1).fileBytes() < rows.get(0).fileBytes() && rows.get(2).fileBytes() < rows.get(0).fileBytes());
+        for (ModelComparison.Row r : rows) {
+            assertTrue(Double.isFinite(r.perplexity()) && r.perplexity() > 1, r.toString());
         }
     }
 
