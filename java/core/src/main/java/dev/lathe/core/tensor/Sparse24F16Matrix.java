@@ -5,6 +5,7 @@ import static dev.lathe.core.tensor.BlockLanes.LANES;
 
 import java.lang.foreign.MemorySegment;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
 
 /**
@@ -60,7 +61,7 @@ final class Sparse24F16Matrix extends Sparse24Matrix {
         FloatVector acc2 = FloatVector.zero(FLOATS);
         FloatVector acc3 = FloatVector.zero(FLOATS);
         for (int k = 0; k < kept; k += LANES) {
-            FloatVector columns = denseColumns(metaBits(meta, k));
+            IntVector columns = denseColumns(metaBits(meta, k));
             FloatVector w = kept(values, k);
             int xi = xOffset + 2 * k;
             acc0 = w.fma(selectX(columns, x, xi), acc0);

@@ -10,6 +10,7 @@ import static dev.lathe.core.tensor.BlockLanes.toFloats;
 import java.lang.foreign.MemorySegment;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
 
 /**
@@ -86,7 +87,7 @@ final class Sparse24IntMatrix extends Sparse24Matrix {
                     ByteVector q = h == 0 ? lowNibbles(packed) : highNibbles(packed);
                     FloatVector w = toFloats(q.sub(zero)).mul(scale);
                     int k = g * keptPerGroup + h * quarter + i;
-                    FloatVector columns = denseColumns(metaBits(meta, k));
+                    IntVector columns = denseColumns(metaBits(meta, k));
                     int xi = xOffset + 2 * k;
                     acc0 = w.fma(selectX(columns, x, xi), acc0);
                     acc1 = w.fma(selectX(columns, x, xi + xStride), acc1);

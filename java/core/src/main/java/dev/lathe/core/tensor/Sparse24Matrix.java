@@ -84,15 +84,18 @@ abstract sealed class Sparse24Matrix extends LatheMatrix permits Sparse24F16Matr
         return LANES == KEPT_PER_WORD ? word : word >>> (2 * (k % KEPT_PER_WORD));
     }
 
-    /** Lane i: the dense column, relative to kept value 0's group, of kept value i ({@code 0..2*LANES-1}), as a float index. */
-    static FloatVector denseColumns(int bits) {
-        IntVector columns = IntVector.broadcast(INTS, bits).lanewise(VectorOperators.LSHR, SHIFTS).and(3).add(BASES);
-        return (FloatVector) columns.convertShape(VectorOperators.I2F, FLOATS, 0);
+    /** Lane i: the dense column, relative to kept value 0's group, of kept value i ({@code 0..2*LANES-1}). */
+    static IntVector denseColumns(int bits) {
+        return IntVector.broadcast(INTS, bits).lanewise(VectorOperators.LSHR, SHIFTS).and(3).add(BASES);
     }
 
     /** The x values the kept weights meet: {@code x[xi + columns[i]]} for the 2*LANES values at {@code xi}. */
-    static FloatVector selectX(FloatVector columns, float[] x, int xi) {
-        return columns.selectFrom(FloatVector.fromArray(FLOATS, x, xi), FloatVector.fromArray(FLOATS, x, xi + LANES));
+    // NOTE: the two-table select runs on the bits as ints: float index lanes would cost an
+    // int-to-float conversion per step for the same vpermi2ps.
+    static FloatVector selectX(IntVector columns, float[] x, int xi) {
+        IntVector low = FloatVector.fromArray(FLOATS, x, xi).reinterpretAsInts();
+        IntVector high = FloatVector.fromArray(FLOATS, x, xi + LANES).reinterpretAsInts();
+        return columns.selectFrom(low, high).reinterpretAsFloats();
     }
 
     /** Kept value {@code k} ({@code 0..cols/2-1}) of {@code row}: the scalar reference decoding. */
