@@ -7,12 +7,14 @@ import dev.lathe.core.gguf.GgufFile;
 import dev.lathe.core.gguf.GgufModelReader;
 import dev.lathe.core.gguf.GgufTensorInfo;
 import dev.lathe.core.io.ModelFormatException;
+import dev.lathe.core.tensor.GgmlType;
 import dev.lathe.core.tensor.LatheEncoder;
 import dev.lathe.core.tensor.LatheFormat;
 import dev.lathe.core.tensor.WeightFormat;
 import dev.lathe.core.tensor.WeightMatrix;
 import dev.lathe.tools.quant.BlockwiseCalibration;
 import dev.lathe.tools.quant.CalibrationText;
+import dev.lathe.tools.quant.GgmlQuantizer;
 import dev.lathe.tools.quant.Gptq;
 import dev.lathe.tools.quant.TensorPlanner;
 
@@ -23,6 +25,8 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -44,6 +48,16 @@ import me.tongfei.progressbar.ProgressBarStyle;
  * values where it is a whole number of 32-column metadata words); everything else is written
  * dense (INT4 group-wise with {@code --int4} where the groups fit, else the input's format) with
  * its zeros.
+ *
+ * <p>Written metadata: everything the input had except {@code general.file_type} and Lathe's
+ * per-tensor keys (rewritten for the tensors as written), plus {@code lathe.pruning.method}
+ * ({@code magnitude}, {@code wanda}, {@code sparsegpt} or {@code structured}) and
+ * {@code lathe.pruning.sparsity} ({@code 50.0%}, {@code 2:4}); a structured cut also rewrites
+ * {@code ARCH.block_count}, {@code ARCH.attention.head_count}, {@code ARCH.attention.head_count_kv},
+ * {@code ARCH.feed_forward_length}, writes {@code ARCH.attention.key_length} /
+ * {@code value_length} (the head width, which readers would otherwise derive from
+ * {@code embedding_length / head_count}) and {@code lathe.pruning.kept_layers} (the input's
+ * indices of the blocks kept, in order).
  */
 // NOTE: unstructured sparsity is stored dense. A CSR-like format (values + column indices) costs
 // 2 + 2 bytes per kept f16 weight (4 with f32), so at 50% it is as large as dense F16 and no
@@ -68,7 +82,7 @@ public final class ModelPruner {
             throw new IllegalArgumentException("the output " + output + " is the input: write to another file");
         }
         Map<String, Integer> counts = new TreeMap<>();
-        List<String> notes = new java.util.ArrayList<>();
+        List<String> notes = new ArrayList<>();
         try (Arena arena = Arena.ofShared()) {
             GgufFile gguf = openGguf(input, arena);
             LoadedModel model = GgufModelReader.fromFile(gguf, arena);
@@ -226,7 +240,7 @@ public final class ModelPruner {
             int groups = cols / l.groupSize();
             byte[] levels = new byte[cols];
             for (int r = 0; r < rows; r++) {
-                LatheEncoder.Grid[] rowGrids = java.util.Arrays.copyOfRange(grids, r * groups, (r + 1) * groups);
+                LatheEncoder.Grid[] rowGrids = Arrays.copyOfRange(grids, r * groups, (r + 1) * groups);
                 for (int i = 0; i < cols; i++) {
                     levels[i] = (byte) rowGrids[i / l.groupSize()].level(values[r * cols + i]);
                 }
@@ -234,7 +248,7 @@ public final class ModelPruner {
             }
         } else {
             data = switch (format) {
-                case dev.lathe.core.tensor.GgmlType t -> dev.lathe.tools.quant.GgmlQuantizer.quantize(t, values, rows, cols, arena);
+                case GgmlType t -> GgmlQuantizer.quantize(t, values, rows, cols, arena);
                 case LatheFormat l -> LatheEncoder.encode(l, values, rows, cols, arena);
             };
         }

@@ -60,7 +60,7 @@ public record PruneOptions(PruneMethod method, SparsityTarget target, double hea
                         + (store == Store.SPARSE24 ? " for the 2:4 INT4 format" : "") + ", not " + int4Group);
             }
         }
-        if (needsCalibration(method, target, structured)) {
+        if (structured || method != PruneMethod.MAGNITUDE) {
             if (calibration == null) {
                 throw new IllegalArgumentException((target != null ? method.name().toLowerCase() : "structured pruning")
                         + " needs calibration text: pass --calib FILE");
@@ -72,10 +72,6 @@ public record PruneOptions(PruneMethod method, SparsityTarget target, double hea
                 throw new IllegalArgumentException("--seq-len must be at least 2, not " + seqLen);
             }
         }
-    }
-
-    private static boolean needsCalibration(PruneMethod method, SparsityTarget target, boolean structured) {
-        return structured || method != PruneMethod.MAGNITUDE;
     }
 
     /** The store a target gets when none is named: 2:4 compressed for 2:4, dense otherwise. */

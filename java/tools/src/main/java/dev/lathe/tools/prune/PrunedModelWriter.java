@@ -26,13 +26,11 @@ import java.util.Set;
  * as {@code lathe quantize} writes them.
  */
 final class PrunedModelWriter {
-    private final GgufFile gguf;
     private final Arena arena;
     private final GgufWriter writer = new GgufWriter();
 
     /** Copies {@code gguf}'s metadata except {@code general.file_type}, Lathe's per-tensor keys and {@code overridden}. */
     PrunedModelWriter(GgufFile gguf, Arena arena, Set<String> overridden) {
-        this.gguf = gguf;
         this.arena = arena;
         for (Map.Entry<String, GgufValue> e : gguf.metadata().asMap().entrySet()) {
             String key = e.getKey();
@@ -100,9 +98,5 @@ final class PrunedModelWriter {
     /** Writes the file atomically (see {@link AtomicOutput}). */
     void write(Path output, boolean force) {
         AtomicOutput.write(output, force, writer::write);
-    }
-
-    GgufFile source() {
-        return gguf;
     }
 }
