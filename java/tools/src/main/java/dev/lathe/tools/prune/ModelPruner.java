@@ -224,7 +224,14 @@ public final class ModelPruner {
         if (group > 0 && cols % group == 0) {
             return LatheFormat.intGroup(4, group, true);
         }
-        return PrunedModelWriter.writableLike(w.format(), cols);
+        WeightFormat same = PrunedModelWriter.writableLike(w.format(), cols);
+        // NOTE: formats with a per-block minimum (value = d*q - m) cannot store an exact 0, so the
+        // pruned weights would come back non-zero: those inputs are written as Q8_0 instead.
+        boolean zeroInexact = same == GgmlType.Q4_1 || same == GgmlType.Q5_1 || same == GgmlType.Q4_K || same == GgmlType.Q5_K;
+        if (zeroInexact) {
+            return cols % GgmlType.Q8_0.blockSize == 0 ? GgmlType.Q8_0 : GgmlType.F32;
+        }
+        return same;
     }
 
     private static Encoded encode(float[] values, LatheEncoder.Grid[] grids, WeightMatrix w, PruneOptions options, Arena arena) {
