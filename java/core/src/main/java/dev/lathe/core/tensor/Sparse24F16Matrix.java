@@ -33,19 +33,19 @@ final class Sparse24F16Matrix extends Sparse24Matrix {
         checkInput(x, xOffset);
         long values = valueOffset(row);
         long meta = metaOffset(row);
-        int kept = cols / 2;
+        int keptCount = cols / 2;
         // NOTE: two accumulators, as F16Matrix: enough to hide the FMA latency without growing
         // the loop past C2's inlining budget.
         FloatVector acc0 = FloatVector.zero(FLOATS);
         FloatVector acc1 = FloatVector.zero(FLOATS);
         int k = 0;
-        for (; k <= kept - 2 * LANES; k += 2 * LANES) {
+        for (; k <= keptCount - 2 * LANES; k += 2 * LANES) {
             FloatVector x0 = selectX(denseColumns(metaBits(meta, k)), x, xOffset + 2 * k);
             acc0 = kept(values, k).fma(x0, acc0);
             FloatVector x1 = selectX(denseColumns(metaBits(meta, k + LANES)), x, xOffset + 2 * (k + LANES));
             acc1 = kept(values, k + LANES).fma(x1, acc1);
         }
-        for (; k < kept; k += LANES) { // cols is a multiple of 32, so kept is a multiple of LANES
+        for (; k < keptCount; k += LANES) { // cols is a multiple of 32, so keptCount is a multiple of LANES
             acc0 = kept(values, k).fma(selectX(denseColumns(metaBits(meta, k)), x, xOffset + 2 * k), acc0);
         }
         return acc0.add(acc1).reduceLanes(VectorOperators.ADD);
@@ -55,12 +55,12 @@ final class Sparse24F16Matrix extends Sparse24Matrix {
     void dot4(int row, float[] x, int xOffset, int xStride, float[] sums) {
         long values = valueOffset(row);
         long meta = metaOffset(row);
-        int kept = cols / 2;
+        int keptCount = cols / 2;
         FloatVector acc0 = FloatVector.zero(FLOATS);
         FloatVector acc1 = FloatVector.zero(FLOATS);
         FloatVector acc2 = FloatVector.zero(FLOATS);
         FloatVector acc3 = FloatVector.zero(FLOATS);
-        for (int k = 0; k < kept; k += LANES) {
+        for (int k = 0; k < keptCount; k += LANES) {
             IntVector columns = denseColumns(metaBits(meta, k));
             FloatVector w = kept(values, k);
             int xi = xOffset + 2 * k;
