@@ -35,13 +35,18 @@ public final class KernelThroughput {
         String[] formats = args.length > 0 ? args[0].split(",")
                 : new String[] {"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q5_K", "Q6_K"};
         com.sun.management.ThreadMXBean threads = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
-        System.out.printf("%-5s %12s %14s %10s %22s %10s%n", "type", "dot GB/s", "dot Gvalues/s", "B/dot", "dotRows4 Ginputs/s", "B/call");
+        System.out.printf("%-13s %12s %14s %10s %22s %10s%n", "type", "dot GB/s", "dot Gvalues/s", "B/dot", "dotRows4 Ginputs/s", "B/call");
         for (String name : formats) {
-            GgmlType type = GgmlType.valueOf(name);
-            long rowBytes = type.bytesFor(COLS, "bench");
-            MemorySegment data = Arena.ofAuto().allocate(rowBytes * ROWS, 64);
-            fill(type, data, rowBytes);
-            WeightMatrix matrix = WeightMatrices.of("bench", type, ROWS, COLS, data);
+            WeightMatrix matrix;
+            if (name.contains("2:4") || name.startsWith("INT")) { // Lathe formats, as Sparse24MatVecBenchmark builds them
+                matrix = Sparse24MatVecBenchmark.matrix(Sparse24MatVecBenchmark.parse(name), ROWS, Arena.ofAuto());
+            } else {
+                GgmlType type = GgmlType.valueOf(name);
+                MemorySegment data = Arena.ofAuto().allocate(type.bytesFor(COLS, "bench") * ROWS, 64);
+                fill(type, data, type.bytesFor(COLS, "bench"));
+                matrix = WeightMatrices.of("bench", type, ROWS, COLS, data);
+            }
+            long rowBytes = matrix.rowBytes();
             SplittableRandom random = new SplittableRandom(3);
             float[] x = new float[4 * COLS];
             for (int i = 0; i < x.length; i++) {
@@ -79,7 +84,7 @@ public final class KernelThroughput {
                 bestRows = Math.min(bestRows, threads.getCurrentThreadCpuTime() - start);
             }
             long bytesPerCall = (threads.getCurrentThreadAllocatedBytes() - allocatedBefore) / (5L * REPS);
-            System.out.printf("%-5s %12.2f %14.2f %10d %22.2f %10d%n", name,
+            System.out.printf("%-13s %12.2f %14.2f %10d %22.2f %10d%n", name,
                     (double) rowBytes * ROWS * REPS / bestDot, (double) COLS * ROWS * REPS / bestDot, bytesPerDot,
                     4.0 * COLS * ROWS * REPS / bestRows, bytesPerCall);
             if (sink == 42) {

@@ -111,7 +111,7 @@ final class EvalCommand implements Runnable {
             ModelComparison.Variant b = ModelComparison.Variant.parse(base);
             List<ModelComparison.Row> rows = ModelComparison.compare(b, vs, text, ctx, stride != null ? stride : Math.max(1, ctx / 2),
                     threads, System.err);
-            String t = title != null ? title : "Quantization of " + b.path().getFileName() + " on " + text.getFileName();
+            String t = title != null ? title : "Variants of " + b.path().getFileName() + " on " + text.getFileName();
             ComparisonReport.write(rows, output, t);
             System.out.print(Files.readString(output.resolve(ComparisonReport.MARKDOWN)));
             System.out.println("wrote " + output.resolve(ComparisonReport.MARKDOWN) + ", " + ComparisonReport.CSV + ", " + ComparisonReport.CHART);

@@ -10,7 +10,7 @@ import java.nio.file.NoSuchFileException;
 
 /** The {@code lathe} command. */
 @Command(name = "lathe", mixinStandardHelpOptions = true, version = "lathe 0.1.0",
-        description = "LLM inference on the JVM: run, inspect, benchmark, quantize, evaluate and serve Llama-family models.",
+        description = "LLM inference on the JVM: run, inspect, benchmark, quantize, prune, evaluate and serve Llama-family models.",
         // One command per line, so branches that add commands merge cleanly.
         subcommands = {
                 DemoCommand.class,
@@ -19,6 +19,7 @@ import java.nio.file.NoSuchFileException;
                 BenchCommand.class,
                 InspectCommand.class,
                 QuantizeCommand.class,
+                PruneCommand.class,
                 EvalCommand.class,
                 ServeCommand.class,
                 SyntheticCommand.class,

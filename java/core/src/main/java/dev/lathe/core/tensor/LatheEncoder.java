@@ -68,8 +68,14 @@ public final class LatheEncoder {
         return Float.float16ToFloat(Float.floatToFloat16(v));
     }
 
-    /** Encodes one row of {@code cols} values by RTN into {@code dst[dstOffset..]} ({@code format.rowBytes(cols)} bytes). */
+    /**
+     * Encodes one row of {@code cols} values by RTN into {@code dst[dstOffset..]} ({@code format.rowBytes(cols)} bytes).
+     * The 2:4 formats are stored in planes, not rows: encode them whole with {@link #encode}.
+     */
     public static void encodeRow(LatheFormat format, float[] src, int srcOffset, int cols, MemorySegment dst, long dstOffset) {
+        if (format.isSparse24()) {
+            throw new IllegalArgumentException(format + " is stored in two planes, not row by row: encode the whole matrix");
+        }
         Objects.checkFromIndexSize(srcOffset, cols, src.length);
         Objects.checkFromIndexSize(dstOffset, format.rowBytes(cols), dst.byteSize());
         switch (format.kind()) {
@@ -113,6 +119,7 @@ public final class LatheEncoder {
                     Nf4Matrix.packGroup(codes, 0, g, absmax, dst, dstOffset + (long) b * format.groupBytes());
                 }
             }
+            case SPARSE24_F16, SPARSE24_INT -> throw new AssertionError(format); // rejected above
         }
     }
 
@@ -162,11 +169,49 @@ public final class LatheEncoder {
         }
     }
 
-    /** Encodes the row-major {@code values [rows, cols]} by RTN into a new segment of {@code arena}. */
+    /**
+     * Encodes the row-major {@code values [rows, cols]} by RTN into a new segment of {@code arena}.
+     * A 2:4 format needs {@code values} already 2:4 sparse (at most 2 non-zeros in every group of
+     * 4 along a row; pruning makes them so) and keeps its non-zeros.
+     */
     public static MemorySegment encode(LatheFormat format, float[] values, int rows, int cols, Arena arena) {
+        return format.isSparse24() ? encodeSparse24(format, values, null, rows, cols, arena) : encodeRows(format, values, rows, cols, arena);
+    }
+
+    /**
+     * Encodes the 2:4-sparse {@code values [rows, cols]} in {@code format} (a 2:4 format) into a
+     * new segment of {@code arena}. For 2:4 INT, {@code grids} ({@code [rows * cols / groupSize]},
+     * dense-column groups) fixes each group's grid (a joint prune + quantize chose the values on
+     * it); null fits them by RTN.
+     *
+     * @throws IllegalArgumentException when a group of 4 holds more than 2 non-zeros, or the shape does not fit
+     */
+    public static MemorySegment encodeSparse24(LatheFormat format, float[] values, Grid[] grids, int rows, int cols, Arena arena) {
+        if (!format.isSparse24()) {
+            throw new IllegalArgumentException(format + " is not a 2:4 format");
+        }
+        checkShape(values, rows, cols);
+        long rowBytes = format.rowBytes(cols); // checks cols fits
+        long valueBytes = format.sparse24ValueBytes(cols) * rows;
+        MemorySegment out = arena.allocate(rowBytes * rows, 8);
+        int[] kept = Sparse24Matrix.keptColumns(values, rows, cols);
+        if (format.kind() == LatheFormat.Kind.SPARSE24_F16) {
+            Sparse24F16Matrix.packValues(values, kept, rows, cols, out);
+        } else {
+            Sparse24IntMatrix.packValues(format, values, kept, grids, rows, cols, out);
+        }
+        Sparse24Matrix.packMeta(kept, rows, cols, out, valueBytes);
+        return out;
+    }
+
+    private static void checkShape(float[] values, int rows, int cols) {
         if (rows <= 0 || cols <= 0 || (long) rows * cols != values.length) {
             throw new IllegalArgumentException("shape [" + rows + ", " + cols + "] does not match " + values.length + " values");
         }
+    }
+
+    private static MemorySegment encodeRows(LatheFormat format, float[] values, int rows, int cols, Arena arena) {
+        checkShape(values, rows, cols);
         long rowBytes = format.rowBytes(cols);
         MemorySegment out = arena.allocate(rowBytes * rows, 8);
         for (int r = 0; r < rows; r++) {

@@ -16,6 +16,13 @@ import java.util.Objects;
  *     container with levels {@code < 2^bits}.</li>
  * <li>{@link Kind#NF4}: per group an f32 absmax, then {@code groupSize / 2} bytes of 4-bit codes
  *     (same nibble order); value {@code NF4[q] * absmax} with {@link Nf4Codebook}.</li>
+ * <li>{@link Kind#SPARSE24_F16} and {@link Kind#SPARSE24_INT}: 2:4 structured sparsity (every
+ *     group of 4 consecutive weights along a row has at most 2 non-zeros), the kept values plus
+ *     2-bit positions, in two planes rather than row by row: see {@link Sparse24Matrix} for the
+ *     bytes. The F16 variant's bytes are exactly the CUDA kernel's layout
+ *     (kernels/sparse/sparse24_gemv.cuh); the INT variant stores the kept values as INT4
+ *     group-wise ({@code groupSize} counts dense columns, so a group holds {@code groupSize / 2}
+ *     kept values). {@code cols} must be a multiple of 32 (one metadata word).</li>
  * </ul>
  *
  * @param kind      the layout
@@ -28,7 +35,10 @@ import java.util.Objects;
 // their size is that of INT4. A dense 3-bit packing is future work; reports give both numbers.
 public record LatheFormat(Kind kind, int bits, int groupSize, boolean zeroPoint) implements WeightFormat {
 
-    public enum Kind { INT8_CHANNEL, INT_GROUP, NF4 }
+    public enum Kind { INT8_CHANNEL, INT_GROUP, NF4, SPARSE24_F16, SPARSE24_INT }
+
+    /** Dense columns described by one 32-bit word of 2:4 metadata (8 groups of 4, a nibble each). */
+    public static final int SPARSE24_COLUMNS_PER_WORD = 32;
 
     public LatheFormat {
         Objects.requireNonNull(kind, "kind");
@@ -50,6 +60,22 @@ public record LatheFormat(Kind kind, int bits, int groupSize, boolean zeroPoint)
                     throw new IllegalArgumentException("NF4 is 4-bit and symmetric");
                 }
                 checkGroup(groupSize);
+            }
+            case SPARSE24_F16 -> {
+                if (bits != 16 || groupSize != 0 || zeroPoint) {
+                    throw new IllegalArgumentException("2:4 F16 keeps f16 values: 16 bits, no groups");
+                }
+            }
+            case SPARSE24_INT -> {
+                if (bits != 4) {
+                    throw new IllegalArgumentException("2:4 with integer values supports 4 bits, not " + bits);
+                }
+                // NOTE: half of a group's kept values (one nibble plane) must be a whole number of
+                // 16-lane vectors, and a group must be a whole number of metadata words: 64 | groupSize.
+                if (groupSize < 64 || groupSize > 4096 || groupSize % 64 != 0) {
+                    throw new IllegalArgumentException("2:4 INT4 group size (dense columns) must be a multiple of 64 between 64 and 4096"
+                            + " (e.g. 64, 128), not " + groupSize);
+                }
             }
         }
     }
@@ -73,27 +99,64 @@ public record LatheFormat(Kind kind, int bits, int groupSize, boolean zeroPoint)
         return new LatheFormat(Kind.NF4, 4, groupSize, false);
     }
 
+    /** 2:4 sparse with f16 kept values: the CUDA kernel's layout. */
+    public static LatheFormat sparse24F16() {
+        return new LatheFormat(Kind.SPARSE24_F16, 16, 0, false);
+    }
+
+    /** 2:4 sparse with INT4 group-wise kept values; {@code groupSize} counts dense columns. */
+    public static LatheFormat sparse24Int4(int groupSize, boolean zeroPoint) {
+        return new LatheFormat(Kind.SPARSE24_INT, 4, groupSize, zeroPoint);
+    }
+
+    /** True for the 2:4 structured-sparse formats. */
+    public boolean isSparse24() {
+        return kind == Kind.SPARSE24_F16 || kind == Kind.SPARSE24_INT;
+    }
+
     /** Bytes of one group's header (scale, zero or absmax) before its packed levels. */
     int groupHeaderBytes() {
         return kind == Kind.NF4 ? 4 : 3;
     }
 
-    /** Bytes of one group: header plus {@code groupSize / 2} packed bytes. */
+    /** Bytes of one group: header plus its packed nibbles ({@code groupSize / 2}; 2:4: a quarter, half the values are kept). */
     int groupBytes() {
-        return groupHeaderBytes() + groupSize / 2;
+        return groupHeaderBytes() + (kind == Kind.SPARSE24_INT ? groupSize / 4 : groupSize / 2);
     }
 
     /** True when a row of {@code cols} values is a whole number of this format's groups. */
     public boolean fitsRow(long cols) {
-        return cols > 0 && (kind == Kind.INT8_CHANNEL || cols % groupSize == 0);
+        return cols > 0 && switch (kind) {
+            case INT8_CHANNEL -> true;
+            case INT_GROUP, NF4 -> cols % groupSize == 0;
+            case SPARSE24_F16 -> cols % SPARSE24_COLUMNS_PER_WORD == 0;
+            case SPARSE24_INT -> cols % groupSize == 0;
+        };
     }
 
-    /** Bytes of one row of {@code cols} values. */
+    /**
+     * Bytes of one row of {@code cols} values. For the 2:4 formats, whose rows are split over two
+     * planes, this is one row's share of each ({@code rows * rowBytes} is still the matrix's size).
+     */
     public long rowBytes(long cols) {
         if (!fitsRow(cols)) {
             throw new IllegalArgumentException("a row of " + cols + " values is not a whole number of " + name() + " groups");
         }
-        return kind == Kind.INT8_CHANNEL ? 4 + cols : cols / groupSize * groupBytes();
+        return switch (kind) {
+            case INT8_CHANNEL -> 4 + cols;
+            case INT_GROUP, NF4 -> cols / groupSize * groupBytes();
+            case SPARSE24_F16, SPARSE24_INT -> sparse24ValueBytes(cols) + sparse24MetaBytes(cols);
+        };
+    }
+
+    /** 2:4 formats: bytes of one row in the values plane (f16: {@code cols / 2} halves; INT: its groups). */
+    long sparse24ValueBytes(long cols) {
+        return kind == Kind.SPARSE24_F16 ? cols : cols / groupSize * groupBytes();
+    }
+
+    /** 2:4 formats: bytes of one row in the metadata plane ({@code cols / 32} little-endian int32 words). */
+    static long sparse24MetaBytes(long cols) {
+        return cols / SPARSE24_COLUMNS_PER_WORD * 4;
     }
 
     /** Storage bits per weight for rows of {@code cols} values, scales and zero points included. */
@@ -107,15 +170,22 @@ public record LatheFormat(Kind kind, int bits, int groupSize, boolean zeroPoint)
             case INT8_CHANNEL -> "INT8";
             case INT_GROUP -> "INT" + bits + "-g" + groupSize + (zeroPoint ? "" : "-sym");
             case NF4 -> "NF4-g" + groupSize;
+            case SPARSE24_F16 -> "2:4-F16";
+            case SPARSE24_INT -> "2:4-INT" + bits + "-g" + groupSize + (zeroPoint ? "" : "-sym");
         };
     }
 
-    /** The spec string stored in files and parsed by {@link #parse}: {@code int8}, {@code int4:g32:zp}, {@code nf4:g64}. */
+    /**
+     * The spec string stored in files and parsed by {@link #parse}: {@code int8}, {@code int4:g32:zp},
+     * {@code nf4:g64}, {@code sparse24:f16}, {@code sparse24:int4:g128:zp}.
+     */
     public String spec() {
         return switch (kind) {
             case INT8_CHANNEL -> "int8";
             case INT_GROUP -> "int" + bits + ":g" + groupSize + (zeroPoint ? ":zp" : ":sym");
             case NF4 -> "nf4:g" + groupSize;
+            case SPARSE24_F16 -> "sparse24:f16";
+            case SPARSE24_INT -> "sparse24:int" + bits + ":g" + groupSize + (zeroPoint ? ":zp" : ":sym");
         };
     }
 
@@ -125,6 +195,14 @@ public record LatheFormat(Kind kind, int bits, int groupSize, boolean zeroPoint)
             String[] parts = spec.split(":");
             if (parts.length == 1 && parts[0].equals("int8")) {
                 return int8Channel();
+            }
+            if (parts.length == 2 && parts[0].equals("sparse24") && parts[1].equals("f16")) {
+                return sparse24F16();
+            }
+            if (parts.length == 4 && parts[0].equals("sparse24") && parts[1].startsWith("int") && parts[2].startsWith("g")
+                    && (parts[3].equals("zp") || parts[3].equals("sym"))) {
+                return new LatheFormat(Kind.SPARSE24_INT, Integer.parseInt(parts[1].substring(3)),
+                        Integer.parseInt(parts[2].substring(1)), parts[3].equals("zp"));
             }
             if (parts.length == 2 && parts[0].equals("nf4") && parts[1].startsWith("g")) {
                 return nf4(Integer.parseInt(parts[1].substring(1)));
@@ -138,7 +216,7 @@ public record LatheFormat(Kind kind, int bits, int groupSize, boolean zeroPoint)
             throw new ModelFormatException(source, "weight format '" + spec + "': " + e.getMessage(), e);
         }
         throw new ModelFormatException(source, "unknown Lathe weight format '" + spec
-                + "' (expected int8, intB:gN:zp|sym with B in 2..4, or nf4:gN)");
+                + "' (expected int8, intB:gN:zp|sym with B in 2..4, nf4:gN, sparse24:f16 or sparse24:int4:gN:zp|sym)");
     }
 
     @Override

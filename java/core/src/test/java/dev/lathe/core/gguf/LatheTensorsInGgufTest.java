@@ -60,6 +60,54 @@ class LatheTensorsInGgufTest {
     }
 
     @Test
+    void sparse24FormatsRoundTripThroughAGgufFile(@TempDir Path dir) {
+        Random random = TestRandom.create("sparse24FormatsRoundTripThroughAGgufFile");
+        LatheFormat[] formats = {LatheFormat.sparse24F16(), LatheFormat.sparse24Int4(128, true)};
+        int rows = 17;
+        int cols = 384;
+        float[] values = new float[rows * cols];
+        for (int g = 0; g < rows * cols / 4; g++) { // 2:4: two random columns of each group of 4
+            int a = random.nextInt(4);
+            values[4 * g + a] = (float) random.nextGaussian();
+            values[4 * g + (a + 1 + random.nextInt(3)) % 4] = (float) random.nextGaussian();
+        }
+        try (Arena arena = Arena.ofConfined()) {
+            GgufWriter w = new GgufWriter();
+            MemorySegment[] encoded = new MemorySegment[formats.length];
+            for (int f = 0; f < formats.length; f++) {
+                String name = "t" + f + ".weight";
+                encoded[f] = LatheEncoder.encode(formats[f], values, rows, cols, arena);
+                MemorySegment bytes = encoded[f];
+                w.putString(GgufModelReader.LATHE_FORMAT_KEY + name, formats[f].spec());
+                w.putUint32(GgufModelReader.LATHE_COLS_KEY + name, cols);
+                w.addTensor(name, GgmlType.I8, new long[] {rows, formats[f].rowBytes(cols)}, out -> out.copyFrom(bytes));
+            }
+            Path file = dir.resolve("sparse.gguf");
+            w.write(file);
+            try (GgufFile gguf = GgufFile.open(file)) {
+                for (int f = 0; f < formats.length; f++) {
+                    WeightMatrix m = GgufModelReader.matrix(gguf, gguf.tensor("t" + f + ".weight"));
+                    assertEquals(formats[f], m.format());
+                    assertEquals(cols, m.cols());
+                    assertArrayEquals(encoded[f].toArray(ValueLayout.JAVA_BYTE), m.data().toArray(ValueLayout.JAVA_BYTE));
+                    float[] row = new float[cols];
+                    for (int r = 0; r < rows; r++) {
+                        m.dequantizeRow(r, row, 0);
+                        for (int i = 0; i < cols; i++) {
+                            float v = values[r * cols + i];
+                            if (v == 0) {
+                                assertEquals(0f, row[i]);
+                            } else if (f == 0) {
+                                assertEquals(Float.float16ToFloat(Float.floatToFloat16(v)), row[i]);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
     void aFormatThatDisagreesWithTheStoredBytesIsAnError(@TempDir Path dir) {
         GgufWriter w = new GgufWriter();
         w.putString(GgufModelReader.LATHE_FORMAT_KEY + "t.weight", "int4:g32:zp");

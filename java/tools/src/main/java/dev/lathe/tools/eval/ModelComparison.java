@@ -117,12 +117,31 @@ public final class ModelComparison {
         }
     }
 
-    private static String method(LoadedModel m) {
-        Object method = m.metadata().get("lathe.quantization.method");
-        if (method == null) {
-            return "as read";
+    /**
+     * How a variant was made, from the keys {@code lathe quantize} and {@code lathe prune} write:
+     * e.g. {@code gptq}, {@code prune sparsegpt 2:4}, {@code prune structured}; {@code as read} for
+     * a file neither wrote.
+     */
+    static String method(LoadedModel m) {
+        List<String> parts = new ArrayList<>();
+        String pruning = string(m, "lathe.pruning.method");
+        if (pruning != null) {
+            String sparsity = string(m, "lathe.pruning.sparsity");
+            parts.add("prune " + pruning + (sparsity != null ? " " + sparsity : ""));
         }
-        String v = method.toString(); // metadata summaries quote strings
+        String quantization = string(m, "lathe.quantization.method");
+        if (quantization != null) {
+            parts.add(quantization);
+        }
+        return parts.isEmpty() ? "as read" : String.join(" + ", parts);
+    }
+
+    private static String string(LoadedModel m, String key) {
+        Object value = m.metadata().get(key);
+        if (value == null) {
+            return null;
+        }
+        String v = value.toString(); // metadata summaries quote strings
         return v.length() >= 2 && v.startsWith("\"") && v.endsWith("\"") ? v.substring(1, v.length() - 1) : v;
     }
 

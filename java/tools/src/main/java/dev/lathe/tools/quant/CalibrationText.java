@@ -1,6 +1,8 @@
 package dev.lathe.tools.quant;
 
+import dev.lathe.core.format.LoadedModel;
 import dev.lathe.core.tokenizer.Tokenizer;
+import dev.lathe.core.tokenizer.Tokenizers;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -52,8 +54,21 @@ public final class CalibrationText {
         return windows;
     }
 
+    /**
+     * The windows for {@code model}: its own tokenizer, windows of {@code seqLen} tokens capped at
+     * its context length.
+     *
+     * @throws IllegalArgumentException when the model carries no tokenizer data
+     */
+    public static List<int[]> windowsFor(LoadedModel model, Path file, int samples, int seqLen) {
+        if (model.vocabulary() == null) {
+            throw new IllegalArgumentException(model.source() + " has no tokenizer data: calibration text cannot be tokenized");
+        }
+        return windows(file, Tokenizers.create(model.vocabulary()), samples, Math.min(seqLen, model.config().contextLength()));
+    }
+
     /** The windows for logs: how many, how long. */
-    static String describe(List<int[]> windows) {
+    public static String describe(List<int[]> windows) {
         return windows.size() + " windows of " + windows.getFirst().length + " tokens";
     }
 }

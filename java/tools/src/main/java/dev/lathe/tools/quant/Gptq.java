@@ -162,7 +162,7 @@ public final class Gptq {
      * row-major {@code [n, n]}. When H is not positive definite even after dampening, the
      * dampening grows tenfold, up to four times, before giving up with a clear error.
      */
-    static double[] inverseCholeskyUpper(double[] h, int n, double dampening) {
+    public static double[] inverseCholeskyUpper(double[] h, int n, double dampening) {
         double mean = 0;
         for (int i = 0; i < n; i++) {
             mean += h[i * n + i];

@@ -15,11 +15,11 @@ import java.nio.file.Path;
  * stories sampled from the model from BOS alone at temperature 1 with no truncation (top-k 0,
  * top-p 1, min-p 0), seeds {@code seed, seed+1, ...}, joined by newlines.
  */
-final class SampledStories {
+public final class SampledStories {
     private SampledStories() {
     }
 
-    static String sample(Path modelPath, int stories, int tokensEach, long seed) {
+    public static String sample(Path modelPath, int stories, int tokensEach, long seed) {
         StringBuilder text = new StringBuilder();
         try (LoadedModel m = ModelLoader.load(modelPath); CpuBackend backend = new CpuBackend(1)) {
             Generator g = new Generator(new LlamaModel(m, backend), Tokenizers.create(m.vocabulary()));
