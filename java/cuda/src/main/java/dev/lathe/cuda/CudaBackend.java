@@ -118,6 +118,9 @@ public final class CudaBackend implements Backend {
         } else if (layout == KernelLayout.NF4) {
             DeviceNf4Weight w = upload(Nf4Weights.of(weight));
             d = new DeviceWeight(weight, layout, w.qweight(), w.absmax());
+        } else if (layout == KernelLayout.SPARSE24) {
+            DeviceSparse24Weight w = upload(Sparse24Weights.of(weight));
+            d = new DeviceWeight(weight, layout, w.values(), w.meta());
         } else try (Arena arena = Arena.ofConfined()) {
             RepackedWeight packed = WeightRepacker.repack(weight, arena);
             long values = copyToDevice(packed.values(), weight.name());
@@ -324,6 +327,8 @@ public final class CudaBackend implements Backend {
                     dw.group, in.address, in.rows(), o.address);
             case NF4 -> LatheNative.matmulNf4(device.stream, dw.values, dw.scales, dw.rows(), dw.cols(), in.address,
                     in.rows(), o.address);
+            case SPARSE24 -> LatheNative.matmulSparse24(device.stream, dw.values, dw.scales, dw.rows(), dw.cols(),
+                    in.address, in.rows(), o.address);
             default -> LatheNative.matmul(device.stream, dw.layout.code, dw.values, dw.scales, dw.rows(), dw.cols(),
                     in.address, in.rows(), o.address);
         }

@@ -2,8 +2,9 @@ package dev.lathe.cuda;
 
 /**
  * The weight layouts the kernels read: lathe.h's {@code LATHE_WEIGHT_*} codes for lathe_matmul,
- * and the 4-bit layouts of kernels/quant/int4_gemv.cuh, which have entry points of their own
- * (code -1): their arrays are described by {@link Int4Weights} and {@link Nf4Weights}.
+ * and the layouts with entry points of their own (code -1): the 4-bit ones of
+ * kernels/quant/int4_gemv.cuh ({@link Int4Weights}, {@link Nf4Weights}) and 2:4 sparse FP16
+ * (kernels/sparse/sparse24_gemv.cuh, {@link Sparse24Weights}).
  */
 enum KernelLayout {
     /** float [rows, cols]. */
@@ -23,7 +24,9 @@ enum KernelLayout {
     /** Group-wise INT4 (lathe_matmul_int4): {@link Int4Weights}. */
     INT4_GROUP(-1, 0),
     /** NF4 (lathe_matmul_nf4): {@link Nf4Weights}. */
-    NF4(-1, 0);
+    NF4(-1, 0),
+    /** 2:4 sparse FP16 (lathe_matmul_sparse24): {@link Sparse24Weights}. */
+    SPARSE24(-1, 0);
 
     /** The C constant. */
     final int code;
@@ -43,6 +46,7 @@ enum KernelLayout {
     long valuesBytes(long rows, long cols) {
         return switch (this) {
             case Q4_0, INT4_GROUP, NF4 -> rows * cols / 2;
+            case SPARSE24 -> rows * cols;  // cols / 2 halves per row
             case Q4_K -> rows * (cols / 256) * 144;
             case Q6_K -> rows * (cols / 256) * 210;
             default -> rows * cols * valueBytes;

@@ -1,5 +1,11 @@
 package dev.lathe.cuda;
 
+import dev.lathe.core.tensor.LatheFormat;
+import dev.lathe.core.tensor.WeightMatrix;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+
 /**
  * A 2:4 structured-sparse FP16 weight in the layout of kernels/sparse/sparse24_gemv.cuh: every
  * group of 4 consecutive weights along a row keeps at most 2, stored as their f16 values plus a
@@ -20,6 +26,27 @@ public record Sparse24Weights(int rows, int cols, short[] values, int[] meta) {
         if (values.length != rows * (cols / 2) || meta.length != rows * (cols / 32)) {
             throw new IllegalArgumentException("2:4 arrays do not match [" + rows + ", " + cols + "]");
         }
+    }
+
+    /**
+     * A 2:4 F16 matrix of a model file (core's {@link LatheFormat.Kind#SPARSE24_F16}, whose two
+     * planes are this layout's arrays, values then metadata) copied out as they are.
+     */
+    static Sparse24Weights of(WeightMatrix w) {
+        if (!(w.format() instanceof LatheFormat f) || f.kind() != LatheFormat.Kind.SPARSE24_F16) {
+            throw new IllegalArgumentException(w.name() + " is " + w.format().name() + ", not 2:4 F16");
+        }
+        int rows = w.rows();
+        int cols = w.cols();
+        MemorySegment data = w.data();
+        short[] values = new short[rows * (cols / 2)];
+        int[] meta = new int[rows * (cols / 32)];
+        long valueBytes = 2L * values.length;
+        MemorySegment.copy(data, ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), 0, values, 0,
+                values.length);
+        MemorySegment.copy(data, ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), valueBytes, meta, 0,
+                meta.length);
+        return new Sparse24Weights(rows, cols, values, meta);
     }
 
     /** W[r, i]: the stored value when column i of its group is kept, else 0. */

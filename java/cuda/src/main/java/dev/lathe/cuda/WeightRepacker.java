@@ -20,6 +20,7 @@ import java.nio.ByteOrder;
  * <li>Lathe's group-wise INT (4, 3 or 2 bits, groups of 32/64/128) and NF4 (blocks of 64): the
  *     4-bit kernels' layouts ({@link Int4Weights}, {@link Nf4Weights}), values unchanged; the
  *     backend repacks those itself.</li>
+ * <li>Lathe's 2:4 sparse F16: its bytes are the 2:4 kernel's layout already ({@link Sparse24Weights}).</li>
  * <li>Lathe's INT8 per channel (cols a multiple of 32): the Q8_0 layout, the int8 as they are
  *     and the row's f32 scale as the f16 scale of each group of 32 (relative error under 2^-11,
  *     the same for the whole row).</li>
@@ -49,6 +50,8 @@ final class WeightRepacker {
                 case INT_GROUP -> Int4Weights.holds(f) ? KernelLayout.INT4_GROUP : KernelLayout.F16;
                 case NF4 -> Nf4Weights.holds(f) ? KernelLayout.NF4 : KernelLayout.F16;
                 case INT8_CHANNEL -> w.cols() % GROUP == 0 ? KernelLayout.Q8_0 : KernelLayout.F16;
+                case SPARSE24_F16 -> KernelLayout.SPARSE24;
+                case SPARSE24_INT -> KernelLayout.F16;  // no 2:4 + INT4 kernel yet: dense F16, zeros included
             };
         }
         return switch (w.type()) {
@@ -64,13 +67,13 @@ final class WeightRepacker {
     }
 
     /**
-     * {@code w} in its kernel layout, in memory of {@code arena}; not for INT4_GROUP and NF4
-     * ({@link Int4Weights#of}, {@link Nf4Weights#of}).
+     * {@code w} in its kernel layout, in memory of {@code arena}; not for INT4_GROUP, NF4 and
+     * SPARSE24 ({@link Int4Weights#of}, {@link Nf4Weights#of}, {@link Sparse24Weights#of}).
      */
     static RepackedWeight repack(WeightMatrix w, Arena arena) {
         KernelLayout layout = layoutFor(w);
-        if (layout == KernelLayout.INT4_GROUP || layout == KernelLayout.NF4) {
-            throw new IllegalArgumentException(w.name() + ": the " + layout + " layout is made by Int4Weights / Nf4Weights");
+        if (layout.code < 0) {
+            throw new IllegalArgumentException(w.name() + ": the " + layout + " layout is made by its own record");
         }
         int rows = w.rows();
         int cols = w.cols();
@@ -148,7 +151,7 @@ final class WeightRepacker {
     static float valueAt(RepackedWeight p, int row, int col) {
         long index = (long) row * p.cols() + col;
         return switch (p.layout()) {
-            case INT4_GROUP, NF4 -> throw new IllegalArgumentException("read " + p.layout() + " through Int4Weights / Nf4Weights");
+            case INT4_GROUP, NF4, SPARSE24 -> throw new IllegalArgumentException("read " + p.layout() + " through its record");
             case F32 -> p.values().get(FLOAT, 4 * index);
             case F16 -> Float.float16ToFloat(p.values().get(HALF, 2 * index));
             case BF16 -> Float.intBitsToFloat((p.values().get(HALF, 2 * index) & 0xFFFF) << 16);

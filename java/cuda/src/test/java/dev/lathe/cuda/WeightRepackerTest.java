@@ -68,10 +68,19 @@ class WeightRepackerTest {
         }
     }
 
+    /** Random gaussian weights in {@code format}; for a 2:4 format two of every 4 are zeroed first, at random. */
     static WeightMatrix latheEncoded(LatheFormat format, int rows, int cols, Random random, Arena arena) {
         float[] values = new float[rows * cols];
         for (int i = 0; i < values.length; i++) {
             values[i] = (float) random.nextGaussian();
+        }
+        if (format.isSparse24()) {
+            for (int g = 0; g < values.length; g += 4) {
+                int first = random.nextInt(4);
+                int second = (first + 1 + random.nextInt(3)) % 4;
+                values[g + first] = 0;
+                values[g + second] = 0;
+            }
         }
         return WeightMatrices.of("w", format, rows, cols, LatheEncoder.encode(format, values, rows, cols, arena));
     }
@@ -112,6 +121,28 @@ class WeightRepackerTest {
             assertEquals(KernelLayout.F16, WeightRepacker.layoutFor(latheEncoded(LatheFormat.nf4(128), 2, 256, random, arena)));
             assertEquals(KernelLayout.F16,
                     WeightRepacker.layoutFor(latheEncoded(LatheFormat.intGroup(4, 256, true), 2, 512, random, arena)));
+        }
+    }
+
+    /** 2:4 F16 model weights are the 2:4 kernel's layout as they are; 2:4 INT goes through F16. */
+    @Test
+    void sparse24F16IsTheKernelLayout() {
+        Random random = TestRandom.create("WeightRepackerTest.sparse24");
+        float[] row = new float[256];
+        try (Arena arena = Arena.ofConfined()) {
+            WeightMatrix w = latheEncoded(LatheFormat.sparse24F16(), 5, 256, random, arena);
+            assertEquals(KernelLayout.SPARSE24, WeightRepacker.layoutFor(w));
+            Sparse24Weights k = Sparse24Weights.of(w);
+            for (int r = 0; r < 5; r++) {
+                w.dequantizeRow(r, row, 0);
+                for (int c = 0; c < 256; c++) {
+                    assertEquals(row[c], k.value(r, c), "2:4 F16 [" + r + ", " + c + "]");
+                }
+            }
+            WeightMatrix int4 = latheEncoded(LatheFormat.sparse24Int4(64, true), 3, 256, random, arena);
+            RepackedWeight p = WeightRepacker.repack(int4, arena);
+            assertEquals(KernelLayout.F16, p.layout());
+            assertSameValues(int4, p, 0x1p-11);
         }
     }
 
