@@ -35,11 +35,12 @@ public final class EngineCore implements AutoCloseable {
     }
 
     /**
-     * Counters since the engine started; {@code draftedTokens} speculative drafts were verified
-     * (after the scheduler's trimming), {@code acceptedTokens} of them kept.
+     * Counters since the engine started; {@code verifiedSequenceSteps} times a sequence had
+     * drafts verified, {@code draftedTokens} drafts in all (after the scheduler's trimming),
+     * {@code acceptedTokens} of them kept.
      */
     public record Stats(long steps, long tokensComputed, long tokensGenerated, long preemptions, long prefixHitTokens,
-                        long draftedTokens, long acceptedTokens) {
+                        long verifiedSequenceSteps, long draftedTokens, long acceptedTokens) {
         /** Kept drafts over verified drafts; NaN when none were verified. */
         public double acceptanceRate() {
             return draftedTokens == 0 ? Double.NaN : (double) acceptedTokens / draftedTokens;
@@ -80,6 +81,7 @@ public final class EngineCore implements AutoCloseable {
     private long steps;
     private long tokensComputed;
     private long tokensGenerated;
+    private long verifiedSequenceSteps;
     private long draftedTokens;
     private long acceptedTokens;
     private final SpeculativeVerifier verifier = new SpeculativeVerifier();
@@ -115,7 +117,7 @@ public final class EngineCore implements AutoCloseable {
 
     public Stats stats() {
         return new Stats(steps, tokensComputed, tokensGenerated, scheduler.preemptions(), kv.prefixHitTokens(),
-                draftedTokens, acceptedTokens);
+                verifiedSequenceSteps, draftedTokens, acceptedTokens);
     }
 
     public boolean hasWork() {
@@ -335,6 +337,7 @@ public final class EngineCore implements AutoCloseable {
             model.backend().copyRowToHost(out, row + r, logits);
             return logits;
         }, drafts);
+        verifiedSequenceSteps++;
         draftedTokens += drafts;
         acceptedTokens += verdict.accepted();
         scheduler.resolveDrafts(sample.sequence, verdict.accepted());
