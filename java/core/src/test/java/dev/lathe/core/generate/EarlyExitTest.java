@@ -1,5 +1,7 @@
 package dev.lathe.core.generate;
 
+import dev.lathe.core.backend.BatchPlan;
+import dev.lathe.core.backend.KvCache;
 import dev.lathe.core.backend.cpu.CpuBackend;
 import dev.lathe.core.format.LoadedModel;
 import dev.lathe.core.format.ModelLoader;
@@ -42,6 +44,48 @@ class EarlyExitTest {
             assertEquals(reference.tokens().length, always.tokens().length);
             assertNotEquals(0, always.tokens().length);
         }
+    }
+
+    /**
+     * An exited step must leave K/V in every skipped layer: the next token, run through the full
+     * model, must see them. Filled K/V versus the same pass with the skipped layers left empty
+     * must change the next logits; and filling is deterministic (same cache contents, same logits).
+     */
+    @Test
+    void anExitedStepFillsTheSkippedLayersKeysAndValues() {
+        try (LoadedModel loaded = ModelLoader.load(SharedData.require("models/stories260K/stories260K-f32.gguf"));
+             CpuBackend backend = new CpuBackend(1)) {
+            LlamaModel model = new LlamaModel(loaded, backend);
+            int layers = model.config().layers();
+            int[] prompt = {1, 403, 407, 261, 378};
+            float[] filled = nextLogits(model, prompt, layers);
+            float[] again = nextLogits(model, prompt, layers);
+            float[] empty = nextLogits(model, prompt, 2);
+            assertArrayEquals(filled, again);
+            float difference = 0;
+            for (int i = 0; i < filled.length; i++) {
+                difference = Math.max(difference, Math.abs(filled[i] - empty[i]));
+            }
+            assertTrue(difference > 1e-3f, "filling the skipped layers' K/V changed nothing: " + difference);
+        }
+    }
+
+    /**
+     * Prefills all but the last prompt token, runs the last one through 2 layers and fills the K/V
+     * of layers [2, fillTo) from its hidden state, then returns the full model's logits for one more token.
+     */
+    private static float[] nextLogits(LlamaModel model, int[] prompt, int fillTo) {
+        int[] table = {0, 1};
+        float[] logits = new float[model.config().vocabSize()];
+        try (KvCache cache = model.newKvCache(2, 16)) {
+            int n = prompt.length;
+            Generator.prefill(model, java.util.Arrays.copyOf(prompt, n - 1), table, cache, logits);
+            LlamaModel.ForwardPass pass = model.begin(BatchPlan.singleSequence(new int[] {prompt[n - 1]}, n - 1, table, 16, true), cache);
+            pass.runLayersTo(2);
+            pass.fillSkippedKv(fillTo);
+            model.backend().copyRowToHost(model.forward(BatchPlan.singleSequence(new int[] {300}, n, table, 16, true), cache), 0, logits);
+        }
+        return logits;
     }
 
     @Test

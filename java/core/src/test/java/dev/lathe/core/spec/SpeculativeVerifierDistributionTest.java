@@ -46,6 +46,15 @@ class SpeculativeVerifierDistributionTest {
     }
 
     @Test
+    void aDeterministicDraftAlsoLeavesTheTargetDistribution() {
+        // An n-gram drafter's q is one-hot at its token: the residual is p without that token.
+        double chi2 = emittedChiSquare(SamplingParams.defaults(), SpeculativeVerifier.LOSSLESS, 3, 13, true);
+        assertTrue(chi2 < CRITICAL_5_DOF_0_001, "chi-square " + chi2 + " >= " + CRITICAL_5_DOF_0_001);
+        double wrong = emittedChiSquare(SamplingParams.defaults(), (p, q) -> 1.0, 3, 13, true);
+        assertTrue(wrong > CRITICAL_5_DOF_0_001, "always keeping a fixed draft passed: chi-square " + wrong);
+    }
+
+    @Test
     void wrongAcceptanceRulesFailTheTest() {
         SpeculativeVerifier.AcceptanceRule alwaysKeep = (p, q) -> 1.0;
         SpeculativeVerifier.AcceptanceRule inverted = (p, q) -> p <= 0 ? 1.0 : Math.min(1.0, (double) q / p);
@@ -62,6 +71,12 @@ class SpeculativeVerifierDistributionTest {
      * statistic of their histogram against p.
      */
     private static double emittedChiSquare(SamplingParams params, SpeculativeVerifier.AcceptanceRule rule, int k, long seed) {
+        return emittedChiSquare(params, rule, k, seed, false);
+    }
+
+    /** As above; with {@code deterministic} every draft token is 1 with q one-hot (null), as prompt lookup drafts. */
+    private static double emittedChiSquare(SamplingParams params, SpeculativeVerifier.AcceptanceRule rule, int k, long seed,
+                                           boolean deterministic) {
         Sampler target = new Sampler(params.withSeed(seed), VOCAB);
         Sampler draft = new Sampler(params.withSeed(seed * 31 + 7), VOCAB);
         float[] p = target.probabilities(TARGET_LOGITS.clone(), null, 0);
@@ -74,11 +89,11 @@ class SpeculativeVerifierDistributionTest {
             float[][] q = new float[k][];
             for (int i = 0; i < k; i++) {
                 q[i] = draft.probabilities(DRAFT_LOGITS.clone(), null, 0);
-                tokens[i] = draft.sampleFrom(q[i]);
+                tokens[i] = deterministic ? 1 : draft.sampleFrom(q[i]);
                 history[i] = tokens[i];
             }
             SpeculativeVerifier.Verdict verdict = verifier.verify(target, row -> TARGET_LOGITS.clone(), history, 0,
-                    new Draft(tokens, q));
+                    new Draft(tokens, deterministic ? null : q));
             for (int i = 0; i < verdict.accepted() && emitted < SAMPLES; i++, emitted++) {
                 counts[tokens[i]]++;
             }
