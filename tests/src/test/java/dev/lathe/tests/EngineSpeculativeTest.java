@@ -145,6 +145,24 @@ class EngineSpeculativeTest {
     }
 
     @Test
+    void stopStringsAndStopTokensInsideAcceptedDraftsEndTheOutputWhereThePlainOneEnds() {
+        List<Request> requests = new ArrayList<>();
+        for (int i = 0; i < PROMPTS.length; i++) {
+            SamplingParams params = SamplingParams.greedy().withMaxNewTokens(200).withStopStrings(List.of(i % 2 == 0 ? "Lily" : "."));
+            requests.add(Request.ofText("s" + i, PROMPTS[i], params));
+            // No stop string and a long budget: some of these end on EOS.
+            requests.add(Request.ofText("e" + i, PROMPTS[i], SamplingParams.greedy().withMaxNewTokens(300)));
+        }
+        EngineConfig config = new EngineConfig(4 << 20, 16, new SchedulerConfig(64, 8), true)
+                .withSpeculation(new Speculation(drafters.get(2), 6));
+        try (EngineCore core = new EngineCore(model, tokenizer, config)) {
+            Map<String, RequestOutput> outputs = run(core, requests, step -> { });
+            assertSameAsAlone(requests, outputs, "stops");
+            assertTrue(outputs.values().stream().anyMatch(o -> o.first().finishReason().equals("stop")));
+        }
+    }
+
+    @Test
     void runningOutOfBlocksWithDraftsPreemptsAndChangesNothing() {
         // 12 blocks of 16 tokens: far from enough for all requests with their drafts.
         long kvBytes = 12L * 2 * 5 * 16 * 4 * 8 * 4;

@@ -118,6 +118,30 @@ class SpeculativeGenerationTest {
     }
 
     @Test
+    void stopStringsInsideAcceptedDraftsEndTheOutputWhereThePlainOneEnds() {
+        Path dir = SharedData.require("models/stories260K");
+        try (LoadedModel f32 = ModelLoader.load(dir.resolve("stories260K-f32.gguf"));
+             LoadedModel q8 = ModelLoader.load(dir.resolve("stories260K-q8_0.gguf"))) {
+            Tokenizer tok = TokenizerLoader.forModel(f32, null);
+            LlamaModel model = new LlamaModel(f32, backend);
+            Generator plain = new Generator(model, tok);
+            Generator speculative = plain.withSpeculation(new Speculation(ModelDrafter.separate("stories260K-q8_0",
+                    new LlamaModel(q8, backend), TokenizerLoader.forModel(q8, null), model, tok, null), 6));
+            for (String stop : new String[] {"Lily", ".", "park"}) {
+                SamplingParams params = SamplingParams.greedy().withMaxNewTokens(200).withStopStrings(java.util.List.of(stop));
+                GenerationResult expected = plain.generate("Once upon a time", params, null);
+                GenerationResult actual = speculative.generate("Once upon a time", params, null);
+                assertArrayEquals(expected.tokens(), actual.tokens(), stop);
+                assertEquals(expected.text(), actual.text(), stop);
+                assertEquals(expected.finishReason(), actual.finishReason(), stop);
+            }
+            // A long budget: greedy stories260K ends its story with EOS inside a run of accepted drafts.
+            SamplingParams long300 = SamplingParams.greedy().withMaxNewTokens(300);
+            assertArrayEquals(plain.generate("Tim", long300, null).tokens(), speculative.generate("Tim", long300, null).tokens());
+        }
+    }
+
+    @Test
     void sampledSpeculativeDecodingIsReproducibleAndStaysInTheVocabulary() {
         Generator plain = new Generator(targetModel, tokenizer);
         Generator speculative = plain.withSpeculation(new Speculation(
