@@ -100,6 +100,7 @@ public final class Scheduler {
         waiting.remove(s);
         running.remove(s);
         kv.free(s.id());
+        s.dropDrafts(s.draftCount()); // an abort between drafting and verifying must not report drafts as output
         s.setStatus(Sequence.Status.FINISHED);
     }
 

@@ -92,6 +92,11 @@ class SchedulerTest {
         s.resolveDrafts(b, 0);
         assertEquals(3, b.length());
         assertNull(s.kv().checkInvariant());
+        // Finished (aborted) with unverified drafts: they are not part of its output.
+        a.appendDrafts(new int[] {8, 9});
+        s.finish(a);
+        assertEquals(5, a.length());
+        assertEquals(0, a.draftCount());
     }
 
     @Test
