@@ -142,6 +142,30 @@ class SpeculativeGenerationTest {
     }
 
     @Test
+    void penalizedGreedyOutputIsPlainDecodings() {
+        // Greedy with a strong frequency penalty over the whole history on stories260K. (That p at
+        // verify position i counts drafts 0..i-1 as history is pinned down by SpeculativeVerifierTest:
+        // on this text the difference rarely moves an argmax.)
+        Path dir = SharedData.require("models/stories260K");
+        try (LoadedModel f32 = ModelLoader.load(dir.resolve("stories260K-f32.gguf"));
+             LoadedModel q8 = ModelLoader.load(dir.resolve("stories260K-q8_0.gguf"))) {
+            Tokenizer tok = TokenizerLoader.forModel(f32, null);
+            LlamaModel model = new LlamaModel(f32, backend);
+            Generator plain = new Generator(model, tok);
+            Drafter q8Draft = ModelDrafter.separate("stories260K-q8_0", new LlamaModel(q8, backend), TokenizerLoader.forModel(q8, null),
+                    model, tok, null);
+            SamplingParams penalized = SamplingParams.greedy().withMaxNewTokens(120).withFrequencyPenalty(1.5f)
+                    .withPenaltyWindow(SamplingParams.WHOLE_HISTORY);
+            for (Drafter drafter : new Drafter[] {q8Draft, new NgramDrafter()}) {
+                GenerationResult expected = plain.generate("Once upon a time", penalized, null);
+                GenerationResult actual = plain.withSpeculation(new Speculation(drafter, 4)).generate("Once upon a time", penalized, null);
+                assertArrayEquals(expected.tokens(), actual.tokens(), drafter.describe());
+                assertTrue(actual.decodeStats().acceptedTokens() > 0, drafter.describe() + ": " + actual.decodeStats());
+            }
+        }
+    }
+
+    @Test
     void sampledSpeculativeDecodingIsReproducibleAndStaysInTheVocabulary() {
         Generator plain = new Generator(targetModel, tokenizer);
         Generator speculative = plain.withSpeculation(new Speculation(
