@@ -10,6 +10,8 @@ import dev.lathe.core.model.LlamaModel;
 import dev.lathe.core.sched.ScheduledStep;
 import dev.lathe.core.sched.Scheduler;
 import dev.lathe.core.sched.Sequence;
+import dev.lathe.core.spec.Draft;
+import dev.lathe.core.spec.DraftRequest;
 import dev.lathe.core.spec.SpeculativeVerifier;
 import dev.lathe.core.tokenizer.Tokenizer;
 
@@ -97,6 +99,10 @@ public final class EngineCore implements AutoCloseable {
         this.kv = new KvBlockManager(blocks, config.blockSize(), config.prefixCaching());
         this.scheduler = new Scheduler(kv, config.scheduler());
         this.logits = new float[c.vocabSize()];
+        if (config.speculation() != null) {
+            // NOTE: a model drafter's K/V pool holds as many tokens as the engine's (outside --kv-memory).
+            config.speculation().drafter().reserve((long) blocks * config.blockSize());
+        }
     }
 
     public EngineConfig config() {
@@ -311,6 +317,8 @@ public final class EngineCore implements AutoCloseable {
         if (config.speculation() == null) {
             return;
         }
+        List<SampleState> drafting = new ArrayList<>();
+        List<DraftRequest> asks = new ArrayList<>();
         for (RequestState state : requests.values()) {
             if (!state.forked) {
                 continue; // the prompt's logits have not come yet
@@ -322,9 +330,20 @@ public final class EngineCore implements AutoCloseable {
                 }
                 int k = sample.draftLimit();
                 if (k > 0) {
-                    s.appendDrafts(sample.draft(k).tokens());
+                    drafting.add(sample);
+                    asks.add(sample.draftRequest(k));
                 }
             }
+        }
+        if (asks.isEmpty()) {
+            return;
+        }
+        // One call for every sequence: a model drafter runs each draft round as one batched pass.
+        List<Draft> drafts = config.speculation().drafter().proposeAll(asks);
+        for (int i = 0; i < drafting.size(); i++) {
+            SampleState sample = drafting.get(i);
+            sample.setPendingDraft(drafts.get(i));
+            sample.sequence.appendDrafts(drafts.get(i).tokens());
         }
     }
 

@@ -6,6 +6,7 @@ import dev.lathe.core.sample.StopStringMatcher;
 import dev.lathe.core.sched.Sequence;
 import dev.lathe.core.spec.Draft;
 import dev.lathe.core.spec.DraftLength;
+import dev.lathe.core.spec.DraftRequest;
 import dev.lathe.core.spec.DraftSession;
 import dev.lathe.core.spec.Speculation;
 import dev.lathe.core.spec.SpeculativeVerifier;
@@ -91,13 +92,17 @@ final class SampleState {
         return Math.min(draftLength.next(), maxNew - sequence.generatedCount() - 1);
     }
 
-    /** Proposes up to {@code k} drafts to follow the sequence; they are kept as the pending draft. */
-    Draft draft(int k) {
+    /** What to ask the drafter for: up to {@code k} drafts to follow the sequence (the session opens on first use). */
+    DraftRequest draftRequest(int k) {
         if (draftSession == null) {
             draftSession = speculation.drafter().open(params, sequence.promptLength() + maxNew);
         }
-        pendingDraft = draftSession.propose(sequence.tokenBuffer(), sequence.length(), k);
-        return pendingDraft;
+        return new DraftRequest(draftSession, sequence.tokenBuffer(), sequence.length(), k);
+    }
+
+    /** The drafter's answer, appended to the sequence by the engine, to be verified next step. */
+    void setPendingDraft(Draft draft) {
+        pendingDraft = draft;
     }
 
     /**
