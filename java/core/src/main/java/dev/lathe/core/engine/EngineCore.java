@@ -100,8 +100,11 @@ public final class EngineCore implements AutoCloseable {
         this.scheduler = new Scheduler(kv, config.scheduler());
         this.logits = new float[c.vocabSize()];
         if (config.speculation() != null) {
-            // NOTE: a model drafter's K/V pool holds as many tokens as the engine's (outside --kv-memory).
-            config.speculation().drafter().reserve((long) blocks * config.blockSize());
+            // NOTE: a model drafter's K/V pool (outside --kv-memory) holds what the running sequences can
+            // hold at most: the engine's pool, or the running cap times the context if that is less
+            // (the engine's pool is often far larger, and a pool is allocated whole).
+            long tokens = Math.min((long) blocks * config.blockSize(), (long) config.scheduler().maxRunning() * c.contextLength());
+            config.speculation().drafter().reserve(tokens);
         }
     }
 
