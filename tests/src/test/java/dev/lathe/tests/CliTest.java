@@ -105,6 +105,37 @@ class CliTest {
     }
 
     @Test
+    void speculativeGenerateEqualsPlainAndReportsStatistics() {
+        String model = SharedData.require(DIR + "stories260K-f32.gguf").toString();
+        Run plain = lathe("generate", "-m", model, "-p", "Once upon a time", "-n", "24", "--temperature", "0", "--print-ids");
+        Run speculative = lathe("generate", "-m", model, "-p", "Once upon a time", "-n", "24", "--temperature", "0", "--print-ids",
+                "--speculate", "self:3", "--draft-tokens", "3", "--compare");
+        assertEquals(0, speculative.exitCode(), speculative.err());
+        assertEquals(plain.out(), speculative.out());
+        assertTrue(speculative.err().contains("speculation: self(3/5 layers), K=3"), speculative.err());
+        assertTrue(speculative.err().contains("(identical output)"), speculative.err());
+    }
+
+    @Test
+    void badSpeculationAndEarlyExitOptionsAreOneLineAndExitCodeTwo() {
+        String model = SharedData.require(DIR + "stories260K-f32.gguf").toString();
+        Run run = lathe("generate", "-m", model, "-n", "4", "--speculate", "self:9");
+        assertEquals(2, run.exitCode());
+        assertTrue(run.err().contains("self:9: the draft's layer count must be in [1, 4]"), run.err());
+        run = lathe("generate", "-m", model, "-n", "4", "--speculate", "ngram", "--draft-tokens", "0");
+        assertEquals(2, run.exitCode());
+        assertTrue(run.err().contains("--draft-tokens 0"), run.err());
+        run = lathe("generate", "-m", model, "-n", "4", "--speculate", "eagle");
+        assertEquals(2, run.exitCode());
+        assertTrue(run.err().contains("expected draft:PATH, ngram or self:LAYERS"), run.err());
+        run = lathe("generate", "-m", model, "-n", "4", "--early-exit", "0.9", "--early-exit-layers", "5");
+        assertEquals(2, run.exitCode());
+        assertTrue(run.err().contains("--early-exit-layers"), run.err());
+        run = lathe("generate", "-m", model, "-n", "4", "--speculate", "draft:" + SharedData.require(DIR + "tok512.bin"));
+        assertEquals(2, run.exitCode(), run.err());
+    }
+
+    @Test
     void benchPrintsSpeedsAndBound() {
         Run run = lathe("bench", "-m", SharedData.require(DIR + "stories260K-q8_0.gguf").toString(),
                 "--prompt-tokens", "16", "--gen-tokens", "8", "--repeat", "2", "--no-bandwidth");

@@ -12,6 +12,7 @@ import dev.lathe.core.engine.TokenLogprobs;
 import dev.lathe.core.kv.KvPoolSize;
 import dev.lathe.core.sample.SamplingParams;
 import dev.lathe.core.sched.SchedulerConfig;
+import dev.lathe.core.spec.Speculation;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -77,6 +78,9 @@ final class BatchCommand implements Callable<Integer> {
     @Option(names = "--no-progress", description = "No progress bar on stderr.")
     boolean noProgress;
 
+    @Mixin
+    SpeculationOptions speculation;
+
     private static final ObjectMapper JSON = new ObjectMapper();
 
     @Override
@@ -137,8 +141,10 @@ final class BatchCommand implements Callable<Integer> {
         }
 
         int failed = 0;
+        speculation.enabled(); // option errors before the model loads
         try (ModelSession session = new ModelSession(modelOptions);
-             Engine engine = new Engine(session.model, session.tokenizer, config);
+             Drafting drafting = new Drafting(speculation.create(session, modelOptions));
+             Engine engine = new Engine(session.model, session.tokenizer, config.withSpeculation(drafting.speculation()));
              BufferedWriter out = Files.newBufferedWriter(output, StandardCharsets.UTF_8, StandardOpenOption.CREATE,
                      StandardOpenOption.APPEND)) {
             err.printf("lathe batch: %d request(s) to run, %s, %s%n", todo.size(), session.backend.describe(), engine.usage());
@@ -192,8 +198,22 @@ final class BatchCommand implements Callable<Integer> {
             err.printf("lathe batch: %d done, %d refused, %d malformed line(s) skipped | %d tokens generated | %d prompt tokens"
                             + " from the prefix cache | %d preemptions%n", completed, failed, bad, stats.tokensGenerated(),
                     stats.prefixHitTokens(), stats.preemptions());
+            if (drafting.speculation() != null) {
+                err.println("lathe batch: " + SpeculationOptions.describe(drafting.speculation(), stats.draftedTokens(),
+                        stats.acceptedTokens(), stats.verifiedSequenceSteps()) + " (a step: one sequence's verification)");
+            }
         }
         return 0;
+    }
+
+    /** Closes the drafter (a draft model's file) with the engine's other resources. */
+    record Drafting(Speculation speculation) implements AutoCloseable {
+        @Override
+        public void close() {
+            if (speculation != null) {
+                speculation.drafter().close();
+            }
+        }
     }
 
     private static Object[] take(LinkedBlockingQueue<Object[]> queue) {

@@ -1,13 +1,21 @@
 package dev.lathe.cli;
 
 import dev.lathe.core.backend.cpu.ReadBandwidth;
+import dev.lathe.core.generate.DecodeStats;
+import dev.lathe.core.generate.EarlyExit;
+import dev.lathe.core.generate.Generator;
 import dev.lathe.core.sched.SchedulerConfig;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
-
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.List;
+import java.util.SplittableRandom;
 import java.util.concurrent.Callable;
 
 /** {@code lathe bench}: prefill and decode tokens/s, the model's bytes, decode GB/s and the memory bound. */
@@ -41,10 +49,29 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--max-batched-tokens", paramLabel = "N", description = "With --batch: token budget of one step (default ${DEFAULT-VALUE}).")
     int maxBatchedTokens = SchedulerConfig.DEFAULT_MAX_BATCHED_TOKENS;
 
+    @Mixin
+    SpeculationOptions speculation;
+
+    @Mixin
+    EarlyExitOptions earlyExit;
+
+    @Option(names = "--prompt", paramLabel = "TEXT",
+            description = "With --speculate or --early-exit: the prompt (default: --prompt-tokens random tokens).")
+    String prompt;
+
+    @Option(names = "--prompt-file", paramLabel = "FILE", description = "With --speculate or --early-exit: the prompt, read from FILE.")
+    Path promptFile;
+
     @Override
     public Integer call() {
         if (promptTokens < 1 || genTokens < 1 || repeat < 1) {
             throw new IllegalArgumentException("--prompt-tokens, --gen-tokens and --repeat must each be at least 1");
+        }
+        if (speculation.enabled() || earlyExit.threshold != null) {
+            return compareDecoding();
+        }
+        if (prompt != null || promptFile != null) {
+            throw new IllegalArgumentException("--prompt and --prompt-file need --speculate or --early-exit");
         }
         if (batches != null) {
             return batchTable();
@@ -56,6 +83,57 @@ final class BenchCommand implements Callable<Integer> {
             report(session, promptTokens, genTokens, repeat, !noBandwidth, modelOptions.threads);
         }
         return 0;
+    }
+
+    private int compareDecoding() {
+        if (batches != null) {
+            throw new IllegalArgumentException("--speculate/--early-exit with --batch is not measured by bench; use lathe batch --speculate");
+        }
+        if (prompt != null && promptFile != null) {
+            throw new IllegalArgumentException("give --prompt or --prompt-file, not both");
+        }
+        try (ModelSession session = new ModelSession(modelOptions);
+             BatchCommand.Drafting drafting = new BatchCommand.Drafting(speculation.create(session, modelOptions))) {
+            int layers = session.model.config().layers();
+            EarlyExit exit = earlyExit.create(layers);
+            Generator variant = session.generator.withSpeculation(drafting.speculation()).withEarlyExit(exit);
+            int[] tokens;
+            if (prompt != null || promptFile != null) {
+                String text = prompt != null ? prompt : readPrompt(promptFile);
+                tokens = session.generator.encodePrompt(text);
+            } else {
+                tokens = new SplittableRandom(7).ints(promptTokens, 0, session.model.config().vocabSize()).toArray();
+            }
+            System.out.printf("model      %s (%s, %s)%n", session.loaded.source(), session.loaded.format(), session.loaded.config().architecture());
+            System.out.printf("backend    %s%n", session.backend.describe());
+            System.out.printf("run        %d prompt tokens (%s), up to %d greedy tokens (EOS stops), plain and variant alternated;"
+                    + " medians over %d repeats (min-max)%n", tokens.length, prompt != null || promptFile != null ? "given" : "random",
+                    genTokens, repeat);
+            DecodeComparison.Result r = DecodeComparison.measure(session.generator, variant, tokens, genTokens, repeat);
+            DecodeStats d = r.variantStats();
+            System.out.printf("plain      decode %s tokens/s%n", r.plain());
+            if (drafting.speculation() != null) {
+                System.out.printf("%s%n", SpeculationOptions.describe(drafting.speculation(), d.draftedTokens(), d.acceptedTokens(), d.steps()));
+                System.out.printf("           %.2f tokens per target forward pass%n", (double) r.tokens() / Math.max(1, d.steps() + 1));
+            }
+            if (exit != null) {
+                System.out.printf("early exit threshold %s after layers %s of %d: %.2f layers per decode step%n", exit.threshold(),
+                        Arrays.toString(exit.exitLayers()), layers, d.layersPerStep());
+            }
+            System.out.printf("variant    decode %s tokens/s%n", r.variant());
+            System.out.printf("speedup    %.2fx (ratio of the medians)%n", r.speedup());
+            System.out.printf("agreement  %s: %d of %d tokens equal before the first difference%n",
+                    r.identical() ? "identical output" : "outputs differ", r.identicalPrefix(), r.tokens());
+        }
+        return 0;
+    }
+
+    private static String readPrompt(Path file) {
+        try {
+            return Files.readString(file);
+        } catch (IOException e) {
+            throw new UncheckedIOException(file + ": " + e.getMessage(), e);
+        }
     }
 
     private int batchTable() {

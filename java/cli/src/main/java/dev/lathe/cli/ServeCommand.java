@@ -56,6 +56,9 @@ final class ServeCommand implements Callable<Integer> {
             description = "On SIGTERM, how long in-flight requests may finish before they are aborted (default ${DEFAULT-VALUE}).")
     int shutdownGraceSeconds = (int) ServerConfig.DEFAULT_GRACE.toSeconds();
 
+    @Mixin
+    SpeculationOptions speculation;
+
     @Override
     public Integer call() throws Exception {
         if (shutdownGraceSeconds < 0) {
@@ -67,8 +70,16 @@ final class ServeCommand implements Callable<Integer> {
         String name = servedModelName != null ? servedModelName : defaultName();
         ServerConfig config = new ServerConfig(host, port, name, apiKey, maxQueue, ServerConfig.DEFAULT_MAX_BODY_BYTES,
                 Duration.ofSeconds(shutdownGraceSeconds));
+        speculation.enabled(); // option errors before the model loads
         ModelSession session = new ModelSession(modelOptions);
-        Engine engine = new Engine(session.model, session.tokenizer, engineConfig);
+        BatchCommand.Drafting drafting;
+        try {
+            drafting = new BatchCommand.Drafting(speculation.create(session, modelOptions));
+        } catch (RuntimeException e) {
+            session.close();
+            throw e;
+        }
+        Engine engine = new Engine(session.model, session.tokenizer, engineConfig.withSpeculation(drafting.speculation()));
         OpenAiServer server;
         try {
             var tokenizer = session.tokenizer;
@@ -84,6 +95,7 @@ final class ServeCommand implements Callable<Integer> {
             }
         } catch (Exception e) {
             engine.close();
+            drafting.close();
             session.close();
             throw e;
         }
@@ -93,6 +105,7 @@ final class ServeCommand implements Callable<Integer> {
             System.err.println("lathe: shutting down (grace " + shutdownGraceSeconds + " s)");
             running.shutdown();
             engine.close();
+            drafting.close();
             session.close();
         }, "lathe-shutdown");
         Runtime.getRuntime().addShutdownHook(hook);

@@ -56,7 +56,19 @@ public record BatchPlan(
      */
     public static BatchPlan singleSequence(int[] newTokens, int contextLen, int[] blockTable, int blockSize,
                                            boolean wantLogits) {
+        return singleSequence(newTokens, contextLen, blockTable, blockSize, wantLogits ? 1 : 0);
+    }
+
+    /**
+     * As above, with logits for the last {@code logitRows} new tokens (all of them for a
+     * speculative verify step: the token before the drafts, then each draft).
+     */
+    public static BatchPlan singleSequence(int[] newTokens, int contextLen, int[] blockTable, int blockSize,
+                                           int logitRows) {
         int t = newTokens.length;
+        if (logitRows < 0 || logitRows > t) {
+            throw new IllegalArgumentException("logits for " + logitRows + " of " + t + " new tokens");
+        }
         int[] positions = new int[t];
         int[] slots = new int[t];
         for (int i = 0; i < t; i++) {
@@ -71,7 +83,15 @@ public record BatchPlan(
         }
         return new BatchPlan(newTokens.clone(), positions, new int[] {0, t}, new int[] {contextLen},
                 new int[] {0, blockTable.length}, blockTable.clone(), slots,
-                wantLogits ? new int[] {t - 1} : new int[0], blockSize);
+                lastRows(t, logitRows), blockSize);
+    }
+
+    private static int[] lastRows(int tokens, int count) {
+        int[] rows = new int[count];
+        for (int i = 0; i < count; i++) {
+            rows[i] = tokens - count + i;
+        }
+        return rows;
     }
 
     @Override

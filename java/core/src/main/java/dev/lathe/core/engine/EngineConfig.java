@@ -1,6 +1,7 @@
 package dev.lathe.core.engine;
 
 import dev.lathe.core.sched.SchedulerConfig;
+import dev.lathe.core.spec.Speculation;
 
 /**
  * How an {@link Engine} is set up.
@@ -9,8 +10,10 @@ import dev.lathe.core.sched.SchedulerConfig;
  * @param blockSize     tokens per KV block
  * @param scheduler     token budget per step and cap on running sequences
  * @param prefixCaching reuse cached full blocks of earlier prompts
+ * @param speculation   speculative decoding's drafter and K, or null for plain decoding
  */
-public record EngineConfig(long kvMemoryBytes, int blockSize, SchedulerConfig scheduler, boolean prefixCaching) {
+public record EngineConfig(long kvMemoryBytes, int blockSize, SchedulerConfig scheduler, boolean prefixCaching,
+                           Speculation speculation) {
     public static final long DEFAULT_KV_MEMORY = 512L << 20;
     public static final int DEFAULT_BLOCK_SIZE = 16;
 
@@ -26,23 +29,32 @@ public record EngineConfig(long kvMemoryBytes, int blockSize, SchedulerConfig sc
         }
     }
 
+    public EngineConfig(long kvMemoryBytes, int blockSize, SchedulerConfig scheduler, boolean prefixCaching) {
+        this(kvMemoryBytes, blockSize, scheduler, prefixCaching, null);
+    }
+
     public static EngineConfig defaults() {
         return new EngineConfig(DEFAULT_KV_MEMORY, DEFAULT_BLOCK_SIZE, SchedulerConfig.defaults(), true);
     }
 
     public EngineConfig withKvMemory(long bytes) {
-        return new EngineConfig(bytes, blockSize, scheduler, prefixCaching);
+        return new EngineConfig(bytes, blockSize, scheduler, prefixCaching, speculation);
     }
 
     public EngineConfig withBlockSize(int tokens) {
-        return new EngineConfig(kvMemoryBytes, tokens, scheduler, prefixCaching);
+        return new EngineConfig(kvMemoryBytes, tokens, scheduler, prefixCaching, speculation);
     }
 
     public EngineConfig withScheduler(SchedulerConfig value) {
-        return new EngineConfig(kvMemoryBytes, blockSize, value, prefixCaching);
+        return new EngineConfig(kvMemoryBytes, blockSize, value, prefixCaching, speculation);
     }
 
     public EngineConfig withPrefixCaching(boolean value) {
-        return new EngineConfig(kvMemoryBytes, blockSize, scheduler, value);
+        return new EngineConfig(kvMemoryBytes, blockSize, scheduler, value, speculation);
+    }
+
+    /** With speculative decoding (null: without). */
+    public EngineConfig withSpeculation(Speculation value) {
+        return new EngineConfig(kvMemoryBytes, blockSize, scheduler, prefixCaching, value);
     }
 }

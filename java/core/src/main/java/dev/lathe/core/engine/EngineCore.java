@@ -10,6 +10,9 @@ import dev.lathe.core.model.LlamaModel;
 import dev.lathe.core.sched.ScheduledStep;
 import dev.lathe.core.sched.Scheduler;
 import dev.lathe.core.sched.Sequence;
+import dev.lathe.core.spec.Draft;
+import dev.lathe.core.spec.DraftRequest;
+import dev.lathe.core.spec.SpeculativeVerifier;
 import dev.lathe.core.tokenizer.Tokenizer;
 
 import java.util.ArrayList;
@@ -33,8 +36,17 @@ public final class EngineCore implements AutoCloseable {
         void onFinished(RequestOutput output);
     }
 
-    /** Counters since the engine started. */
-    public record Stats(long steps, long tokensComputed, long tokensGenerated, long preemptions, long prefixHitTokens) {
+    /**
+     * Counters since the engine started; {@code verifiedSequenceSteps} times a sequence had
+     * drafts verified, {@code draftedTokens} drafts in all (after the scheduler's trimming),
+     * {@code acceptedTokens} of them kept.
+     */
+    public record Stats(long steps, long tokensComputed, long tokensGenerated, long preemptions, long prefixHitTokens,
+                        long verifiedSequenceSteps, long draftedTokens, long acceptedTokens) {
+        /** Kept drafts over verified drafts; NaN when none were verified. */
+        public double acceptanceRate() {
+            return draftedTokens == 0 ? Double.NaN : (double) acceptedTokens / draftedTokens;
+        }
     }
 
     private static final class RequestState {
@@ -71,6 +83,10 @@ public final class EngineCore implements AutoCloseable {
     private long steps;
     private long tokensComputed;
     private long tokensGenerated;
+    private long verifiedSequenceSteps;
+    private long draftedTokens;
+    private long acceptedTokens;
+    private final SpeculativeVerifier verifier = new SpeculativeVerifier();
 
     public EngineCore(LlamaModel model, Tokenizer tokenizer, EngineConfig config) {
         this.model = model;
@@ -83,6 +99,13 @@ public final class EngineCore implements AutoCloseable {
         this.kv = new KvBlockManager(blocks, config.blockSize(), config.prefixCaching());
         this.scheduler = new Scheduler(kv, config.scheduler());
         this.logits = new float[c.vocabSize()];
+        if (config.speculation() != null) {
+            // NOTE: a model drafter's K/V pool (outside --kv-memory) holds what the running sequences can
+            // hold at most: the engine's pool, or the running cap times the context if that is less
+            // (the engine's pool is often far larger, and a pool is allocated whole).
+            long tokens = Math.min((long) blocks * config.blockSize(), (long) config.scheduler().maxRunning() * c.contextLength());
+            config.speculation().drafter().reserve(tokens);
+        }
     }
 
     public EngineConfig config() {
@@ -102,7 +125,8 @@ public final class EngineCore implements AutoCloseable {
     }
 
     public Stats stats() {
-        return new Stats(steps, tokensComputed, tokensGenerated, scheduler.preemptions(), kv.prefixHitTokens());
+        return new Stats(steps, tokensComputed, tokensGenerated, scheduler.preemptions(), kv.prefixHitTokens(),
+                verifiedSequenceSteps, draftedTokens, acceptedTokens);
     }
 
     public boolean hasWork() {
@@ -154,7 +178,8 @@ public final class EngineCore implements AutoCloseable {
     private SampleState newSample(RequestState state, int index, Sequence sequence) {
         Request r = state.request;
         return new SampleState(index, sequence, r.sampling(), tokenizer, model.config().vocabSize(),
-                SampleState.stopTokens(tokenizer, r.stopTokenIds(), r.ignoreEos()), state.maxNew, r.logprobs());
+                SampleState.stopTokens(tokenizer, r.stopTokenIds(), r.ignoreEos()), state.maxNew, r.logprobs(),
+                config.speculation());
     }
 
     /** Cancels a request: every sample ends with finish reason "abort" and frees its blocks. False for an unknown id. */
@@ -194,6 +219,7 @@ public final class EngineCore implements AutoCloseable {
 
     /** Runs one step; an empty result (0 tokens) when there was nothing to run. */
     public StepResult step() {
+        proposeDrafts();
         ScheduledStep step = scheduler.schedule();
         for (var copy : step.copies()) {
             cache.copyBlock(copy.from(), copy.to());
@@ -220,14 +246,19 @@ public final class EngineCore implements AutoCloseable {
             }
             Sequence s = step.sequences().get(i);
             RequestState state = bySequence.get(s.id());
-            model.backend().copyRowToHost(out, row, logits);
-            if (!state.forked) {
-                fork(state);
-                for (SampleState sample : state.samples) {
-                    sample(state, sample, logits.clone());
-                }
+            int drafts = step.logitsCount()[i] - 1;
+            if (drafts > 0) {
+                verify(state, sampleOf(state, s), out, row, drafts);
             } else {
-                sample(state, sampleOf(state, s), logits);
+                model.backend().copyRowToHost(out, row, logits);
+                if (!state.forked) {
+                    fork(state);
+                    for (SampleState sample : state.samples) {
+                        sample(state, sample, logits.clone());
+                    }
+                } else {
+                    sample(state, sampleOf(state, s), logits);
+                }
             }
             if (allFinished(state)) {
                 complete(state);
@@ -265,11 +296,75 @@ public final class EngineCore implements AutoCloseable {
         if (state.firstToken == 0) {
             state.firstToken = System.nanoTime();
         }
+        publish(state, event);
+        if (sample.finished()) {
+            scheduler.finish(sample.sequence);
+        }
+    }
+
+    private void publish(RequestState state, TokenEvent event) {
         if (event != null && event.token() >= 0) {
             tokensGenerated++;
         }
         if (event != null && state.listener != null) {
             state.listener.onToken(event);
+        }
+    }
+
+    /**
+     * Speculative decoding, before scheduling: every running sample whose sequence has caught up
+     * (only its last token is not in the cache) and carries no drafts yet appends up to its draft
+     * length of drafts. The scheduler then feeds them with the last token, within the token budget.
+     */
+    private void proposeDrafts() {
+        if (config.speculation() == null) {
+            return;
+        }
+        List<SampleState> drafting = new ArrayList<>();
+        List<DraftRequest> asks = new ArrayList<>();
+        for (RequestState state : requests.values()) {
+            if (!state.forked) {
+                continue; // the prompt's logits have not come yet
+            }
+            for (SampleState sample : state.samples) {
+                Sequence s = sample.sequence;
+                if (s.status() != Sequence.Status.RUNNING || s.draftCount() > 0 || s.computed() != s.length() - 1) {
+                    continue;
+                }
+                int k = sample.draftLimit();
+                if (k > 0) {
+                    drafting.add(sample);
+                    asks.add(sample.draftRequest(k));
+                }
+            }
+        }
+        if (asks.isEmpty()) {
+            return;
+        }
+        // One call for every sequence: a model drafter runs each draft round as one batched pass.
+        List<Draft> drafts = config.speculation().drafter().proposeAll(asks);
+        for (int i = 0; i < drafting.size(); i++) {
+            SampleState sample = drafting.get(i);
+            sample.setPendingDraft(drafts.get(i));
+            sample.sequence.appendDrafts(drafts.get(i).tokens());
+        }
+    }
+
+    /**
+     * A verify step's outcome for one sample: rows {@code [row, row + drafts]} of {@code out} hold
+     * the target's logits after the token before the drafts and after each draft.
+     */
+    private void verify(RequestState state, SampleState sample, Tensor out, int row, int drafts) {
+        SpeculativeVerifier.Verdict verdict = sample.verify(verifier, r -> {
+            model.backend().copyRowToHost(out, row + r, logits);
+            return logits;
+        }, drafts);
+        verifiedSequenceSteps++;
+        draftedTokens += drafts;
+        acceptedTokens += verdict.accepted();
+        scheduler.resolveDrafts(sample.sequence, verdict.accepted());
+        for (TokenEvent event : sample.acceptVerified(verdict)) {
+            publish(state, event);
         }
         if (sample.finished()) {
             scheduler.finish(sample.sequence);

@@ -9,9 +9,10 @@ package dev.lathe.core.generate;
  * @param finishReason  {@code "stop"} (a stop token or string) or {@code "length"} (max tokens or context full)
  * @param prefillNanos  time spent on the prompt
  * @param decodeNanos   time spent producing the tokens after the first
+ * @param decodeStats   decode steps, speculative drafts and early-exit layers
  */
 public record GenerationResult(int[] promptTokens, int[] tokens, String text, String finishReason,
-                               long prefillNanos, long decodeNanos) {
+                               long prefillNanos, long decodeNanos, DecodeStats decodeStats) {
 
     public double prefillTokensPerSecond() {
         return prefillNanos == 0 ? 0 : promptTokens.length * 1e9 / prefillNanos;

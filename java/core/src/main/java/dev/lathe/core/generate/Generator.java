@@ -7,6 +7,11 @@ import dev.lathe.core.model.LlamaModel;
 import dev.lathe.core.sample.Sampler;
 import dev.lathe.core.sample.SamplingParams;
 import dev.lathe.core.sample.StopStringMatcher;
+import dev.lathe.core.spec.Draft;
+import dev.lathe.core.spec.DraftLength;
+import dev.lathe.core.spec.DraftSession;
+import dev.lathe.core.spec.Speculation;
+import dev.lathe.core.spec.SpeculativeVerifier;
 import dev.lathe.core.tokenizer.TokenTextDecoder;
 import dev.lathe.core.tokenizer.Tokenizer;
 
@@ -16,6 +21,11 @@ import java.util.Arrays;
  * Generates text for one sequence at a time: chunked prefill of the prompt, then one decode step
  * per token, with a KV cache sized to the request. (Serving many sequences at once is the
  * batching engine's job; this is the plain loop it is checked against.)
+ *
+ * <p>With {@link #withSpeculation} a decode step feeds the last token and up to K draft tokens
+ * together, and {@link SpeculativeVerifier} keeps a prefix of the drafts plus one token of the
+ * target's: plain decoding is the same step with no drafts. With {@link #withEarlyExit} a decode
+ * step may stop after some layers ({@link EarlyExit}).
  */
 public final class Generator {
     /** Tokens per KV block. */
@@ -31,10 +41,40 @@ public final class Generator {
 
     private final LlamaModel model;
     private final Tokenizer tokenizer;
+    private final Speculation speculation; // null: no drafts
+    private final EarlyExit earlyExit;     // null: every layer, every step
+    private final SpeculativeVerifier verifier = new SpeculativeVerifier();
 
     public Generator(LlamaModel model, Tokenizer tokenizer) {
+        this(model, tokenizer, null, null);
+    }
+
+    private Generator(LlamaModel model, Tokenizer tokenizer, Speculation speculation, EarlyExit earlyExit) {
+        if (speculation != null && earlyExit != null) {
+            // NOTE: a verify step scores k + 1 tokens at once, and exiting is decided per token.
+            throw new IllegalArgumentException("--speculate and --early-exit cannot be combined");
+        }
+        if (earlyExit != null) {
+            earlyExit.requireFits(model.config().layers());
+        }
         this.model = model;
         this.tokenizer = tokenizer;
+        this.speculation = speculation;
+        this.earlyExit = earlyExit;
+    }
+
+    /** This generator with speculative decoding (null: without). */
+    public Generator withSpeculation(Speculation value) {
+        return new Generator(model, tokenizer, value, earlyExit);
+    }
+
+    /** This generator with early exit (null: without). */
+    public Generator withEarlyExit(EarlyExit value) {
+        return new Generator(model, tokenizer, speculation, value);
+    }
+
+    public LlamaModel model() {
+        return model;
     }
 
     /** The prompt's tokens, with BOS first when the model uses one; an empty prompt is BOS alone. */
@@ -87,34 +127,77 @@ public final class Generator {
         StringBuilder text = new StringBuilder();
         String finishReason = "length";
 
-        try (KvCache cache = model.newKvCache(blocks, BLOCK_SIZE)) {
+        DraftLength draftLength = speculation == null ? null : new DraftLength(speculation.maxDraftTokens());
+        int layers = model.config().layers();
+        long steps = 0;
+        long drafted = 0;
+        long accepted = 0;
+        long layersRun = 0;
+
+        try (KvCache cache = model.newKvCache(blocks, BLOCK_SIZE);
+             DraftSession drafts = speculation == null ? null : speculation.drafter().open(params, capacity)) {
             long start = System.nanoTime();
             prefill(model, promptTokens, blockTable, cache, logits);
             long prefillNanos = System.nanoTime() - start;
-            long decodeStart = 0;
             int generated = 0;
-            while (generated < maxNew) {
-                int next = sampler.sample(logits, history, historyLength);
-                if (generated == 0) {
-                    decodeStart = System.nanoTime();
+            int[] emitted = {sampler.sample(logits, history, historyLength)};
+            long decodeStart = System.nanoTime();
+            int emittedCount = 1;
+            decode:
+            while (true) {
+                for (int e = 0; e < emittedCount; e++) {
+                    int next = emitted[e];
+                    if (isStopToken(next)) {
+                        finishReason = "stop";
+                        break decode;
+                    }
+                    history[historyLength++] = next;
+                    generated++;
+                    StopStringMatcher.Step step = stops.feed(decoder.next(next));
+                    emit(step.text(), text, listener);
+                    if (step.stopped()) {
+                        finishReason = "stop";
+                        break decode;
+                    }
+                    if (generated == maxNew) {
+                        break decode;
+                    }
                 }
-                if (isStopToken(next)) {
-                    finishReason = "stop";
-                    break;
+                // One step: the last token (its K/V not yet cached) and k drafts after it, at
+                // positions [historyLength - 1, historyLength + k). At most maxNew - generated
+                // tokens may still come out of it: k drafts + 1.
+                int k = drafts == null ? 0 : Math.min(draftLength.next(), maxNew - generated - 1);
+                Draft draft = k > 0 ? drafts.propose(history, historyLength, k) : Draft.EMPTY;
+                k = draft.size();
+                int[] stepTokens = new int[k + 1];
+                stepTokens[0] = history[historyLength - 1];
+                System.arraycopy(draft.tokens(), 0, stepTokens, 1, k);
+                System.arraycopy(draft.tokens(), 0, history, historyLength, k);
+                BatchPlan plan = BatchPlan.singleSequence(stepTokens, historyLength - 1, blockTable, BLOCK_SIZE, k + 1);
+                Tensor out;
+                if (earlyExit != null) {
+                    EarlyExit.Step exited = earlyExit.forward(model, plan, cache);
+                    out = exited.logits();
+                    layersRun += exited.layersRun();
+                } else {
+                    out = model.forward(plan, cache);
+                    layersRun += layers;
                 }
-                history[historyLength++] = next;
-                generated++;
-                StopStringMatcher.Step step = stops.feed(decoder.next(next));
-                emit(step.text(), text, listener);
-                if (step.stopped()) {
-                    finishReason = "stop";
-                    break;
+                SpeculativeVerifier.Verdict verdict = verifier.verify(sampler, row -> {
+                    model.backend().copyRowToHost(out, row, logits);
+                    return logits;
+                }, history, historyLength, draft);
+                // Rollback: K/V written at the rejected drafts' positions stay in the cache past the
+                // sequence's end, where nothing reads them; the next step overwrites them first.
+                steps++;
+                drafted += k;
+                accepted += verdict.accepted();
+                if (draftLength != null) {
+                    draftLength.observe(k, verdict.accepted());
                 }
-                if (generated == maxNew) {
-                    break;
-                }
-                BatchPlan plan = BatchPlan.singleSequence(new int[] {next}, historyLength - 1, blockTable, BLOCK_SIZE, true);
-                model.backend().copyRowToHost(model.forward(plan, cache), 0, logits);
+                emitted = Arrays.copyOf(draft.tokens(), verdict.accepted() + 1);
+                emitted[verdict.accepted()] = verdict.nextToken();
+                emittedCount = emitted.length;
             }
             if (!stops.isStopped()) {
                 emit(stops.feed(decoder.flush()).text(), text, listener);
@@ -122,7 +205,8 @@ public final class Generator {
             }
             long decodeNanos = generated == 0 ? 0 : System.nanoTime() - decodeStart;
             return new GenerationResult(promptTokens, Arrays.copyOfRange(history, promptTokens.length, historyLength),
-                    text.toString(), finishReason, prefillNanos, decodeNanos);
+                    text.toString(), finishReason, prefillNanos, decodeNanos,
+                    new DecodeStats(steps, drafted, accepted, layersRun));
         }
     }
 

@@ -182,6 +182,22 @@ public final class KvBlockManager {
         }
     }
 
+    /**
+     * Releases {@code seq}'s blocks past those needed for its first {@code tokens} tokens: the
+     * rollback of rejected speculative drafts. Blocks registered in the prefix cache hold verified
+     * tokens only, so none of them is past the cut.
+     */
+    public void truncate(long seq, int tokens) {
+        SequenceBlocks s = sequence(seq);
+        int keep = blocksFor(tokens);
+        if (s.hashed > tokens / blockSize) {
+            throw new IllegalStateException("sequence " + seq + ": truncating to " + tokens + " tokens would cut a block of the prefix cache");
+        }
+        while (s.blocks > keep) {
+            allocator.release(s.table[--s.blocks]);
+        }
+    }
+
     /** {@code child} starts with every block of {@code parent}, shared (copy on write). */
     public void fork(long parent, long child) {
         SequenceBlocks p = sequence(parent);

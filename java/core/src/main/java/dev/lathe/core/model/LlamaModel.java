@@ -117,57 +117,162 @@ public final class LlamaModel {
      * returns logits {@code [plan.logitsIndex().length, vocab]} (no rows when none are asked for).
      */
     public Tensor forward(BatchPlan plan, KvCache cache) {
-        LlamaConfig c = config;
-        int tokens = plan.tokenCount();
-        float attentionScale = (float) (1.0 / Math.sqrt(c.headDim()));
+        return forward(plan, cache, config.layers());
+    }
 
-        Tensor x = backend.allocate(tokens, c.dim());        // residual stream [T, dim]
-        Tensor h = backend.allocate(tokens, c.dim());        // normed input     [T, dim]
-        Tensor q = backend.allocate(tokens, c.qDim());       // [T, heads * headDim]
-        Tensor k = backend.allocate(tokens, c.kvDim());      // [T, kvHeads * headDim]
-        Tensor v = backend.allocate(tokens, c.kvDim());      // [T, kvHeads * headDim]
-        Tensor att = backend.allocate(tokens, c.qDim());     // attention output [T, heads * headDim]
-        Tensor proj = backend.allocate(tokens, c.dim());     // block output     [T, dim]
-        Tensor gate = backend.allocate(tokens, c.ffnDim());  // [T, ffnDim]
-        Tensor up = backend.allocate(tokens, c.ffnDim());    // [T, ffnDim]
+    /**
+     * Layers {@code [0, layers)} only, then the final norm and output head on the hidden state
+     * they leave: the whole model when {@code layers == config().layers()}, the layer-skip draft
+     * of self-speculation otherwise. Writes K/V of those layers only, so {@code cache} needs at
+     * least {@code layers} layers (a draft may keep a smaller cache of its own).
+     */
+    public Tensor forward(BatchPlan plan, KvCache cache, int layers) {
+        ForwardPass pass = begin(plan, cache);
+        pass.runLayersTo(layers);
+        return pass.logits();
+    }
 
-        backend.embed(x, tokenEmbedding, plan.tokens());
-        for (int l = 0; l < c.layers(); l++) {
-            // Attention block.
-            backend.rmsNorm(h, x, attnNorm[l], c.rmsNormEps());
-            backend.matmul(q, h, wq[l]);
+    /**
+     * Starts a forward pass that the caller drives layer by layer (early exit): the embedding is
+     * looked up, no layer has run yet.
+     */
+    public ForwardPass begin(BatchPlan plan, KvCache cache) {
+        return new ForwardPass(plan, cache);
+    }
+
+    /**
+     * One forward pass in progress: the residual stream after {@link #layersDone()} layers, and
+     * the scratch tensors every layer reuses. What {@link #forward} does in one call, in steps, so
+     * that "the first L layers + the head" lives once for self-speculation and early exit alike.
+     */
+    public final class ForwardPass {
+        private final BatchPlan plan;
+        private final KvCache cache;
+        private final float attentionScale = (float) (1.0 / Math.sqrt(config.headDim()));
+        private final Tensor x;    // residual stream [T, dim]
+        private final Tensor h;    // normed input     [T, dim]
+        private final Tensor q;    // [T, heads * headDim]
+        private final Tensor k;    // [T, kvHeads * headDim]
+        private final Tensor v;    // [T, kvHeads * headDim]
+        private final Tensor att;  // attention output [T, heads * headDim]
+        private final Tensor proj; // block output     [T, dim]
+        private final Tensor gate; // [T, ffnDim]
+        private final Tensor up;   // [T, ffnDim]
+        private int layersDone;
+
+        private ForwardPass(BatchPlan plan, KvCache cache) {
+            LlamaConfig c = config;
+            int tokens = plan.tokenCount();
+            this.plan = plan;
+            this.cache = cache;
+            x = backend.allocate(tokens, c.dim());
+            h = backend.allocate(tokens, c.dim());
+            q = backend.allocate(tokens, c.qDim());
+            k = backend.allocate(tokens, c.kvDim());
+            v = backend.allocate(tokens, c.kvDim());
+            att = backend.allocate(tokens, c.qDim());
+            proj = backend.allocate(tokens, c.dim());
+            gate = backend.allocate(tokens, c.ffnDim());
+            up = backend.allocate(tokens, c.ffnDim());
+            backend.embed(x, tokenEmbedding, plan.tokens());
+        }
+
+        /** Layers that have run so far. */
+        public int layersDone() {
+            return layersDone;
+        }
+
+        /** Runs layers {@code [layersDone(), end)}. */
+        public void runLayersTo(int end) {
+            checkLayerEnd(end);
+            LlamaConfig c = config;
+            for (int l = layersDone; l < end; l++) {
+                // Attention block.
+                backend.rmsNorm(h, x, attnNorm[l], c.rmsNormEps());
+                writeKeysAndValues(l);
+                backend.matmul(q, h, wq[l]);
+                if (c.qkvBias()) {
+                    backend.addBias(q, bq[l]);
+                }
+                backend.rope(q, c.heads(), c.headDim(), plan.positions(), ropeInvFreq, c.ropeStyle());
+                backend.attention(att, q, cache, l, plan, c.heads(), attentionScale);
+                backend.matmul(proj, att, wo[l]);
+                backend.add(x, proj);
+
+                // Feed-forward block (SwiGLU).
+                backend.rmsNorm(h, x, ffnNorm[l], c.rmsNormEps());
+                backend.matmul(gate, h, wGate[l]);
+                backend.matmul(up, h, wUp[l]);
+                backend.swiglu(gate, up);
+                backend.matmul(proj, gate, wDown[l]);
+                backend.add(x, proj);
+            }
+            layersDone = Math.max(layersDone, end);
+        }
+
+        /**
+         * Early exit: fills the K/V of layers {@code [layersDone(), end)} without running them,
+         * projecting the current hidden state through each skipped layer's attention norm and
+         * K/V weights, as if it were that layer's input (CALM's propagation of the exited state).
+         * Later tokens then attend to an approximation of what the full model would have cached.
+         * The pass is over afterwards: its residual stream went through no further layer.
+         */
+        public void fillSkippedKv(int end) {
+            checkLayerEnd(end);
+            for (int l = layersDone; l < end; l++) {
+                backend.rmsNorm(h, x, attnNorm[l], config.rmsNormEps());
+                writeKeysAndValues(l);
+            }
+            layersDone = Math.max(layersDone, end);
+        }
+
+        /** K and V of layer {@code l} from the normed input in {@code h}, roped, into the cache. */
+        private void writeKeysAndValues(int l) {
+            LlamaConfig c = config;
             backend.matmul(k, h, wk[l]);
             backend.matmul(v, h, wv[l]);
             if (c.qkvBias()) {
-                backend.addBias(q, bq[l]);
                 backend.addBias(k, bk[l]);
                 backend.addBias(v, bv[l]);
             }
-            backend.rope(q, c.heads(), c.headDim(), plan.positions(), ropeInvFreq, c.ropeStyle());
             backend.rope(k, c.kvHeads(), c.headDim(), plan.positions(), ropeInvFreq, c.ropeStyle());
             backend.writeKv(cache, l, k, v, plan.slotMapping());
-            backend.attention(att, q, cache, l, plan, c.heads(), attentionScale);
-            backend.matmul(proj, att, wo[l]);
-            backend.add(x, proj);
-
-            // Feed-forward block (SwiGLU).
-            backend.rmsNorm(h, x, ffnNorm[l], c.rmsNormEps());
-            backend.matmul(gate, h, wGate[l]);
-            backend.matmul(up, h, wUp[l]);
-            backend.swiglu(gate, up);
-            backend.matmul(proj, gate, wDown[l]);
-            backend.add(x, proj);
         }
 
-        int[] logitRows = plan.logitsIndex();
-        Tensor last = backend.allocate(logitRows.length, c.dim()); // [L, dim]
-        Tensor logits = backend.allocate(logitRows.length, c.vocabSize()); // [L, vocab]
-        if (logitRows.length > 0) {
-            backend.gatherRows(last, x, logitRows);
-            backend.rmsNorm(last, last, outputNorm, c.rmsNormEps());
-            backend.matmul(logits, last, output);
+        private void checkLayerEnd(int end) {
+            if (end < layersDone || end > config.layers()) {
+                throw new IllegalArgumentException("layer " + end + " is outside [" + layersDone + ", " + config.layers() + "]");
+            }
+            if (end > cache.layers()) {
+                throw new IllegalArgumentException("running " + end + " layers needs a KV cache of at least " + end
+                        + " layers, this one has " + cache.layers());
+            }
         }
-        return logits;
+
+        /**
+         * The final norm and output head on the current hidden state, for the rows
+         * {@code plan.logitsIndex()} names: logits {@code [logitsIndex.length, vocab]}.
+         */
+        public Tensor logits() {
+            LlamaConfig c = config;
+            int[] logitRows = plan.logitsIndex();
+            Tensor last = backend.allocate(logitRows.length, c.dim());         // [L, dim]
+            Tensor logits = backend.allocate(logitRows.length, c.vocabSize()); // [L, vocab]
+            if (logitRows.length > 0) {
+                backend.gatherRows(last, x, logitRows);
+                backend.rmsNorm(last, last, outputNorm, c.rmsNormEps());
+                backend.matmul(logits, last, output);
+            }
+            return logits;
+        }
+    }
+
+    /** A KV cache of the first {@code layers} layers only, for a layer-skip draft. */
+    public KvCache newKvCache(int numBlocks, int blockSize, int layers) {
+        if (layers < 1 || layers > config.layers()) {
+            throw new IllegalArgumentException("layers = " + layers + ": expected 1.." + config.layers());
+        }
+        return backend.allocateKvCache(layers, numBlocks, blockSize, config.kvHeads(), config.headDim());
     }
 
     /** Bytes of weights one decode step reads (every matrix once, the embedding row aside). */

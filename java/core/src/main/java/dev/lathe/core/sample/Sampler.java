@@ -131,6 +131,43 @@ public final class Sampler {
     }
 
     /**
+     * Draws a token from {@code weights} ([vocabularySize] non-negative, summing to a positive
+     * mass, not necessarily 1) with this sampler's generator: how speculative decoding samples
+     * a draft token from q and a replacement from the residual max(0, p - q).
+     */
+    public int sampleFrom(float[] weights) {
+        if (weights == null || weights.length != vocabularySize) {
+            throw new IllegalArgumentException("weights hold " + (weights == null ? "nothing (null)" : weights.length)
+                    + " values, expected " + vocabularySize);
+        }
+        double mass = 0;
+        for (float w : weights) {
+            mass += w;
+        }
+        if (!(mass > 0)) {
+            throw new IllegalArgumentException("cannot sample from weights whose sum is " + mass);
+        }
+        double target = random.nextDouble() * mass;
+        double cumulative = 0;
+        int lastPossible = -1;
+        for (int i = 0; i < vocabularySize; i++) {
+            if (weights[i] > 0) {
+                cumulative += weights[i];
+                lastPossible = i;
+                if (target < cumulative) {
+                    return i;
+                }
+            }
+        }
+        return lastPossible; // rounding left target at the very top of the mass
+    }
+
+    /** A uniform draw in [0, 1) from this sampler's generator (speculative decoding's acceptance test). */
+    public double nextUniform() {
+        return random.nextDouble();
+    }
+
+    /**
      * Applies the repetition, presence and frequency penalties to {@code logits} in place, for
      * each distinct token among the last {@code penaltyWindow} entries of the history: a
      * repetition penalty divides a positive logit and multiplies a negative or zero one, then

@@ -11,12 +11,14 @@ import java.util.List;
  *
  * @param sequences  the scheduled sequences, in the plan's order
  * @param newTokens  [B] tokens each feeds this step
- * @param logitsRow  [B] row of the step's logits for the sequence's next token, -1 in mid-prefill
+ * @param logitsRow  [B] first row of the step's logits for the sequence, -1 in mid-prefill
+ * @param logitsCount [B] rows of logits for the sequence: 1 for its next token, 1 + d when it
+ *                   feeds d speculative drafts (row j: after the token before the drafts and j drafts), 0 in mid-prefill
  * @param plan       the ragged batch for {@code LlamaModel.forward}
  * @param copies     KV blocks to copy (copy on write) before the forward pass
  * @param preempted  sequences preempted while building this step (back in the waiting queue)
  */
-public record ScheduledStep(List<Sequence> sequences, int[] newTokens, int[] logitsRow, BatchPlan plan,
+public record ScheduledStep(List<Sequence> sequences, int[] newTokens, int[] logitsRow, int[] logitsCount, BatchPlan plan,
                             List<KvBlockManager.BlockCopy> copies, List<Sequence> preempted) {
 
     public boolean isEmpty() {

@@ -100,6 +100,7 @@ public final class Scheduler {
         waiting.remove(s);
         running.remove(s);
         kv.free(s.id());
+        s.dropDrafts(s.draftCount()); // an abort between drafting and verifying must not report drafts as output
         s.setStatus(Sequence.Status.FINISHED);
     }
 
@@ -132,7 +133,19 @@ public final class Scheduler {
             if (n <= 0) {
                 continue;
             }
+            // NOTE: speculative drafts count against the budget like any token, and are verified
+            // all in this step or not at all: drafts past the budget are dropped, not chunked.
+            if (s.draftCount() > 0 && n < s.length() - s.computed()) {
+                s.dropDrafts(Math.min(s.draftCount(), s.length() - s.computed() - n));
+                n = s.length() - s.computed();
+            }
             boolean fits = kv.ensureCapacity(s.id(), s.computed() + n, s.computed());
+            if (!fits && s.draftCount() > 0) {
+                // Short of blocks: give up the drafts before preempting anyone.
+                s.dropDrafts(s.draftCount());
+                n = Math.min(s.length() - s.computed(), budget);
+                fits = kv.ensureCapacity(s.id(), s.computed() + n, s.computed());
+            }
             while (!fits) {
                 // NOTE: the victim is always at or after i (the list is in ORDER), so nothing already scheduled is lost.
                 Sequence victim = running.getLast();
@@ -172,7 +185,7 @@ public final class Scheduler {
     private ScheduledStep build(List<Sequence> scheduled, List<Integer> counts, List<Sequence> preempted) {
         int b = scheduled.size();
         if (b == 0) {
-            return new ScheduledStep(List.of(), new int[0], new int[0], null, kv.drainCopies(), preempted);
+            return new ScheduledStep(List.of(), new int[0], new int[0], new int[0], null, kv.drainCopies(), preempted);
         }
         int blockSize = kv.blockSize();
         int[] newTokens = new int[b];
@@ -191,6 +204,7 @@ public final class Scheduler {
         int[] contextLen = new int[b];
         int[] blockTable = new int[tableStart[b]];
         int[] logitsRow = new int[b];
+        int[] logitsCount = new int[b];
         int logits = 0;
         for (int i = 0; i < b; i++) {
             Sequence s = scheduled.get(i);
@@ -205,17 +219,20 @@ public final class Scheduler {
                 slots[row] = blockTable[tableStart[i] + pos / blockSize] * blockSize + pos % blockSize;
             }
             boolean caughtUp = s.computed() + newTokens[i] == s.length();
-            logitsRow[i] = caughtUp ? logits++ : -1;
+            // A verify step needs logits after the token before the drafts and after each draft.
+            logitsCount[i] = caughtUp ? 1 + s.draftCount() : 0;
+            logitsRow[i] = caughtUp ? logits : -1;
+            logits += logitsCount[i];
         }
         int[] logitsIndex = new int[logits];
         for (int i = 0; i < b; i++) {
-            if (logitsRow[i] >= 0) {
-                logitsIndex[logitsRow[i]] = seqStart[i + 1] - 1;
+            for (int j = 0; j < logitsCount[i]; j++) {
+                logitsIndex[logitsRow[i] + j] = seqStart[i + 1] - logitsCount[i] + j;
             }
         }
         BatchPlan plan = new BatchPlan(tokens, positions, seqStart, contextLen, tableStart, blockTable, slots,
                 logitsIndex, blockSize);
-        return new ScheduledStep(List.copyOf(scheduled), newTokens, logitsRow, plan, kv.drainCopies(), preempted);
+        return new ScheduledStep(List.copyOf(scheduled), newTokens, logitsRow, logitsCount, plan, kv.drainCopies(), preempted);
     }
 
     /** After the forward pass of {@code step}: its tokens are in the cache; full blocks join the prefix cache. */
@@ -226,6 +243,20 @@ public final class Scheduler {
                 continue;
             }
             s.advance(step.newTokens()[i]);
+            // Unverified drafts never enter the prefix cache.
+            kv.markComputed(s.id(), s.tokenBuffer(), Math.min(s.computed(), s.length() - s.draftCount()));
+        }
+    }
+
+    /**
+     * After verifying {@code s}'s drafts: the first {@code accepted} stay as known, computed
+     * tokens; the rest are dropped and the blocks past the new end are freed (rollback: their K/V
+     * lie past the sequence's end, never read, and are overwritten when the sequence gets there).
+     */
+    public void resolveDrafts(Sequence s, int accepted) {
+        s.keepDrafts(accepted);
+        if (s.status() == Sequence.Status.RUNNING) {
+            kv.truncate(s.id(), s.length());
             kv.markComputed(s.id(), s.tokenBuffer(), s.computed());
         }
     }

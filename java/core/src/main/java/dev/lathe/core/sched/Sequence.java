@@ -22,6 +22,7 @@ public final class Sequence {
     private int[] tokens;
     private int length;
     private int computed;
+    private int drafts; // the last `drafts` known tokens are unverified speculative drafts
     private Status status = Status.WAITING;
     private int preemptions;
     private long tokensComputed;
@@ -117,6 +118,51 @@ public final class Sequence {
         return prefixHitTokens;
     }
 
+    /**
+     * Speculative tokens at the end of the known tokens, not yet verified: the scheduler feeds
+     * them with the token before them and asks for logits at each, and never registers them in
+     * the prefix cache.
+     */
+    public int draftCount() {
+        return drafts;
+    }
+
+    /** Appends unverified draft tokens; they are computed (verified) in the next step. */
+    public void appendDrafts(int[] draftTokens) {
+        for (int token : draftTokens) {
+            append(token);
+        }
+        drafts += draftTokens.length;
+    }
+
+    /** Drops the last {@code count} draft tokens (their K/V, if computed, lie past the end and are never read). */
+    void dropDrafts(int count) {
+        if (count < 0 || count > drafts) {
+            throw new IllegalArgumentException("dropping " + count + " of " + drafts + " drafts of " + this);
+        }
+        length -= count;
+        drafts -= count;
+        computed = Math.min(computed, length);
+    }
+
+    /** After verification: the first {@code accepted} drafts become ordinary known tokens, the rest go. */
+    void keepDrafts(int accepted) {
+        dropDrafts(drafts - accepted);
+        drafts = 0;
+    }
+
+    /**
+     * Cuts the known tokens back to {@code newLength} (a sample that stops inside a run of accepted
+     * drafts ends there). Only verified tokens can be cut.
+     */
+    public void truncate(int newLength) {
+        if (drafts != 0 || newLength < promptLength || newLength > length) {
+            throw new IllegalArgumentException("cannot truncate " + this + " to " + newLength + " tokens");
+        }
+        length = newLength;
+        computed = Math.min(computed, length);
+    }
+
     /** Adds a sampled token; it is computed in the next step. */
     public void append(int token) {
         if (status == Status.FINISHED) {
@@ -144,6 +190,7 @@ public final class Sequence {
     }
 
     void preempted() {
+        dropDrafts(drafts);
         computed = 0;
         preemptions++;
         status = Status.WAITING;
@@ -151,6 +198,7 @@ public final class Sequence {
 
     @Override
     public String toString() {
-        return "Sequence[" + id + ", " + status + ", " + computed + "/" + length + " computed, priority " + priority + "]";
+        return "Sequence[" + id + ", " + status + ", " + computed + "/" + length + " computed"
+                + (drafts > 0 ? " (" + drafts + " drafts)" : "") + ", priority " + priority + "]";
     }
 }

@@ -65,6 +65,41 @@ class SchedulerTest {
     }
 
     @Test
+    void draftsCountAgainstTheBudgetAreTrimmedToFitAndRollBackCleanly() {
+        Scheduler s = new Scheduler(new KvBlockManager(64, 4, true), new SchedulerConfig(7, 4));
+        Sequence a = new Sequence(1, 0, 0, prompt(3, 100), 30);
+        Sequence b = new Sequence(2, 0, 1, prompt(2, 200), 30);
+        s.add(a);
+        s.add(b);
+        step(s); // both prompts; each gets a token
+        a.appendDrafts(new int[] {1, 2, 3});
+        b.appendDrafts(new int[] {4, 5, 6});
+        ScheduledStep verify = s.schedule();
+        // a: its last token + 3 drafts = 4 tokens; b: the 3 left of the budget = its last token + 2 drafts.
+        assertArrayEquals(new int[] {4, 3}, verify.newTokens());
+        assertEquals(2, b.draftCount());
+        assertArrayEquals(new int[] {0, 4}, verify.logitsRow());
+        assertArrayEquals(new int[] {4, 3}, verify.logitsCount());
+        assertArrayEquals(new int[] {0, 1, 2, 3, 4, 5, 6}, verify.plan().logitsIndex());
+        s.complete(verify);
+        assertEquals(7, a.computed()); // 3 prompt + 1 token + 3 drafts
+        // a keeps 1 of its 3 drafts: 5 known tokens, all computed; its third block (positions 8..) is freed.
+        s.resolveDrafts(a, 1);
+        assertEquals(5, a.length());
+        assertEquals(5, a.computed());
+        assertEquals(0, a.draftCount());
+        assertEquals(2, s.kv().blockTable(a.id()).length);
+        s.resolveDrafts(b, 0);
+        assertEquals(3, b.length());
+        assertNull(s.kv().checkInvariant());
+        // Finished (aborted) with unverified drafts: they are not part of its output.
+        a.appendDrafts(new int[] {8, 9});
+        s.finish(a);
+        assertEquals(5, a.length());
+        assertEquals(0, a.draftCount());
+    }
+
+    @Test
     void admissionFollowsPriorityThenArrivalAndRespectsTheRunningCap() {
         Scheduler s = new Scheduler(new KvBlockManager(64, 4, true), new SchedulerConfig(100, 2));
         Sequence low = new Sequence(1, 0, 0, prompt(2, 10), 8);
