@@ -86,6 +86,22 @@ if [ -f "$carry/models/stories260K-q8_0.gguf" ]; then
     [ "$cpu_ids" = "$cuda_ids" ] && echo "greedy tokens agree" || { echo "greedy tokens differ"; return 1; }
   }
   step generate-stories260K generate_both
+  # Speculative decoding on the CUDA backend: greedy output must equal plain greedy decoding.
+  speculate_cuda() {
+    local m="$carry/models/stories260K-q8_0.gguf" z="$carry/models/tok512.bin" plain spec how
+    plain="$(lathe generate -m "$m" -z "$z" --backend cuda --temperature 0 -n 64 -p "Once upon a time" --print-ids)" || return 1
+    for how in ngram self:3; do
+      spec="$(lathe generate -m "$m" -z "$z" --backend cuda --temperature 0 -n 64 -p "Once upon a time" --print-ids \
+        --speculate "$how" --draft-tokens 4)" || return 1
+      [ "$plain" = "$spec" ] && echo "--speculate $how: same tokens as plain greedy" \
+        || { echo "--speculate $how: tokens differ"; echo "plain: $plain"; echo "spec : $spec"; return 1; }
+    done
+  }
+  step speculate-cuda-stories260K speculate_cuda
+  # Where speculation should pay: on the GPU a 5-token verify pass costs about one token's launches.
+  step bench-speculate-cuda-ngram lathe bench -m "$carry/models/stories260K-q8_0.gguf" -z "$carry/models/tok512.bin" \
+    --backend cuda --speculate ngram --draft-tokens 4 --prompt-file "$root/bench/prompts/copy-story.txt" \
+    --gen-tokens 64 --repeat 5
 fi
 
 for type in Q4_0 Q8_0 F16; do
@@ -101,7 +117,7 @@ step lathe-bench-cpu-Q4_0 lathe bench -m /tmp/lathe-synthetic-200M-Q4_0.gguf --b
   echo "## Launch overhead (one 1x4096 RMSNorm, back to back)"; echo
   grep '^round' "$results/launch-overhead.log" 2>/dev/null | sed 's/^/    /'; echo
   echo "## lathe bench"; echo
-  for f in "$results"/lathe-bench-*.log; do echo "### $(basename "$f" .log)"; echo; grep -v '^WARNING' "$f" | sed 's/^/    /'; echo; done
+  for f in "$results"/lathe-bench-*.log "$results"/bench-speculate-*.log; do echo "### $(basename "$f" .log)"; echo; grep -v '^WARNING' "$f" | sed 's/^/    /'; echo; done
   [ -f "$results/kernels.md" ] && sed -n '/^| kernel/,$p' "$results/kernels.md"
 } >> "$results/summary.md"
 

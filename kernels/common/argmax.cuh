@@ -29,10 +29,8 @@ __device__ __forceinline__ bool argmax_better(float v, int64_t i, float best, in
     return v > best || (v == best && i < best_index);
 }
 
-// The block's best of every thread's (best, best_index); the result is valid in thread 0.
-__device__ __forceinline__ void argmax_block_reduce(float& best, int64_t& best_index) {
-    __shared__ float best_values[32];
-    __shared__ int64_t best_indices[32];
+// The warp's best of every lane's (best, best_index), in every lane.
+__device__ __forceinline__ void argmax_warp_reduce(float& best, int64_t& best_index) {
 #pragma unroll
     for (int offset = 16; offset > 0; offset >>= 1) {
         const float v = __shfl_xor_sync(0xffffffffu, best, offset);
@@ -42,6 +40,13 @@ __device__ __forceinline__ void argmax_block_reduce(float& best, int64_t& best_i
             best_index = i;
         }
     }
+}
+
+// The block's best of every thread's (best, best_index); the result is valid in thread 0.
+__device__ __forceinline__ void argmax_block_reduce(float& best, int64_t& best_index) {
+    __shared__ float best_values[32];
+    __shared__ int64_t best_indices[32];
+    argmax_warp_reduce(best, best_index);
     const int lane = threadIdx.x & 31;
     const int warp = threadIdx.x >> 5;
     if (lane == 0) {
@@ -102,15 +107,7 @@ __global__ void argmax_parts_kernel(int32_t* __restrict__ out, const float* __re
             best_index = i;
         }
     }
-#pragma unroll
-    for (int offset = 16; offset > 0; offset >>= 1) {
-        const float v = __shfl_xor_sync(0xffffffffu, best, offset);
-        const int64_t i = __shfl_xor_sync(0xffffffffu, best_index, offset);
-        if (argmax_better(v, i, best, best_index)) {
-            best = v;
-            best_index = i;
-        }
-    }
+    argmax_warp_reduce(best, best_index);
     if (threadIdx.x == 0) out[row] = static_cast<int32_t>(best_index);
 }
 

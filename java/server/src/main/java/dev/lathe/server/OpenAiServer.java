@@ -213,8 +213,8 @@ public final class OpenAiServer implements AutoCloseable {
             if (handle != null) {
                 live.remove(handle);
             }
+            admission.release();  // first: in-flight reaching 0 then means the slot is free
             metrics.inFlight().decrementAndGet();
-            admission.release();
         }
     }
 

@@ -1,5 +1,7 @@
 package dev.lathe.core.engine;
 
+import dev.lathe.core.sample.LogSumExp;
+
 /**
  * Log-probabilities around one generated token, from the model's raw distribution (log-softmax
  * of the logits, before penalties, temperature and filters).
@@ -13,15 +15,7 @@ public record TokenLogprobs(int token, float logprob, int[] topTokens, float[] t
 
     /** Computes them for {@code token} from {@code logits} (not modified) with the {@code k} best alternatives. */
     static TokenLogprobs of(float[] logits, int token, int k) {
-        float max = Float.NEGATIVE_INFINITY;
-        for (float l : logits) {
-            max = Math.max(max, l);
-        }
-        double sum = 0;
-        for (float l : logits) {
-            sum += Math.exp(l - max);
-        }
-        float logNorm = (float) (max + Math.log(sum));
+        float logNorm = (float) LogSumExp.of(logits);
         int[] top = new int[k];
         float[] topValues = new float[k];
         int count = 0;

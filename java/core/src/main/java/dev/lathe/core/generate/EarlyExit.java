@@ -1,5 +1,7 @@
 package dev.lathe.core.generate;
 
+import dev.lathe.core.sample.LogSumExp;
+
 import dev.lathe.core.backend.BatchPlan;
 import dev.lathe.core.backend.KvCache;
 import dev.lathe.core.backend.Tensor;
@@ -104,10 +106,6 @@ public record EarlyExit(float threshold, int[] exitLayers) {
         for (float l : logits) {
             max = Math.max(max, l);
         }
-        double sum = 0;
-        for (float l : logits) {
-            sum += Math.exp(l - max);
-        }
-        return 1.0 / sum;
+        return Math.exp(max - LogSumExp.of(logits));
     }
 }

@@ -4,6 +4,7 @@ import dev.lathe.core.backend.BatchPlan;
 import dev.lathe.core.backend.KvCache;
 import dev.lathe.core.backend.Tensor;
 import dev.lathe.core.model.LlamaModel;
+import dev.lathe.core.sample.LogSumExp;
 
 import java.util.Arrays;
 
@@ -108,14 +109,6 @@ public final class Perplexity {
 
     /** {@code log softmax(logits)[target]}, in double. */
     static double logProbability(float[] logits, int target) {
-        double max = Double.NEGATIVE_INFINITY;
-        for (float v : logits) {
-            max = Math.max(max, v);
-        }
-        double sum = 0;
-        for (float v : logits) {
-            sum += Math.exp(v - max);
-        }
-        return logits[target] - max - Math.log(sum);
+        return logits[target] - LogSumExp.of(logits);
     }
 }

@@ -174,21 +174,7 @@ public final class WeightPruning {
                     }
                 }
             }
-            if (i2 < cols) { // the lazy update of the columns after this block
-                for (int r = 0; r < rows; r++) {
-                    int rowBase = r * cols;
-                    for (int i = 0; i < count; i++) {
-                        double e = err[r * block + i];
-                        if (e == 0) {
-                            continue;
-                        }
-                        int uBase = (i1 + i) * cols;
-                        for (int j = i2; j < cols; j++) {
-                            pw[rowBase + j] -= e * upper[uBase + j];
-                        }
-                    }
-                }
-            }
+            Gptq.updateLaterColumns(pw, err, block, upper, rows, cols, i1, count);
         }
         return new Result(out, grids);
     }

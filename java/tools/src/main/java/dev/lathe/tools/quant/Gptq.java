@@ -128,21 +128,7 @@ public final class Gptq {
                     }
                 }
             }
-            if (i2 < cols) { // the lazy update of the columns after this block
-                for (int r = 0; r < rows; r++) {
-                    int rowBase = r * cols;
-                    for (int i = 0; i < count; i++) {
-                        double e = err[r * BLOCK + i];
-                        if (e == 0) {
-                            continue;
-                        }
-                        int uBase = (i1 + i) * cols;
-                        for (int j = i2; j < cols; j++) {
-                            pw[rowBase + j] -= e * upper[uBase + j];
-                        }
-                    }
-                }
-            }
+            updateLaterColumns(pw, err, BLOCK, upper, rows, cols, i1, count);
         }
         return new Result(levels, grids, dequantized, rows, cols);
     }
@@ -162,6 +148,33 @@ public final class Gptq {
      * row-major {@code [n, n]}. When H is not positive definite even after dampening, the
      * dampening grows tenfold, up to four times, before giving up with a clear error.
      */
+    /**
+     * The lazy update of GPTQ / SparseGPT: after a block of {@code count} columns starting at
+     * {@code i1} is decided, every later column {@code j >= i1 + count} of {@code pw [rows, cols]}
+     * takes the block's scaled errors {@code err [rows, errStride]} times the inverse-Hessian
+     * factor's rows {@code upper [cols, cols]}.
+     */
+    public static void updateLaterColumns(double[] pw, double[] err, int errStride, double[] upper, int rows, int cols,
+                                          int i1, int count) {
+        int i2 = i1 + count;
+        if (i2 >= cols) {
+            return;
+        }
+        for (int r = 0; r < rows; r++) {
+            int rowBase = r * cols;
+            for (int i = 0; i < count; i++) {
+                double e = err[r * errStride + i];
+                if (e == 0) {
+                    continue;
+                }
+                int uBase = (i1 + i) * cols;
+                for (int j = i2; j < cols; j++) {
+                    pw[rowBase + j] -= e * upper[uBase + j];
+                }
+            }
+        }
+    }
+
     public static double[] inverseCholeskyUpper(double[] h, int n, double dampening) {
         double mean = 0;
         for (int i = 0; i < n; i++) {
