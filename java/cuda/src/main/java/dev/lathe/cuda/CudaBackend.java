@@ -516,6 +516,29 @@ public final class CudaBackend implements Backend {
      * @param offsets      {@code [B]} Philox counter bases (advance them per step)
      * @return {@code {accepted[B], nextToken[B]}}
      */
+    @Override
+    public int[] verifyDraft(Tensor logits, int[] draftTokens, float[][] draftProbs, long seed, long step,
+                             float temperature, int topK, float topP) {
+        int k = draftTokens.length;
+        int vocab = logits.cols();
+        Tensor q = null;
+        if (temperature > 0) {
+            // q [k, vocab]: the draft's rows, or one-hot rows for a deterministic drafter.
+            float[] rows = new float[k * vocab];
+            for (int i = 0; i < k; i++) {
+                if (draftProbs == null) {
+                    rows[i * vocab + draftTokens[i]] = 1f;
+                } else {
+                    System.arraycopy(draftProbs[i], 0, rows, i * vocab, vocab);
+                }
+            }
+            q = upload(rows, k, vocab);
+        }
+        int[][] result = verifySpeculative(logits, q, draftTokens, new long[] {seed}, new long[] {step}, k, temperature,
+                topK, topP);
+        return new int[] {result[0][0], result[1][0]};
+    }
+
     public int[][] verifySpeculative(Tensor targetLogits, Tensor draftProbs, int[] draftTokens, long[] seeds,
                                      long[] offsets, int k, float temperature, int topK, float topP) {
         int batch = seeds.length;

@@ -64,6 +64,22 @@ public interface Backend extends AutoCloseable {
     /** Copies row {@code row} of {@code t} into {@code out} (host memory). */
     void copyRowToHost(Tensor t, int row, float[] out);
 
+    /**
+     * Speculative verification where the logits are, for one sequence: the lossless rule of
+     * {@code dev.lathe.core.spec.SpeculativeVerifier} with temperature, top-k and top-p only (no
+     * penalties, no min-p), its uniforms drawn from a counter-based generator keyed by
+     * {@code seed} and {@code step}. Returns {accepted drafts, next token}, or null when this
+     * backend verifies on the host (the CPU backend: the caller runs SpeculativeVerifier).
+     *
+     * @param logits       {@code [k + 1, vocab]} the target's logits at the k+1 verify positions
+     * @param draftTokens  {@code [k]}, k >= 1
+     * @param draftProbs   {@code [k][vocab]} the draft's q, or null when each q is one-hot at its token
+     */
+    default int[] verifyDraft(Tensor logits, int[] draftTokens, float[][] draftProbs, long seed, long step,
+                              float temperature, int topK, float topP) {
+        return null;
+    }
+
     @Override
     void close();
 }

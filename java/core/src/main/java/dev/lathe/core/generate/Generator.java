@@ -128,6 +128,12 @@ public final class Generator {
         String finishReason = "length";
 
         DraftLength draftLength = speculation == null ? null : new DraftLength(speculation.maxDraftTokens());
+        // A backend that verifies where the logits are (CUDA: lathe_spec_verify) takes the steps
+        // with drafts when the sampling chain is the one its kernel applies. Its draws come from
+        // its own generator, so at temperature > 0 the tokens differ from the host's for the same
+        // seed while following the same distribution; at temperature 0 both are greedy.
+        boolean deviceVerifiable = params.repetitionPenalty() == 1f && params.presencePenalty() == 0f
+                && params.frequencyPenalty() == 0f && params.minP() <= 0f;
         int layers = model.config().layers();
         long steps = 0;
         long drafted = 0;
@@ -183,10 +189,16 @@ public final class Generator {
                     out = model.forward(plan, cache);
                     layersRun += layers;
                 }
-                SpeculativeVerifier.Verdict verdict = verifier.verify(sampler, row -> {
-                    model.backend().copyRowToHost(out, row, logits);
-                    return logits;
-                }, history, historyLength, draft);
+                int[] onDevice = k > 0 && deviceVerifiable
+                        ? model.backend().verifyDraft(out, draft.tokens(), draft.probabilities(), params.seed(), steps,
+                                params.temperature(), params.topK(), params.topP())
+                        : null;
+                SpeculativeVerifier.Verdict verdict = onDevice != null
+                        ? new SpeculativeVerifier.Verdict(onDevice[0], onDevice[1])
+                        : verifier.verify(sampler, row -> {
+                            model.backend().copyRowToHost(out, row, logits);
+                            return logits;
+                        }, history, historyLength, draft);
                 // Rollback: K/V written at the rejected drafts' positions stay in the cache past the
                 // sequence's end, where nothing reads them; the next step overwrites them first.
                 steps++;
