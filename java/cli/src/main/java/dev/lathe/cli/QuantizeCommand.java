@@ -49,6 +49,10 @@ final class QuantizeCommand implements Callable<Integer> {
     @Option(names = "--act-order", description = "gptq: quantize columns by decreasing activation (Hessian diagonal).")
     boolean actOrder;
 
+    @Option(names = "--double-quant", description = "nf4: quantize the per-group absmax values again (QLoRA double quantization: "
+            + "8-bit codes, an f32 scale per 256 groups, one f32 offset).")
+    boolean doubleQuant;
+
     @Option(names = "--force", description = "Overwrite an existing output file.")
     boolean force;
 
@@ -58,7 +62,7 @@ final class QuantizeCommand implements Callable<Integer> {
             throw new IllegalArgumentException("--sym and --zero-point contradict each other: pass one");
         }
         int group = groupSize != null ? groupSize : method == QuantMethod.NF4 ? 64 : 32;
-        QuantOptions options = new QuantOptions(method, bits, group, !symmetric, calibration, calibSamples, seqLen, actOrder);
+        QuantOptions options = new QuantOptions(method, bits, group, !symmetric, calibration, calibSamples, seqLen, actOrder, doubleQuant);
         ModelQuantizer.Summary s = ModelQuantizer.quantize(input, output, options, force, System.err);
         System.out.printf("wrote %s: %.2f MB in %.1f s%n", s.output(), s.bytes() / 1e6, s.seconds());
         s.tensorsByFormat().forEach((format, n) -> System.out.printf("  %-22s %d tensors%n", format, n));

@@ -27,7 +27,7 @@ class LatheTensorsInGgufTest {
     void everyFormatRoundTripsThroughAGgufFile(@TempDir Path dir) {
         Random random = TestRandom.create("everyFormatRoundTripsThroughAGgufFile");
         LatheFormat[] formats = {LatheFormat.int8Channel(), LatheFormat.intGroup(4, 32, true),
-            LatheFormat.intGroup(3, 128, false), LatheFormat.nf4(64)};
+            LatheFormat.intGroup(3, 128, false), LatheFormat.nf4(64), LatheFormat.nf4DoubleQuant(64)};
         int rows = 17;
         int cols = 384;
         float[] values = new float[rows * cols];
@@ -43,7 +43,8 @@ class LatheTensorsInGgufTest {
                 MemorySegment bytes = encoded[f];
                 w.putString(GgufModelReader.LATHE_FORMAT_KEY + name, formats[f].spec());
                 w.putUint32(GgufModelReader.LATHE_COLS_KEY + name, cols);
-                w.addTensor(name, GgmlType.I8, new long[] {rows, formats[f].rowBytes(cols)}, out -> out.copyFrom(bytes));
+                w.addTensor(name, GgmlType.I8, new long[] {formats[f].storedRows(rows, cols), formats[f].rowBytes(cols)},
+                        out -> out.copyFrom(bytes));
             }
             Path file = dir.resolve("lathe.gguf");
             w.write(file);

@@ -157,9 +157,21 @@ public final class ModelQuantizer {
                 writer.putString(GgufModelReader.LATHE_FORMAT_KEY + name, format.spec());
                 writer.putUint32(GgufModelReader.LATHE_COLS_KEY + name, cols);
                 long rowBytes = format.rowBytes(cols);
-                writer.addTensor(name, GgmlType.I8, new long[] {rows, rowBytes}, out -> {
+                writer.addTensor(name, GgmlType.I8, new long[] {format.storedRows(rows, cols), rowBytes}, out -> {
                     if (encoded != null) {
                         out.copyFrom(encoded);
+                        return;
+                    }
+                    if (format.doubleQuant()) { // the absmax codes need the whole matrix's absmax values
+                        float[] all = new float[Math.multiplyExact(rows, cols)];
+                        float[] row = new float[cols];
+                        for (int r = 0; r < rows; r++) {
+                            source(w, replaced, r, row);
+                            System.arraycopy(row, 0, all, r * cols, cols);
+                        }
+                        try (Arena arena = Arena.ofConfined()) {
+                            out.copyFrom(LatheEncoder.encode(format, all, rows, cols, arena));
+                        }
                         return;
                     }
                     float[] row = new float[cols];
