@@ -55,6 +55,7 @@ class ModelQuantizerTest {
                 Arguments.of(QuantOptions.of(QuantMethod.Q4_K)),
                 Arguments.of(QuantOptions.of(QuantMethod.Q6_K)),
                 Arguments.of(QuantOptions.of(QuantMethod.NF4)),
+                Arguments.of(new QuantOptions(QuantMethod.NF4, 4, 64, false, null, 0, 0, false, true)),
                 Arguments.of(QuantOptions.of(QuantMethod.RTN)),
                 Arguments.of(new QuantOptions(QuantMethod.RTN, 8, 32, false, null, 0, 0, false)),
                 Arguments.of(new QuantOptions(QuantMethod.RTN, 3, 64, false, null, 0, 0, false)));
@@ -138,6 +139,9 @@ class ModelQuantizerTest {
         IllegalArgumentException bits = assertThrows(IllegalArgumentException.class,
                 () -> new QuantOptions(QuantMethod.RTN, 5, 32, true, null, 0, 0, false));
         assertTrue(bits.getMessage().contains("--bits 5"), bits.getMessage());
+        IllegalArgumentException doubleQuant = assertThrows(IllegalArgumentException.class,
+                () -> new QuantOptions(QuantMethod.RTN, 4, 32, true, null, 0, 0, false, true));
+        assertTrue(doubleQuant.getMessage().contains("--double-quant"), doubleQuant.getMessage());
         IllegalArgumentException group = assertThrows(IllegalArgumentException.class,
                 () -> new QuantOptions(QuantMethod.RTN, 4, 48, true, null, 0, 0, false));
         assertTrue(group.getMessage().contains("--group-size") && group.getMessage().contains("48"), group.getMessage());
