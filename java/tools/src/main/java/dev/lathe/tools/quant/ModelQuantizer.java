@@ -52,6 +52,16 @@ public final class ModelQuantizer {
 
     /** Quantizes {@code input} into {@code output}; an existing output is an error unless {@code force}. */
     public static Summary quantize(Path input, Path output, QuantOptions options, boolean force, PrintStream log) {
+        return quantize(input, output, options, null, force, log);
+    }
+
+    /**
+     * Quantizes {@code input} into {@code output}; with {@code sensitivityBudget} (bits per weight,
+     * or null for the rule alone) the rule's low-bit tensors are mixed with INT8 by measured
+     * sensitivity ({@link SensitivityMixing}).
+     */
+    public static Summary quantize(Path input, Path output, QuantOptions options, Double sensitivityBudget, boolean force,
+                                   PrintStream log) {
         long start = System.nanoTime();
         if (Files.exists(output) && !force) {
             throw new IllegalArgumentException(output + " exists; pass --force to overwrite it");
@@ -67,6 +77,9 @@ public final class ModelQuantizer {
             for (GgufTensorInfo info : gguf.tensors().values()) {
                 WeightMatrix w = model.tensor(info.name());
                 plan.put(info.name(), TensorPlanner.plan(info.name(), w.rows(), w.cols(), w.format(), options));
+            }
+            if (sensitivityBudget != null) {
+                plan = SensitivityMixing.refine(model, plan, options, sensitivityBudget, log);
             }
             Calibrated calibrated = switch (options.method()) {
                 case GPTQ, AWQ -> CalibratedQuantization.run(model, plan, options, arena, log);
