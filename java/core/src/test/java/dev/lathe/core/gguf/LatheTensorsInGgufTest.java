@@ -122,4 +122,20 @@ class LatheTensorsInGgufTest {
             assertTrue(e.getMessage().contains("t.weight") && e.getMessage().contains("38"), e.getMessage());
         }
     }
+
+    /** Double-quant NF4 needs its absmax table after the rows: one stored row of 64 values cannot hold both. */
+    @Test
+    void aDoubleQuantTensorWithoutRoomForItsTableIsAnError(@TempDir Path dir) {
+        GgufWriter w = new GgufWriter();
+        w.putString(GgufModelReader.LATHE_FORMAT_KEY + "t.weight", "nf4:g64:dq");
+        w.putUint32(GgufModelReader.LATHE_COLS_KEY + "t.weight", 64);
+        w.addTensor("t.weight", GgmlType.I8, new long[] {1, 33}, out -> { });
+        Path file = dir.resolve("bad.gguf");
+        w.write(file);
+        try (GgufFile gguf = GgufFile.open(file)) {
+            ModelFormatException e = assertThrows(ModelFormatException.class,
+                    () -> GgufModelReader.matrix(gguf, gguf.tensor("t.weight")));
+            assertTrue(e.getMessage().contains("t.weight") && e.getMessage().contains("NF4-g64-dq"), e.getMessage());
+        }
+    }
 }
