@@ -49,6 +49,18 @@ final class QuantizeCommand implements Callable<Integer> {
     @Option(names = "--act-order", description = "gptq: quantize columns by decreasing activation (Hessian diagonal).")
     boolean actOrder;
 
+    @Option(names = "--double-quant", description = "nf4: quantize the per-group absmax values again (QLoRA double quantization: "
+            + "8-bit codes, an f32 scale per 256 groups, one f32 offset).")
+    boolean doubleQuant;
+
+    @Option(names = "--mixed", paramLabel = "MODE", description = "Which tensors get more bits: rule (the default: embedding,"
+            + " head and matrices whose K is no whole number of groups go to 8 bits) or sensitivity (also the linears whose"
+            + " measured output error on --calib text drops most per extra bit go to INT8, within --bpw-budget; rtn and nf4).")
+    String mixed = "rule";
+
+    @Option(names = "--bpw-budget", paramLabel = "B", description = "--mixed sensitivity: bits per weight over the mixed linears.")
+    Double bpwBudget;
+
     @Option(names = "--force", description = "Overwrite an existing output file.")
     boolean force;
 
@@ -58,8 +70,23 @@ final class QuantizeCommand implements Callable<Integer> {
             throw new IllegalArgumentException("--sym and --zero-point contradict each other: pass one");
         }
         int group = groupSize != null ? groupSize : method == QuantMethod.NF4 ? 64 : 32;
-        QuantOptions options = new QuantOptions(method, bits, group, !symmetric, calibration, calibSamples, seqLen, actOrder);
-        ModelQuantizer.Summary s = ModelQuantizer.quantize(input, output, options, force, System.err);
+        QuantOptions options = new QuantOptions(method, bits, group, !symmetric, calibration, calibSamples, seqLen, actOrder, doubleQuant);
+        Double budget = switch (mixed) {
+            case "rule" -> {
+                if (bpwBudget != null) {
+                    throw new IllegalArgumentException("--bpw-budget needs --mixed sensitivity");
+                }
+                yield null;
+            }
+            case "sensitivity" -> {
+                if (bpwBudget == null) {
+                    throw new IllegalArgumentException("--mixed sensitivity needs --bpw-budget B (bits per weight)");
+                }
+                yield bpwBudget;
+            }
+            default -> throw new IllegalArgumentException("--mixed is rule or sensitivity, not " + mixed);
+        };
+        ModelQuantizer.Summary s = ModelQuantizer.quantize(input, output, options, budget, force, System.err);
         System.out.printf("wrote %s: %.2f MB in %.1f s%n", s.output(), s.bytes() / 1e6, s.seconds());
         s.tensorsByFormat().forEach((format, n) -> System.out.printf("  %-22s %d tensors%n", format, n));
         return 0;

@@ -50,7 +50,11 @@ public final class GgufModelReader {
         return new LoadedModel(gguf.source(), "GGUF v" + gguf.version(), config, tensors, vocabulary, metadata, arena);
     }
 
-    /** Metadata key prefix naming a tensor's {@link LatheFormat} spec; the tensor is stored as I8 bytes {@code [rows, rowBytes]}. */
+    /**
+     * Metadata key prefix naming a tensor's {@link LatheFormat} spec; the tensor is stored as I8 bytes
+     * {@code [storedRows, rowBytes]} ({@link LatheFormat#storedRows}: {@code rows}, plus the absmax
+     * table's rows for double-quant NF4).
+     */
     public static final String LATHE_FORMAT_KEY = "lathe.tensor_format.";
     /** Metadata key prefix holding the logical column count of a tensor in a Lathe format. */
     public static final String LATHE_COLS_KEY = "lathe.tensor_cols.";
@@ -66,13 +70,14 @@ public final class GgufModelReader {
             String where = gguf.source() + " tensor " + info.name();
             LatheFormat format = LatheFormat.parse(latheSpec.get(), where);
             int logicalCols = gguf.metadata().boundedInt(LATHE_COLS_KEY + info.name(), 1, Integer.MAX_VALUE);
+            long logicalRows = format.fitsRow(logicalCols) ? format.logicalRows(rows, logicalCols) : -1;
             if (info.type() != GgmlType.I8 || !format.fitsRow(logicalCols) || format.rowBytes(logicalCols) != cols
-                    || rows > Integer.MAX_VALUE) {
+                    || logicalRows < 1 || logicalRows > Integer.MAX_VALUE) {
                 throw new ModelFormatException(gguf.source(), "tensor " + info.name() + " says it is " + format + " with "
                         + logicalCols + " columns, so I8 rows of " + (format.fitsRow(logicalCols) ? format.rowBytes(logicalCols) : "?")
                         + " bytes, but it is " + info.type() + " of shape " + info.shapeString());
             }
-            return WeightMatrices.of(info.name(), format, (int) rows, logicalCols, gguf.data(info));
+            return WeightMatrices.of(info.name(), format, (int) logicalRows, logicalCols, gguf.data(info));
         }
         if (rows > Integer.MAX_VALUE || cols > Integer.MAX_VALUE) {
             throw new ModelFormatException(gguf.source(), "tensor " + info.name() + " of shape " + info.shapeString()

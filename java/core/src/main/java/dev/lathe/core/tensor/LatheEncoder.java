@@ -70,11 +70,15 @@ public final class LatheEncoder {
 
     /**
      * Encodes one row of {@code cols} values by RTN into {@code dst[dstOffset..]} ({@code format.rowBytes(cols)} bytes).
-     * The 2:4 formats are stored in planes, not rows: encode them whole with {@link #encode}.
+     * The 2:4 formats are stored in planes, not rows, and double-quant NF4 needs every absmax of
+     * the matrix: encode those whole with {@link #encode}.
      */
     public static void encodeRow(LatheFormat format, float[] src, int srcOffset, int cols, MemorySegment dst, long dstOffset) {
         if (format.isSparse24()) {
             throw new IllegalArgumentException(format + " is stored in two planes, not row by row: encode the whole matrix");
+        }
+        if (format.doubleQuant()) {
+            throw new IllegalArgumentException(format + " quantizes the absmax values of the whole matrix: encode the whole matrix");
         }
         Objects.checkFromIndexSize(srcOffset, cols, src.length);
         Objects.checkFromIndexSize(dstOffset, format.rowBytes(cols), dst.byteSize());
@@ -159,8 +163,8 @@ public final class LatheEncoder {
 
     /** Packs a row of an NF4 format from codes ({@code codes[cols]}) and per-group absmax values. */
     public static void packNf4Row(LatheFormat format, byte[] codes, float[] absmax, int cols, MemorySegment dst, long dstOffset) {
-        if (format.kind() != LatheFormat.Kind.NF4) {
-            throw new IllegalArgumentException(format + " is not NF4");
+        if (format.kind() != LatheFormat.Kind.NF4 || format.doubleQuant()) {
+            throw new IllegalArgumentException(format + " is not NF4 with f32 absmax values");
         }
         Objects.checkFromIndexSize(dstOffset, format.rowBytes(cols), dst.byteSize());
         int g = format.groupSize();
@@ -175,7 +179,63 @@ public final class LatheEncoder {
      * 4 along a row; pruning makes them so) and keeps its non-zeros.
      */
     public static MemorySegment encode(LatheFormat format, float[] values, int rows, int cols, Arena arena) {
-        return format.isSparse24() ? encodeSparse24(format, values, null, rows, cols, arena) : encodeRows(format, values, rows, cols, arena);
+        if (format.isSparse24()) {
+            return encodeSparse24(format, values, null, rows, cols, arena);
+        }
+        return format.doubleQuant() ? encodeNf4DoubleQuant(format, values, rows, cols, arena) : encodeRows(format, values, rows, cols, arena);
+    }
+
+    /**
+     * Double-quant NF4 (layout in {@link LatheFormat}): every group's absmax, their mean as the
+     * offset, per block of {@link LatheFormat#DQ_BLOCK} groups the scale {@code max |absmax -
+     * offset| / 127} and each absmax's int8 code by round to nearest; then each group's NF4 codes
+     * against its dequantized absmax (so the codes fit the absmax the kernels will use).
+     */
+    private static MemorySegment encodeNf4DoubleQuant(LatheFormat format, float[] values, int rows, int cols, Arena arena) {
+        checkShape(values, rows, cols);
+        int g = format.groupSize();
+        long rowBytes = format.rowBytes(cols); // checks cols fits
+        int groupsPerRow = cols / g;
+        int groups = Math.multiplyExact(rows, groupsPerRow);
+        float[] absmax = new float[groups];
+        double sum = 0;
+        for (int b = 0; b < groups; b++) {
+            float m = 0;
+            for (int i = 0; i < g; i++) {
+                m = Math.max(m, Math.abs(values[b * g + i]));
+            }
+            if (!Float.isFinite(m)) {
+                throw new IllegalArgumentException("group " + b + " holds a value that is not finite: NF4 cannot encode it");
+            }
+            absmax[b] = m;
+            sum += m;
+        }
+        float offset = (float) (sum / groups);
+        int blocks = Math.ceilDiv(groups, LatheFormat.DQ_BLOCK);
+        float[] blockScales = new float[blocks];
+        for (int b = 0; b < groups; b++) {
+            int k = b / LatheFormat.DQ_BLOCK;
+            blockScales[k] = Math.max(blockScales[k], Math.abs(absmax[b] - offset) / 127);
+        }
+        MemorySegment out = arena.allocate(format.matrixBytes(rows, cols), 8);
+        byte[] codes = new byte[g];
+        for (int b = 0; b < groups; b++) {
+            float blockScale = blockScales[b / LatheFormat.DQ_BLOCK];
+            byte absmaxCode = (byte) (blockScale == 0 ? 0 : Math.clamp(Math.round((absmax[b] - offset) / blockScale), -127, 127));
+            float stored = Nf4Matrix.dequantizeAbsmax(offset, blockScale, absmaxCode);
+            float inverse = stored != 0 ? 1 / stored : 0;
+            for (int i = 0; i < g; i++) {
+                codes[i] = (byte) Nf4Codebook.nearest(values[b * g + i] * inverse);
+            }
+            long at = (b / groupsPerRow) * rowBytes + (long) (b % groupsPerRow) * format.groupBytes();
+            Nf4Matrix.packDoubleQuantGroup(codes, 0, g, absmaxCode, out, at);
+        }
+        long table = rows * rowBytes;
+        out.set(PackedMatrix.FLOAT, table, offset);
+        for (int k = 0; k < blocks; k++) {
+            out.set(PackedMatrix.FLOAT, table + 4 + 4L * k, blockScales[k]);
+        }
+        return out;
     }
 
     /**

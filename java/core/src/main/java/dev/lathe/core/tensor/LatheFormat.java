@@ -16,6 +16,15 @@ import java.util.Objects;
  *     container with levels {@code < 2^bits}.</li>
  * <li>{@link Kind#NF4}: per group an f32 absmax, then {@code groupSize / 2} bytes of 4-bit codes
  *     (same nibble order); value {@code NF4[q] * absmax} with {@link Nf4Codebook}.</li>
+ * <li>{@link Kind#NF4} with {@code doubleQuant} (QLoRA's double quantization, spec {@code nf4:gN:dq}):
+ *     the absmax values quantized a second time. Per group a signed int8 absmax code {@code c}
+ *     (instead of the f32), then the same {@code groupSize / 2} bytes of codes; rows stay
+ *     {@code rowBytes} apart. After the {@code rows} rows comes the absmax table: an f32
+ *     {@code offset} (the mean of all the tensor's absmax values), then one f32 {@code scale} per
+ *     block of {@link #DQ_BLOCK} consecutive groups (row-major group order, the last block
+ *     partial), zero-padded to a whole number of rows ({@link #storedRows}). A group's absmax is
+ *     {@code max(0, offset + scale[group / 256] * c)}, {@code scale = max |absmax - offset| / 127}
+ *     over the block. See {@link Nf4Matrix} for how this compares with bitsandbytes.</li>
  * <li>{@link Kind#SPARSE24_F16} and {@link Kind#SPARSE24_INT}: 2:4 structured sparsity (every
  *     group of 4 consecutive weights along a row has at most 2 non-zeros), the kept values plus
  *     2-bit positions, in two planes rather than row by row: see {@link Sparse24Matrix} for the
@@ -30,18 +39,29 @@ import java.util.Objects;
  * @param groupSize values per group (0 for INT8_CHANNEL: one group per row)
  * @param zeroPoint INT_GROUP only: levels are asymmetric (a zero point per group); otherwise
  *                  the zero point is fixed at {@code 2^(bits-1)}
+ * @param doubleQuant NF4 only: the absmax values are stored as 8-bit codes plus a table (above)
  */
 // NOTE: INT3 and INT2 are stored in 4-bit nibbles: their accuracy is that of 3 or 2 bits but
 // their size is that of INT4. A dense 3-bit packing is future work; reports give both numbers.
-public record LatheFormat(Kind kind, int bits, int groupSize, boolean zeroPoint) implements WeightFormat {
+public record LatheFormat(Kind kind, int bits, int groupSize, boolean zeroPoint, boolean doubleQuant) implements WeightFormat {
 
     public enum Kind { INT8_CHANNEL, INT_GROUP, NF4, SPARSE24_F16, SPARSE24_INT }
 
     /** Dense columns described by one 32-bit word of 2:4 metadata (8 groups of 4, a nibble each). */
     public static final int SPARSE24_COLUMNS_PER_WORD = 32;
 
+    /** Double-quantized NF4: absmax values (groups) per second-level f32 scale, as bitsandbytes. */
+    public static final int DQ_BLOCK = 256;
+
+    public LatheFormat(Kind kind, int bits, int groupSize, boolean zeroPoint) {
+        this(kind, bits, groupSize, zeroPoint, false);
+    }
+
     public LatheFormat {
         Objects.requireNonNull(kind, "kind");
+        if (doubleQuant && kind != Kind.NF4) {
+            throw new IllegalArgumentException("double quantization is for NF4 only, not " + kind);
+        }
         switch (kind) {
             case INT8_CHANNEL -> {
                 if (bits != 8 || groupSize != 0 || zeroPoint) {
@@ -99,6 +119,11 @@ public record LatheFormat(Kind kind, int bits, int groupSize, boolean zeroPoint)
         return new LatheFormat(Kind.NF4, 4, groupSize, false);
     }
 
+    /** NF4 with its absmax values double-quantized (8-bit codes, an f32 scale per 256 groups, one f32 offset). */
+    public static LatheFormat nf4DoubleQuant(int groupSize) {
+        return new LatheFormat(Kind.NF4, 4, groupSize, false, true);
+    }
+
     /** 2:4 sparse with f16 kept values: the CUDA kernel's layout. */
     public static LatheFormat sparse24F16() {
         return new LatheFormat(Kind.SPARSE24_F16, 16, 0, false);
@@ -116,7 +141,7 @@ public record LatheFormat(Kind kind, int bits, int groupSize, boolean zeroPoint)
 
     /** Bytes of one group's header (scale, zero or absmax) before its packed levels. */
     int groupHeaderBytes() {
-        return kind == Kind.NF4 ? 4 : 3;
+        return kind == Kind.NF4 ? (doubleQuant ? 1 : 4) : 3;
     }
 
     /** Bytes of one group: header plus its packed nibbles ({@code groupSize / 2}; 2:4: a quarter, half the values are kept). */
@@ -159,9 +184,54 @@ public record LatheFormat(Kind kind, int bits, int groupSize, boolean zeroPoint)
         return cols / SPARSE24_COLUMNS_PER_WORD * 4;
     }
 
-    /** Storage bits per weight for rows of {@code cols} values, scales and zero points included. */
+    /** Storage bits per weight for rows of {@code cols} values, scales and zero points included (not a double-quant table). */
     public double bitsPerWeight(long cols) {
         return rowBytes(cols) * 8.0 / cols;
+    }
+
+    /** Storage bits per weight of a whole {@code [rows, cols]} matrix: {@link #matrixBytes} over its values. */
+    public double bitsPerWeight(long rows, long cols) {
+        return matrixBytes(rows, cols) * 8.0 / (rows * cols);
+    }
+
+    /** Double-quant NF4: bytes of the absmax table (f32 offset, f32 scale per {@link #DQ_BLOCK} groups); 0 otherwise. */
+    public long absmaxTableBytes(long rows, long cols) {
+        if (!doubleQuant) {
+            return 0;
+        }
+        long groups = Math.multiplyExact(rows, cols / groupSize);
+        return 4 + 4 * Math.ceilDiv(groups, DQ_BLOCK);
+    }
+
+    /**
+     * Rows of {@link #rowBytes} bytes the matrix occupies: {@code rows}, plus for double-quant NF4
+     * the rows holding the absmax table (zero-padded). Files store the tensor as I8 of this many rows.
+     */
+    public long storedRows(long rows, long cols) {
+        return rows + Math.ceilDiv(absmaxTableBytes(rows, cols), rowBytes(cols));
+    }
+
+    /** Bytes of a whole {@code [rows, cols]} matrix: {@code storedRows * rowBytes}. */
+    public long matrixBytes(long rows, long cols) {
+        return Math.multiplyExact(storedRows(rows, cols), rowBytes(cols));
+    }
+
+    /**
+     * The logical row count of a matrix stored as {@code storedRows} rows of {@code cols} values
+     * (the inverse of {@link #storedRows}), or -1 when no row count gives that many.
+     */
+    public long logicalRows(long storedRows, long cols) {
+        if (!doubleQuant) {
+            return storedRows;
+        }
+        // storedRows(r) = r + tableRows(r), tableRows non-decreasing in r: try each small table size
+        for (long tableRows = 1; tableRows < storedRows; tableRows++) {
+            long rows = storedRows - tableRows;
+            if (storedRows(rows, cols) == storedRows) {
+                return rows;
+            }
+        }
+        return -1;
     }
 
     @Override
@@ -169,7 +239,7 @@ public record LatheFormat(Kind kind, int bits, int groupSize, boolean zeroPoint)
         return switch (kind) {
             case INT8_CHANNEL -> "INT8";
             case INT_GROUP -> "INT" + bits + "-g" + groupSize + (zeroPoint ? "" : "-sym");
-            case NF4 -> "NF4-g" + groupSize;
+            case NF4 -> "NF4-g" + groupSize + (doubleQuant ? "-dq" : "");
             case SPARSE24_F16 -> "2:4-F16";
             case SPARSE24_INT -> "2:4-INT" + bits + "-g" + groupSize + (zeroPoint ? "" : "-sym");
         };
@@ -177,13 +247,13 @@ public record LatheFormat(Kind kind, int bits, int groupSize, boolean zeroPoint)
 
     /**
      * The spec string stored in files and parsed by {@link #parse}: {@code int8}, {@code int4:g32:zp},
-     * {@code nf4:g64}, {@code sparse24:f16}, {@code sparse24:int4:g128:zp}.
+     * {@code nf4:g64}, {@code nf4:g64:dq}, {@code sparse24:f16}, {@code sparse24:int4:g128:zp}.
      */
     public String spec() {
         return switch (kind) {
             case INT8_CHANNEL -> "int8";
             case INT_GROUP -> "int" + bits + ":g" + groupSize + (zeroPoint ? ":zp" : ":sym");
-            case NF4 -> "nf4:g" + groupSize;
+            case NF4 -> "nf4:g" + groupSize + (doubleQuant ? ":dq" : "");
             case SPARSE24_F16 -> "sparse24:f16";
             case SPARSE24_INT -> "sparse24:int" + bits + ":g" + groupSize + (zeroPoint ? ":zp" : ":sym");
         };
@@ -207,6 +277,9 @@ public record LatheFormat(Kind kind, int bits, int groupSize, boolean zeroPoint)
             if (parts.length == 2 && parts[0].equals("nf4") && parts[1].startsWith("g")) {
                 return nf4(Integer.parseInt(parts[1].substring(1)));
             }
+            if (parts.length == 3 && parts[0].equals("nf4") && parts[1].startsWith("g") && parts[2].equals("dq")) {
+                return nf4DoubleQuant(Integer.parseInt(parts[1].substring(1)));
+            }
             if (parts.length == 3 && parts[0].startsWith("int") && parts[1].startsWith("g")
                     && (parts[2].equals("zp") || parts[2].equals("sym"))) {
                 return intGroup(Integer.parseInt(parts[0].substring(3)), Integer.parseInt(parts[1].substring(1)),
@@ -216,7 +289,7 @@ public record LatheFormat(Kind kind, int bits, int groupSize, boolean zeroPoint)
             throw new ModelFormatException(source, "weight format '" + spec + "': " + e.getMessage(), e);
         }
         throw new ModelFormatException(source, "unknown Lathe weight format '" + spec
-                + "' (expected int8, intB:gN:zp|sym with B in 2..4, nf4:gN, sparse24:f16 or sparse24:int4:gN:zp|sym)");
+                + "' (expected int8, intB:gN:zp|sym with B in 2..4, nf4:gN, nf4:gN:dq, sparse24:f16 or sparse24:int4:gN:zp|sym)");
     }
 
     @Override

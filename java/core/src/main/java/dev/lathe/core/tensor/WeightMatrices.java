@@ -27,7 +27,7 @@ public final class WeightMatrices {
         if (!format.fitsRow(cols)) {
             throw new ModelFormatException(source, "a row of " + cols + " values is not a whole number of " + format + " groups");
         }
-        long expected = Math.multiplyExact(format.rowBytes(cols), (long) rows);
+        long expected = format.matrixBytes(rows, cols);
         if (data.byteSize() != expected) {
             throw new ModelFormatException(source, "a " + format + " matrix [" + rows + ", " + cols + "] takes "
                     + expected + " bytes, but its data is " + data.byteSize() + " bytes");

@@ -37,7 +37,7 @@ public interface WeightMatrix {
 
     int cols();
 
-    /** The raw blocks, {@code rows * rowBytes()} bytes. */
+    /** The raw blocks, {@code rows * rowBytes()} bytes (double-quant NF4: and its absmax table, {@link #byteSize()}). */
     MemorySegment data();
 
     /** Bytes of one row. */
@@ -50,7 +50,10 @@ public interface WeightMatrix {
 
     /** Bytes of the whole matrix. */
     default long byteSize() {
-        return rowBytes() * rows();
+        return switch (format()) {
+            case GgmlType t -> rowBytes() * rows();
+            case LatheFormat f -> f.matrixBytes(rows(), cols());
+        };
     }
 
     /** {@code sum_i W[row, i] * x[xOffset + i]} for {@code i < cols}, computed on the blocks. */

@@ -27,7 +27,7 @@ class LatheTensorsInGgufTest {
     void everyFormatRoundTripsThroughAGgufFile(@TempDir Path dir) {
         Random random = TestRandom.create("everyFormatRoundTripsThroughAGgufFile");
         LatheFormat[] formats = {LatheFormat.int8Channel(), LatheFormat.intGroup(4, 32, true),
-            LatheFormat.intGroup(3, 128, false), LatheFormat.nf4(64)};
+            LatheFormat.intGroup(3, 128, false), LatheFormat.nf4(64), LatheFormat.nf4DoubleQuant(64)};
         int rows = 17;
         int cols = 384;
         float[] values = new float[rows * cols];
@@ -43,7 +43,8 @@ class LatheTensorsInGgufTest {
                 MemorySegment bytes = encoded[f];
                 w.putString(GgufModelReader.LATHE_FORMAT_KEY + name, formats[f].spec());
                 w.putUint32(GgufModelReader.LATHE_COLS_KEY + name, cols);
-                w.addTensor(name, GgmlType.I8, new long[] {rows, formats[f].rowBytes(cols)}, out -> out.copyFrom(bytes));
+                w.addTensor(name, GgmlType.I8, new long[] {formats[f].storedRows(rows, cols), formats[f].rowBytes(cols)},
+                        out -> out.copyFrom(bytes));
             }
             Path file = dir.resolve("lathe.gguf");
             w.write(file);
@@ -119,6 +120,22 @@ class LatheTensorsInGgufTest {
             ModelFormatException e = assertThrows(ModelFormatException.class,
                     () -> GgufModelReader.matrix(gguf, gguf.tensor("t.weight")));
             assertTrue(e.getMessage().contains("t.weight") && e.getMessage().contains("38"), e.getMessage());
+        }
+    }
+
+    /** Double-quant NF4 needs its absmax table after the rows: one stored row of 64 values cannot hold both. */
+    @Test
+    void aDoubleQuantTensorWithoutRoomForItsTableIsAnError(@TempDir Path dir) {
+        GgufWriter w = new GgufWriter();
+        w.putString(GgufModelReader.LATHE_FORMAT_KEY + "t.weight", "nf4:g64:dq");
+        w.putUint32(GgufModelReader.LATHE_COLS_KEY + "t.weight", 64);
+        w.addTensor("t.weight", GgmlType.I8, new long[] {1, 33}, out -> { });
+        Path file = dir.resolve("bad.gguf");
+        w.write(file);
+        try (GgufFile gguf = GgufFile.open(file)) {
+            ModelFormatException e = assertThrows(ModelFormatException.class,
+                    () -> GgufModelReader.matrix(gguf, gguf.tensor("t.weight")));
+            assertTrue(e.getMessage().contains("t.weight") && e.getMessage().contains("NF4-g64-dq"), e.getMessage());
         }
     }
 }

@@ -30,6 +30,7 @@ class LatheFormatsTest {
         LatheFormat[] formats = {
             LatheFormat.int8Channel(), LatheFormat.intGroup(4, 32, true), LatheFormat.intGroup(4, 128, false),
             LatheFormat.intGroup(3, 64, true), LatheFormat.intGroup(2, 32, true), LatheFormat.nf4(64), LatheFormat.nf4(32),
+            LatheFormat.nf4DoubleQuant(64), LatheFormat.nf4DoubleQuant(32),
         };
         for (LatheFormat f : formats) {
             int[] cols = f.kind() == LatheFormat.Kind.INT8_CHANNEL ? TestRandom.AWKWARD_SIZES

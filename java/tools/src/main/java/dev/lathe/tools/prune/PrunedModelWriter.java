@@ -85,7 +85,7 @@ final class PrunedModelWriter {
             case GgmlType t -> writer.addTensor(name, t, vector ? new long[] {cols} : new long[] {rows, cols}, out -> out.copyFrom(data));
             case LatheFormat l -> {
                 describe(name, l, cols);
-                writer.addTensor(name, GgmlType.I8, new long[] {rows, l.rowBytes(cols)}, out -> out.copyFrom(data));
+                writer.addTensor(name, GgmlType.I8, new long[] {l.storedRows(rows, cols), l.rowBytes(cols)}, out -> out.copyFrom(data));
             }
         }
     }

@@ -52,6 +52,16 @@ public final class ModelQuantizer {
 
     /** Quantizes {@code input} into {@code output}; an existing output is an error unless {@code force}. */
     public static Summary quantize(Path input, Path output, QuantOptions options, boolean force, PrintStream log) {
+        return quantize(input, output, options, null, force, log);
+    }
+
+    /**
+     * Quantizes {@code input} into {@code output}; with {@code sensitivityBudget} (bits per weight,
+     * or null for the rule alone) the rule's low-bit tensors are mixed with INT8 by measured
+     * sensitivity ({@link SensitivityMixing}).
+     */
+    public static Summary quantize(Path input, Path output, QuantOptions options, Double sensitivityBudget, boolean force,
+                                   PrintStream log) {
         long start = System.nanoTime();
         if (Files.exists(output) && !force) {
             throw new IllegalArgumentException(output + " exists; pass --force to overwrite it");
@@ -67,6 +77,9 @@ public final class ModelQuantizer {
             for (GgufTensorInfo info : gguf.tensors().values()) {
                 WeightMatrix w = model.tensor(info.name());
                 plan.put(info.name(), TensorPlanner.plan(info.name(), w.rows(), w.cols(), w.format(), options));
+            }
+            if (sensitivityBudget != null) {
+                plan = SensitivityMixing.refine(model, plan, options, sensitivityBudget, log);
             }
             Calibrated calibrated = switch (options.method()) {
                 case GPTQ, AWQ -> CalibratedQuantization.run(model, plan, options, arena, log);
@@ -157,9 +170,21 @@ public final class ModelQuantizer {
                 writer.putString(GgufModelReader.LATHE_FORMAT_KEY + name, format.spec());
                 writer.putUint32(GgufModelReader.LATHE_COLS_KEY + name, cols);
                 long rowBytes = format.rowBytes(cols);
-                writer.addTensor(name, GgmlType.I8, new long[] {rows, rowBytes}, out -> {
+                writer.addTensor(name, GgmlType.I8, new long[] {format.storedRows(rows, cols), rowBytes}, out -> {
                     if (encoded != null) {
                         out.copyFrom(encoded);
+                        return;
+                    }
+                    if (format.doubleQuant()) { // the absmax codes need the whole matrix's absmax values
+                        float[] all = new float[Math.multiplyExact(rows, cols)];
+                        float[] row = new float[cols];
+                        for (int r = 0; r < rows; r++) {
+                            source(w, replaced, r, row);
+                            System.arraycopy(row, 0, all, r * cols, cols);
+                        }
+                        try (Arena arena = Arena.ofConfined()) {
+                            out.copyFrom(LatheEncoder.encode(format, all, rows, cols, arena));
+                        }
                         return;
                     }
                     float[] row = new float[cols];

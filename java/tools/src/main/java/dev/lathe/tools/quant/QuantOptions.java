@@ -18,12 +18,21 @@ import java.util.Objects;
  * @param calibSamples calibration windows to use
  * @param seqLen       tokens per calibration window
  * @param actOrder     GPTQ: quantize columns by decreasing Hessian diagonal
+ * @param doubleQuant  NF4: double-quantize the absmax values (QLoRA; {@link LatheFormat#nf4DoubleQuant})
  */
 public record QuantOptions(QuantMethod method, int bits, int groupSize, boolean zeroPoint, Path calibration,
-                           int calibSamples, int seqLen, boolean actOrder) {
+                           int calibSamples, int seqLen, boolean actOrder, boolean doubleQuant) {
+
+    public QuantOptions(QuantMethod method, int bits, int groupSize, boolean zeroPoint, Path calibration,
+                        int calibSamples, int seqLen, boolean actOrder) {
+        this(method, bits, groupSize, zeroPoint, calibration, calibSamples, seqLen, actOrder, false);
+    }
 
     public QuantOptions {
         Objects.requireNonNull(method, "method");
+        if (doubleQuant && method != QuantMethod.NF4) {
+            throw new IllegalArgumentException("--double-quant applies to --method nf4 only, not " + method.name().toLowerCase());
+        }
         switch (method) {
             case RTN -> {
                 if (bits != 2 && bits != 3 && bits != 4 && bits != 8) {
@@ -39,7 +48,7 @@ public record QuantOptions(QuantMethod method, int bits, int groupSize, boolean 
             default -> { }
         }
         if (usesGroups(method, bits)) {
-            target(method, bits, groupSize, zeroPoint); // throws on a bad group size
+            target(method, bits, groupSize, zeroPoint, doubleQuant); // throws on a bad group size
         }
         if (method.needsCalibration) {
             if (calibration == null) {
@@ -63,14 +72,14 @@ public record QuantOptions(QuantMethod method, int bits, int groupSize, boolean 
         return method == QuantMethod.NF4 || method.needsCalibration || (method == QuantMethod.RTN && bits != 8);
     }
 
-    private static WeightFormat target(QuantMethod method, int bits, int groupSize, boolean zeroPoint) {
+    private static WeightFormat target(QuantMethod method, int bits, int groupSize, boolean zeroPoint, boolean doubleQuant) {
         try {
             return switch (method) {
                 case Q8_0 -> GgmlType.Q8_0;
                 case Q4_0 -> GgmlType.Q4_0;
                 case Q4_K -> GgmlType.Q4_K;
                 case Q6_K -> GgmlType.Q6_K;
-                case NF4 -> LatheFormat.nf4(groupSize);
+                case NF4 -> doubleQuant ? LatheFormat.nf4DoubleQuant(groupSize) : LatheFormat.nf4(groupSize);
                 case RTN -> bits == 8 ? LatheFormat.int8Channel() : LatheFormat.intGroup(bits, groupSize, zeroPoint);
                 case GPTQ, AWQ -> LatheFormat.intGroup(bits, groupSize, zeroPoint);
             };
@@ -81,6 +90,6 @@ public record QuantOptions(QuantMethod method, int bits, int groupSize, boolean 
 
     /** The format the method writes for the matrices it quantizes. */
     public WeightFormat target() {
-        return target(method, bits, groupSize, zeroPoint);
+        return target(method, bits, groupSize, zeroPoint, doubleQuant);
     }
 }

@@ -55,6 +55,7 @@ class ModelQuantizerTest {
                 Arguments.of(QuantOptions.of(QuantMethod.Q4_K)),
                 Arguments.of(QuantOptions.of(QuantMethod.Q6_K)),
                 Arguments.of(QuantOptions.of(QuantMethod.NF4)),
+                Arguments.of(new QuantOptions(QuantMethod.NF4, 4, 64, false, null, 0, 0, false, true)),
                 Arguments.of(QuantOptions.of(QuantMethod.RTN)),
                 Arguments.of(new QuantOptions(QuantMethod.RTN, 8, 32, false, null, 0, 0, false)),
                 Arguments.of(new QuantOptions(QuantMethod.RTN, 3, 64, false, null, 0, 0, false)));
@@ -103,6 +104,46 @@ class ModelQuantizerTest {
         }
     }
 
+    /**
+     * {@code --mixed sensitivity}: the linears the rule gives INT4 are written INT4 or INT8, within
+     * the budget over them; the rest is as the rule says; a budget outside the range is an error.
+     */
+    @Test
+    void sensitivityMixingStaysWithinTheBudget(@TempDir Path dir) throws Exception {
+        Path text = Files.writeString(dir.resolve("calib.txt"), ("Once upon a time, there was a little girl named Lily."
+                + " She liked to play in the park with her dog. One day the sun was hot and they sat under a big tree. ").repeat(8));
+        QuantOptions options = new QuantOptions(QuantMethod.RTN, 4, 32, true, text, 4, 32, false);
+        LatheFormat low = (LatheFormat) options.target();
+        double budget = 5.5;
+        Path out = dir.resolve("mixed.gguf");
+        ModelQuantizer.quantize(stories(), out, options, budget, false, QUIET);
+        try (LoadedModel source = ModelLoader.load(stories()); LoadedModel written = ModelLoader.load(out)) {
+            long bytes = 0;
+            long params = 0;
+            int upgraded = 0;
+            for (WeightMatrix w : source.tensors().values()) {
+                WeightFormat rule = TensorPlanner.plan(w.name(), w.rows(), w.cols(), w.format(), options);
+                WeightFormat got = written.tensor(w.name()).format();
+                if (low.equals(rule)) {
+                    assertTrue(got.equals(low) || got.equals(SensitivityMixing.HIGH), w.name() + " is " + got);
+                    upgraded += got.equals(SensitivityMixing.HIGH) ? 1 : 0;
+                    bytes += written.tensor(w.name()).byteSize();
+                    params += (long) w.rows() * w.cols();
+                } else {
+                    assertEquals(rule == null ? w.format() : rule, got, w.name());
+                }
+            }
+            assertTrue(upgraded > 0, "a budget of 5.5 bits/weight over INT4-g32 (4.75) upgrades some tensors");
+            assertTrue(8.0 * bytes / params <= budget, 8.0 * bytes / params + " bits/weight");
+        }
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> ModelQuantizer.quantize(stories(), dir.resolve("bad.gguf"), options, 4.0, false, QUIET));
+        assertTrue(e.getMessage().contains("--bpw-budget"), e.getMessage());
+        IllegalArgumentException noCalib = assertThrows(IllegalArgumentException.class, () -> ModelQuantizer.quantize(stories(),
+                dir.resolve("bad.gguf"), new QuantOptions(QuantMethod.RTN, 4, 32, true, null, 0, 0, false), 5.5, false, QUIET));
+        assertTrue(noCalib.getMessage().contains("--calib"), noCalib.getMessage());
+    }
+
     @Test
     void metadataIsCopiedAndTheFileTypeSet(@TempDir Path dir) {
         Path out = dir.resolve("q4_0.gguf");
@@ -138,6 +179,9 @@ class ModelQuantizerTest {
         IllegalArgumentException bits = assertThrows(IllegalArgumentException.class,
                 () -> new QuantOptions(QuantMethod.RTN, 5, 32, true, null, 0, 0, false));
         assertTrue(bits.getMessage().contains("--bits 5"), bits.getMessage());
+        IllegalArgumentException doubleQuant = assertThrows(IllegalArgumentException.class,
+                () -> new QuantOptions(QuantMethod.RTN, 4, 32, true, null, 0, 0, false, true));
+        assertTrue(doubleQuant.getMessage().contains("--double-quant"), doubleQuant.getMessage());
         IllegalArgumentException group = assertThrows(IllegalArgumentException.class,
                 () -> new QuantOptions(QuantMethod.RTN, 4, 48, true, null, 0, 0, false));
         assertTrue(group.getMessage().contains("--group-size") && group.getMessage().contains("48"), group.getMessage());
