@@ -246,7 +246,7 @@ public final class CudaBackend implements Backend {
     public KvCache allocateKvCache(int layers, int numBlocks, int blockSize, int kvHeads, int headDim, KvDtype dtype) {
         if (dtype != KvDtype.F32) {
             // NOTE: device f16/bf16 pools need their own write and attention kernels; not built yet.
-            throw new UnsupportedOperationException("the CUDA KV cache is f32 only for now; --kv-dtype " + dtype.label()
+            throw new IllegalArgumentException("the CUDA KV cache is f32 only for now; --kv-dtype " + dtype.label()
                     + " runs on the cpu backend");
         }
         return allocateKvCache(layers, numBlocks, blockSize, kvHeads, headDim);

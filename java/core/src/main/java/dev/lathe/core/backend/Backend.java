@@ -27,11 +27,11 @@ public interface Backend extends AutoCloseable {
 
     /**
      * K and V pools of element type {@code dtype}. A backend that stores only f32 keeps this default:
-     * any other type is an {@link UnsupportedOperationException} naming the backend, never a silent f32.
+     * any other type is an IllegalArgumentException naming the backend (the CLI prints it as one line), never a silent f32.
      */
     default KvCache allocateKvCache(int layers, int numBlocks, int blockSize, int kvHeads, int headDim, KvDtype dtype) {
         if (dtype != KvDtype.F32) {
-            throw new UnsupportedOperationException("the " + name() + " backend's KV cache is f32 only; --kv-dtype "
+            throw new IllegalArgumentException("the " + name() + " backend's KV cache is f32 only; --kv-dtype "
                     + dtype.label() + " is not supported there");
         }
         return allocateKvCache(layers, numBlocks, blockSize, kvHeads, headDim);
