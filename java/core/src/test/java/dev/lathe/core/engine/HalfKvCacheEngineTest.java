@@ -68,12 +68,14 @@ class HalfKvCacheEngineTest {
     }
 
     /**
-     * Greedy stories260K, 256 new tokens from three prompts. Observed on the x86 dev box (2 threads):
-     * f16 KV gives the f32 tokens for all 256 tokens of all three prompts; bf16 KV (8 significant bits)
-     * follows f32 for 256, 36 and 53 tokens, then takes another word where two logits were close and
-     * tells a different, equally fluent story. Nothing bounds where a near tie in the logits occurs,
-     * so these are observations, asserted as: f16 equal throughout, bf16 equal for the first 32
-     * tokens of each prompt. A kernel that misreads the half pools fails within a few tokens.
+     * Greedy stories260K, 256 new tokens from three prompts. Observed on the x86 dev box (AVX-512,
+     * 2 threads): with the 512-bit kernels f16 KV gives the f32 tokens for all 256 tokens of all
+     * three prompts; with -Dlathe.cpu.vectorBits=256 (the AVX2 kernels, other summation order)
+     * 'Tim' first differs at token 95. bf16 KV (8 significant bits) follows f32 for 256, 36 and 53
+     * tokens at both widths, then takes another word where two logits were close. Nothing bounds
+     * where a near tie in the logits falls, so these are observations, asserted with a margin: f16
+     * equal for the first 64 tokens, bf16 for the first 32. A kernel that misreads the half pools
+     * fails within a few tokens.
      */
     @Test
     void stories260KGreedyWithHalfKvFollowsF32Kv() {
@@ -86,8 +88,8 @@ class HalfKvCacheEngineTest {
                 int[] expected = plain.generate(prompt, params, null).tokens();
                 int[] f16 = plain.withKvDtype(KvDtype.F16).generate(prompt, params, null).tokens();
                 int[] bf16 = plain.withKvDtype(KvDtype.BF16).generate(prompt, params, null).tokens();
-                assertArrayEquals(expected, f16, "f16 KV, prompt '" + prompt + "'");
-                assertTrue(expected.length >= 32 && bf16.length >= 32, "fewer than 32 tokens generated");
+                assertTrue(expected.length >= 64 && f16.length >= 64 && bf16.length >= 32, "fewer tokens generated than compared");
+                assertArrayEquals(Arrays.copyOf(expected, 64), Arrays.copyOf(f16, 64), "f16 KV, prompt '" + prompt + "'");
                 assertArrayEquals(Arrays.copyOf(expected, 32), Arrays.copyOf(bf16, 32), "bf16 KV, prompt '" + prompt + "'");
             }
         }
