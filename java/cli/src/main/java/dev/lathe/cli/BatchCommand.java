@@ -81,6 +81,9 @@ final class BatchCommand implements Callable<Integer> {
     @Mixin
     SpeculationOptions speculation;
 
+    @Mixin
+    KvOptions kvOptions;
+
     private static final ObjectMapper JSON = new ObjectMapper();
 
     @Override
@@ -93,7 +96,7 @@ final class BatchCommand implements Callable<Integer> {
                     + " MB); lower it, or raise the heap with LATHE_JAVA_OPTS=-Xmx...");
         }
         EngineConfig config = new EngineConfig(kvBytes, EngineConfig.DEFAULT_BLOCK_SIZE,
-                new SchedulerConfig(maxBatchedTokens, maxBatch), !noPrefixCache);
+                new SchedulerConfig(maxBatchedTokens, maxBatch), !noPrefixCache).withKvDtype(kvOptions.dtype());
         PrintStream err = System.err;
         Map<String, Integer> done = new HashMap<>();
         if (Files.exists(output)) {
@@ -147,7 +150,8 @@ final class BatchCommand implements Callable<Integer> {
              Engine engine = new Engine(session.model, session.tokenizer, config.withSpeculation(drafting.speculation()));
              BufferedWriter out = Files.newBufferedWriter(output, StandardCharsets.UTF_8, StandardOpenOption.CREATE,
                      StandardOpenOption.APPEND)) {
-            err.printf("lathe batch: %d request(s) to run, %s, %s%n", todo.size(), session.backend.describe(), engine.usage());
+            err.printf("lathe batch: %d request(s) to run, %s, %s; %s%n", todo.size(), session.backend.describe(),
+                    engine.describeKvPool(), engine.usage());
             // NOTE: a bounded window of requests in flight: each holds sampler buffers of the vocabulary's size,
             // so a million-line input must not be submitted at once.
             int window = Math.max(2 * maxBatch, 16);

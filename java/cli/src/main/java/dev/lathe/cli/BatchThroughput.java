@@ -1,5 +1,6 @@
 package dev.lathe.cli;
 
+import dev.lathe.core.backend.KvDtype;
 import dev.lathe.core.engine.EngineConfig;
 import dev.lathe.core.engine.EngineCore;
 import dev.lathe.core.engine.Request;
@@ -37,16 +38,18 @@ final class BatchThroughput {
     private final LlamaModel model;
     private final Tokenizer tokenizer;
     private final int maxBatchedTokens;
+    private final KvDtype kvDtype;
 
-    BatchThroughput(LlamaModel model, Tokenizer tokenizer, int maxBatchedTokens) {
+    BatchThroughput(LlamaModel model, Tokenizer tokenizer, int maxBatchedTokens, KvDtype kvDtype) {
         this.model = model;
         this.tokenizer = tokenizer;
         this.maxBatchedTokens = maxBatchedTokens;
+        this.kvDtype = kvDtype;
     }
 
     private EngineConfig config(int requests, int tokensEach, int maxRunning, boolean prefixCaching) {
         LlamaConfig c = model.config();
-        long perBlock = KvPoolSize.bytesPerBlock(c.layers(), BLOCK_SIZE, c.kvHeads(), c.headDim());
+        long perBlock = KvPoolSize.bytesPerBlock(c.layers(), BLOCK_SIZE, c.kvHeads(), c.headDim(), kvDtype);
         long blocks = (long) requests * ((tokensEach + BLOCK_SIZE - 1) / BLOCK_SIZE + 1);
         long heap = Runtime.getRuntime().maxMemory();
         if (blocks * perBlock > heap / 10 * 8) {
@@ -55,7 +58,7 @@ final class BatchThroughput {
         }
         // NOTE: the pool holds every request at once, so the figures measure batching, not preemption.
         return new EngineConfig(blocks * perBlock, BLOCK_SIZE,
-                new SchedulerConfig(Math.max(maxBatchedTokens, maxRunning), maxRunning), prefixCaching);
+                new SchedulerConfig(Math.max(maxBatchedTokens, maxRunning), maxRunning), prefixCaching, null, kvDtype);
     }
 
     BatchResult measureBatch(int batch, int promptTokens, int genTokens, int repeats) {

@@ -3,6 +3,7 @@ package dev.lathe.cli;
 import dev.lathe.core.backend.cpu.ReadBandwidth;
 import dev.lathe.core.generate.DecodeStats;
 import dev.lathe.core.generate.EarlyExit;
+import dev.lathe.core.backend.KvDtype;
 import dev.lathe.core.generate.Generator;
 import dev.lathe.core.sched.SchedulerConfig;
 import picocli.CommandLine.Command;
@@ -24,6 +25,9 @@ import java.util.concurrent.Callable;
 final class BenchCommand implements Callable<Integer> {
     @Mixin
     ModelOptions modelOptions;
+
+    @Mixin
+    KvOptions kvOptions;
 
     @Option(names = "--prompt-tokens", paramLabel = "P", description = "Prompt length (default ${DEFAULT-VALUE}).")
     int promptTokens = 128;
@@ -80,7 +84,7 @@ final class BenchCommand implements Callable<Integer> {
             throw new IllegalArgumentException("--shared-prefix needs --batch");
         }
         try (ModelSession session = new ModelSession(modelOptions)) {
-            report(session, promptTokens, genTokens, repeat, !noBandwidth, modelOptions.threads);
+            report(session, promptTokens, genTokens, repeat, !noBandwidth, modelOptions.threads, kvOptions.dtype());
         }
         return 0;
     }
@@ -96,7 +100,8 @@ final class BenchCommand implements Callable<Integer> {
              BatchCommand.Drafting drafting = new BatchCommand.Drafting(speculation.create(session, modelOptions))) {
             int layers = session.model.config().layers();
             EarlyExit exit = earlyExit.create(layers);
-            Generator variant = session.generator.withSpeculation(drafting.speculation()).withEarlyExit(exit);
+            Generator plain = session.generator.withKvDtype(kvOptions.dtype());
+            Generator variant = plain.withSpeculation(drafting.speculation()).withEarlyExit(exit);
             int[] tokens;
             if (prompt != null || promptFile != null) {
                 String text = prompt != null ? prompt : readPrompt(promptFile);
@@ -109,7 +114,7 @@ final class BenchCommand implements Callable<Integer> {
             System.out.printf("run        %d prompt tokens (%s), up to %d greedy tokens (EOS stops), plain and variant alternated;"
                     + " medians over %d repeats (min-max)%n", tokens.length, prompt != null || promptFile != null ? "given" : "random",
                     genTokens, repeat);
-            DecodeComparison.Result r = DecodeComparison.measure(session.generator, variant, tokens, genTokens, repeat);
+            DecodeComparison.Result r = DecodeComparison.measure(plain, variant, tokens, genTokens, repeat);
             DecodeStats d = r.variantStats();
             System.out.printf("plain      decode %s tokens/s%n", r.plain());
             if (drafting.speculation() != null) {
@@ -150,8 +155,9 @@ final class BenchCommand implements Callable<Integer> {
             System.out.printf("backend    %s%n", session.backend.describe());
             System.out.printf("weights    %.1f MB read per step%n", session.model.weightBytesPerToken() / 1e6);
             System.out.printf("engine     %d prompt + %d generated tokens per request, greedy, EOS ignored; budget %d tokens/step;"
-                    + " medians over %d repeats (min-max)%n", promptTokens, genTokens, maxBatchedTokens, repeat);
-            BatchThroughput bench = new BatchThroughput(session.model, session.tokenizer, maxBatchedTokens);
+                    + " KV %s; medians over %d repeats (min-max)%n", promptTokens, genTokens, maxBatchedTokens,
+                    kvOptions.dtype().label(), repeat);
+            BatchThroughput bench = new BatchThroughput(session.model, session.tokenizer, maxBatchedTokens, kvOptions.dtype());
             System.out.printf("%6s  %-30s  %-30s  %s%n", "batch", "prefill tokens/s", "decode tokens/s", "decode vs first row");
             double base = 0;
             for (int b : batches) {
@@ -175,13 +181,15 @@ final class BenchCommand implements Callable<Integer> {
         return 0;
     }
 
-    static void report(ModelSession session, int promptTokens, int genTokens, int repeat, boolean bandwidth, int threads) {
+    static void report(ModelSession session, int promptTokens, int genTokens, int repeat, boolean bandwidth, int threads,
+                       KvDtype kvDtype) {
         long bytesPerToken = session.model.weightBytesPerToken();
         System.out.printf("model      %s (%s, %s)%n", session.loaded.source(), session.loaded.format(), session.loaded.config().architecture());
         System.out.printf("backend    %s%n", session.backend.describe());
         System.out.printf("weights    %.1f MB in the file, %.1f MB read per decoded token%n",
                 session.loaded.weightBytes() / 1e6, bytesPerToken / 1e6);
-        Throughput.Result result = Throughput.measure(session.model, promptTokens, genTokens, repeat);
+        System.out.printf("kv cache   %s%n", kvDtype.label());
+        Throughput.Result result = Throughput.measure(session.model, promptTokens, genTokens, repeat, kvDtype);
         System.out.printf("prefill    %d tokens: %s tokens/s%n", promptTokens, result.prefill());
         System.out.printf("decode     %d tokens: %s tokens/s%n", genTokens, result.decode());
         double decodeGbs = result.decode().median() * bytesPerToken / 1e9;

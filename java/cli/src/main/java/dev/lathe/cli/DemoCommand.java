@@ -1,5 +1,6 @@
 package dev.lathe.cli;
 
+import dev.lathe.core.backend.KvDtype;
 import dev.lathe.core.format.SyntheticModel;
 import dev.lathe.core.generate.GenerationResult;
 import dev.lathe.core.sample.SamplingParams;
@@ -72,7 +73,7 @@ final class DemoCommand implements Callable<Integer> {
                     result.decodeTokensPerSecond(), result.finishReason());
 
             out.printf("%n== 3. Benchmark (lathe bench: 64 prompt tokens, 32 decoded, median of 3):%n");
-            BenchCommand.report(session, 64, 32, 3, true, threads);
+            BenchCommand.report(session, 64, 32, 3, true, threads, KvDtype.F32);
             out.printf("%nNext: lathe generate -m MODEL -p \"...\", lathe bench -m MODEL, lathe inspect MODEL (see README.md).%n");
         } finally {
             if (temporary != null) {

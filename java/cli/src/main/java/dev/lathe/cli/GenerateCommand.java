@@ -3,6 +3,7 @@ package dev.lathe.cli;
 import dev.lathe.core.generate.DecodeStats;
 import dev.lathe.core.generate.EarlyExit;
 import dev.lathe.core.generate.GenerationResult;
+import dev.lathe.core.backend.KvDtype;
 import dev.lathe.core.generate.Generator;
 import dev.lathe.core.sample.SamplingParams;
 import dev.lathe.core.spec.Speculation;
@@ -27,6 +28,9 @@ final class GenerateCommand implements Callable<Integer> {
     @Mixin
     SamplingOptions sampling;
 
+    @Mixin
+    KvOptions kvOptions;
+
     @Option(names = {"-p", "--prompt"}, paramLabel = "PROMPT", description = "Prompt text; empty starts from BOS alone.")
     String prompt = "";
 
@@ -46,6 +50,7 @@ final class GenerateCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
+        KvDtype kvDtype = kvOptions.dtype(); // option errors before the model loads
         try (ModelSession session = new ModelSession(modelOptions)) {
             SamplingParams params = sampling.toParams();
             try (BatchCommand.Drafting drafting = new BatchCommand.Drafting(speculation.create(session, modelOptions))) {
@@ -55,7 +60,8 @@ final class GenerateCommand implements Callable<Integer> {
                 if (compare && spec == null && exit == null) {
                     throw new IllegalArgumentException("--compare needs --speculate or --early-exit");
                 }
-                Generator generator = session.generator.withSpeculation(spec).withEarlyExit(exit);
+                Generator plainGenerator = session.generator.withKvDtype(kvDtype);
+                Generator generator = plainGenerator.withSpeculation(spec).withEarlyExit(exit);
                 GenerationResult result = generate(generator, params, out);
                 if (spec != null) {
                     DecodeStats d = result.decodeStats();
@@ -66,7 +72,7 @@ final class GenerateCommand implements Callable<Integer> {
                             exit.threshold(), Arrays.toString(exit.exitLayers()), layers, result.decodeStats().layersPerStep());
                 }
                 if (compare) {
-                    GenerationResult plain = session.generator.generate(result.promptTokens(), params, null);
+                    GenerationResult plain = plainGenerator.generate(result.promptTokens(), params, null);
                     int same = 0;
                     while (same < Math.min(plain.tokens().length, result.tokens().length)
                             && plain.tokens()[same] == result.tokens()[same]) {

@@ -59,6 +59,9 @@ final class ServeCommand implements Callable<Integer> {
     @Mixin
     SpeculationOptions speculation;
 
+    @Mixin
+    KvOptions kvOptions;
+
     @Override
     public Integer call() throws Exception {
         if (shutdownGraceSeconds < 0) {
@@ -66,7 +69,7 @@ final class ServeCommand implements Callable<Integer> {
         }
         long kvBytes = KvPoolSize.parseBytes(kvMemory, "--kv-memory");
         EngineConfig engineConfig = new EngineConfig(kvBytes, EngineConfig.DEFAULT_BLOCK_SIZE,
-                new SchedulerConfig(maxBatchedTokens, maxBatch), !noPrefixCache);
+                new SchedulerConfig(maxBatchedTokens, maxBatch), !noPrefixCache).withKvDtype(kvOptions.dtype());
         String name = servedModelName != null ? servedModelName : defaultName();
         ServerConfig config = new ServerConfig(host, port, name, apiKey, maxQueue, ServerConfig.DEFAULT_MAX_BODY_BYTES,
                 Duration.ofSeconds(shutdownGraceSeconds));
@@ -90,6 +93,7 @@ final class ServeCommand implements Callable<Integer> {
             server.start();
             System.err.println("lathe: serving '" + name + "' (" + session.backend.name() + ", chat template: " + template.source()
                     + ") on http://" + host + ":" + server.port() + "/v1");
+            System.err.println("lathe: " + engine.describeKvPool());
             if (apiKey == null && !isLoopback(host)) {
                 System.err.println("lathe: warning: listening on " + host + " without --api-key");
             }

@@ -2,6 +2,7 @@ package dev.lathe.cli;
 
 import dev.lathe.core.backend.BatchPlan;
 import dev.lathe.core.backend.KvCache;
+import dev.lathe.core.backend.KvDtype;
 import dev.lathe.core.backend.Tensor;
 import dev.lathe.core.generate.Generator;
 import dev.lathe.core.model.LlamaModel;
@@ -34,7 +35,7 @@ final class Throughput {
     record Result(Figure prefill, Figure decode) {
     }
 
-    static Result measure(LlamaModel model, int promptTokens, int genTokens, int repeats) {
+    static Result measure(LlamaModel model, int promptTokens, int genTokens, int repeats, KvDtype kvDtype) {
         int vocab = model.config().vocabSize();
         int total = promptTokens + genTokens;
         if (total > model.config().contextLength()) {
@@ -50,7 +51,7 @@ final class Throughput {
         float[] logits = new float[vocab];
         // One untimed warm-up run lets the JIT compile the kernels first.
         for (int r = -1; r < repeats; r++) {
-            try (KvCache cache = model.newKvCache(blocks, Generator.BLOCK_SIZE)) {
+            try (KvCache cache = model.newKvCache(blocks, Generator.BLOCK_SIZE, kvDtype)) {
                 int[] prompt = random.ints(promptTokens, 0, vocab).toArray();
                 long start = System.nanoTime();
                 Generator.prefill(model, prompt, blockTable, cache, logits);

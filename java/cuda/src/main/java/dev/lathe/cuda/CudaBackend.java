@@ -4,6 +4,7 @@ import dev.lathe.bindings.LatheNative;
 import dev.lathe.core.backend.Backend;
 import dev.lathe.core.backend.BatchPlan;
 import dev.lathe.core.backend.KvCache;
+import dev.lathe.core.backend.KvDtype;
 import dev.lathe.core.backend.Tensor;
 import dev.lathe.core.model.RopeStyle;
 import dev.lathe.core.tensor.WeightMatrix;
@@ -239,6 +240,16 @@ public final class CudaBackend implements Backend {
     @Override
     public KvCache allocateKvCache(int layers, int numBlocks, int blockSize, int kvHeads, int headDim) {
         return new DeviceKvCache(device, layers, numBlocks, blockSize, kvHeads, headDim);
+    }
+
+    @Override
+    public KvCache allocateKvCache(int layers, int numBlocks, int blockSize, int kvHeads, int headDim, KvDtype dtype) {
+        if (dtype != KvDtype.F32) {
+            // NOTE: device f16/bf16 pools need their own write and attention kernels; not built yet.
+            throw new IllegalArgumentException("the CUDA KV cache is f32 only for now; --kv-dtype " + dtype.label()
+                    + " runs on the cpu backend");
+        }
+        return allocateKvCache(layers, numBlocks, blockSize, kvHeads, headDim);
     }
 
     // ---- ops ---------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 package dev.lathe.cuda;
 
 import dev.lathe.core.backend.KvCache;
+import dev.lathe.core.backend.KvDtype;
 import dev.lathe.bindings.LatheNative;
 import java.lang.foreign.MemorySegment;
 
@@ -94,6 +95,11 @@ final class DeviceKvCache implements KvCache {
     @Override
     public int headDim() {
         return headDim;
+    }
+
+    @Override
+    public KvDtype dtype() {
+        return KvDtype.F32;
     }
 
     @Override

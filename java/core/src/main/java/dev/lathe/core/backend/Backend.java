@@ -22,8 +22,20 @@ public interface Backend extends AutoCloseable {
     /** Prepares a weight for this backend (CPU: the same object; a GPU backend repacks and copies once). */
     WeightMatrix upload(WeightMatrix weight);
 
-    /** K and V pools for {@code layers} layers of {@code [numBlocks, blockSize, kvHeads, headDim]} each. */
+    /** f32 K and V pools for {@code layers} layers of {@code [numBlocks, blockSize, kvHeads, headDim]} each. */
     KvCache allocateKvCache(int layers, int numBlocks, int blockSize, int kvHeads, int headDim);
+
+    /**
+     * K and V pools of element type {@code dtype}. A backend that stores only f32 keeps this default:
+     * any other type is an IllegalArgumentException naming the backend (the CLI prints it as one line), never a silent f32.
+     */
+    default KvCache allocateKvCache(int layers, int numBlocks, int blockSize, int kvHeads, int headDim, KvDtype dtype) {
+        if (dtype != KvDtype.F32) {
+            throw new IllegalArgumentException("the " + name() + " backend's KV cache is f32 only; --kv-dtype "
+                    + dtype.label() + " is not supported there");
+        }
+        return allocateKvCache(layers, numBlocks, blockSize, kvHeads, headDim);
+    }
 
     /** {@code out[t, :] = table[tokens[t], :]}; out {@code [T, dim]}, table {@code [vocab, dim]}. */
     void embed(Tensor out, WeightMatrix table, int[] tokens);

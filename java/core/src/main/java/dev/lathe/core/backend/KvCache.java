@@ -17,6 +17,9 @@ public interface KvCache extends AutoCloseable {
 
     int headDim();
 
+    /** The element type K and V are stored in. */
+    KvDtype dtype();
+
     /**
      * Copies block {@code from}'s K and V, every layer, into block {@code to} (copy on write when
      * forked sequences stop sharing a partly filled block).

@@ -98,6 +98,16 @@ public final class Engine implements AutoCloseable {
         }
     }
 
+    /** {@link EngineCore#describeKvPool()}: fixed when the engine starts. */
+    public String describeKvPool() {
+        lock.lock();
+        try {
+            return core.describeKvPool();
+        } finally {
+            lock.unlock();
+        }
+    }
+
     public KvUsage usage() {
         lock.lock();
         try {

@@ -93,9 +93,9 @@ public final class EngineCore implements AutoCloseable {
         this.tokenizer = tokenizer;
         this.config = config;
         LlamaConfig c = model.config();
-        long perBlock = KvPoolSize.bytesPerBlock(c.layers(), config.blockSize(), c.kvHeads(), c.headDim());
+        long perBlock = KvPoolSize.bytesPerBlock(c.layers(), config.blockSize(), c.kvHeads(), c.headDim(), config.kvDtype());
         int blocks = KvPoolSize.blocksFor(config.kvMemoryBytes(), perBlock, "KV memory");
-        this.cache = model.newKvCache(blocks, config.blockSize());
+        this.cache = model.newKvCache(blocks, config.blockSize(), config.kvDtype());
         this.kv = new KvBlockManager(blocks, config.blockSize(), config.prefixCaching());
         this.scheduler = new Scheduler(kv, config.scheduler());
         this.logits = new float[c.vocabSize()];
@@ -122,6 +122,12 @@ public final class EngineCore implements AutoCloseable {
 
     public KvUsage usage() {
         return kv.usage();
+    }
+
+    /** The KV pool as allocated, e.g. {@code KV pool: 4096 blocks of 16 tokens, f16, 512 MB (budget 512 MB)}. */
+    public String describeKvPool() {
+        return String.format("KV pool: %d blocks of %d tokens, %s, %d MB (budget %d MB)", cache.numBlocks(),
+                cache.blockSize(), cache.dtype().label(), cache.byteSize() >> 20, config.kvMemoryBytes() >> 20);
     }
 
     public Stats stats() {

@@ -2,6 +2,7 @@ package dev.lathe.core.generate;
 
 import dev.lathe.core.backend.BatchPlan;
 import dev.lathe.core.backend.KvCache;
+import dev.lathe.core.backend.KvDtype;
 import dev.lathe.core.backend.Tensor;
 import dev.lathe.core.model.LlamaModel;
 import dev.lathe.core.sample.Sampler;
@@ -43,13 +44,15 @@ public final class Generator {
     private final Tokenizer tokenizer;
     private final Speculation speculation; // null: no drafts
     private final EarlyExit earlyExit;     // null: every layer, every step
+    private final KvDtype kvDtype;
     private final SpeculativeVerifier verifier = new SpeculativeVerifier();
 
     public Generator(LlamaModel model, Tokenizer tokenizer) {
-        this(model, tokenizer, null, null);
+        this(model, tokenizer, null, null, KvDtype.F32);
     }
 
-    private Generator(LlamaModel model, Tokenizer tokenizer, Speculation speculation, EarlyExit earlyExit) {
+    private Generator(LlamaModel model, Tokenizer tokenizer, Speculation speculation, EarlyExit earlyExit,
+                      KvDtype kvDtype) {
         if (speculation != null && earlyExit != null) {
             // NOTE: a verify step scores k + 1 tokens at once, and exiting is decided per token.
             throw new IllegalArgumentException("--speculate and --early-exit cannot be combined");
@@ -61,16 +64,22 @@ public final class Generator {
         this.tokenizer = tokenizer;
         this.speculation = speculation;
         this.earlyExit = earlyExit;
+        this.kvDtype = kvDtype;
     }
 
     /** This generator with speculative decoding (null: without). */
     public Generator withSpeculation(Speculation value) {
-        return new Generator(model, tokenizer, value, earlyExit);
+        return new Generator(model, tokenizer, value, earlyExit, kvDtype);
     }
 
     /** This generator with early exit (null: without). */
     public Generator withEarlyExit(EarlyExit value) {
-        return new Generator(model, tokenizer, speculation, value);
+        return new Generator(model, tokenizer, speculation, value, kvDtype);
+    }
+
+    /** This generator with K and V stored as {@code value} (default f32). */
+    public Generator withKvDtype(KvDtype value) {
+        return new Generator(model, tokenizer, speculation, earlyExit, java.util.Objects.requireNonNull(value, "kvDtype"));
     }
 
     public LlamaModel model() {
@@ -140,7 +149,7 @@ public final class Generator {
         long accepted = 0;
         long layersRun = 0;
 
-        try (KvCache cache = model.newKvCache(blocks, BLOCK_SIZE);
+        try (KvCache cache = model.newKvCache(blocks, BLOCK_SIZE, kvDtype);
              DraftSession drafts = speculation == null ? null : speculation.drafter().open(params, capacity)) {
             long start = System.nanoTime();
             prefill(model, promptTokens, blockTable, cache, logits);

@@ -1,12 +1,15 @@
 package dev.lathe.core.kv;
 
+import dev.lathe.core.backend.KvDtype;
+
 import java.util.Locale;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 /**
  * How many KV blocks a memory budget buys. One block holds {@code blockSize} tokens of K and V
- * for every layer, in f32: {@code 2 * layers * blockSize * kvHeads * headDim * 4} bytes.
+ * for every layer: {@code 2 * layers * blockSize * kvHeads * headDim * dtype.bytes()} bytes, so
+ * an f16 or bf16 pool holds twice the blocks of an f32 pool in the same budget.
  */
 public final class KvPoolSize {
     private static final Pattern SIZE = Pattern.compile("(\\d+(?:\\.\\d+)?)\\s*([KMGT]?I?B?)?", Pattern.CASE_INSENSITIVE);
@@ -14,8 +17,13 @@ public final class KvPoolSize {
     private KvPoolSize() {
     }
 
+    public static long bytesPerBlock(int layers, int blockSize, int kvHeads, int headDim, KvDtype dtype) {
+        return 2L * layers * blockSize * kvHeads * headDim * dtype.bytes();
+    }
+
+    /** {@link #bytesPerBlock(int, int, int, int, KvDtype)} of an f32 pool. */
     public static long bytesPerBlock(int layers, int blockSize, int kvHeads, int headDim) {
-        return 2L * layers * blockSize * kvHeads * headDim * Float.BYTES;
+        return bytesPerBlock(layers, blockSize, kvHeads, headDim, KvDtype.F32);
     }
 
     /** Blocks that fit in {@code budgetBytes}; at least one block must fit. */

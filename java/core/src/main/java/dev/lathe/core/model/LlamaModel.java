@@ -3,6 +3,7 @@ package dev.lathe.core.model;
 import dev.lathe.core.backend.Backend;
 import dev.lathe.core.backend.BatchPlan;
 import dev.lathe.core.backend.KvCache;
+import dev.lathe.core.backend.KvDtype;
 import dev.lathe.core.backend.Tensor;
 import dev.lathe.core.format.LoadedModel;
 import dev.lathe.core.io.ModelFormatException;
@@ -107,9 +108,14 @@ public final class LlamaModel {
         return backend;
     }
 
-    /** A KV cache for {@code numBlocks} blocks of {@code blockSize} tokens, every layer. */
+    /** An f32 KV cache for {@code numBlocks} blocks of {@code blockSize} tokens, every layer. */
     public KvCache newKvCache(int numBlocks, int blockSize) {
-        return backend.allocateKvCache(config.layers(), numBlocks, blockSize, config.kvHeads(), config.headDim());
+        return newKvCache(numBlocks, blockSize, KvDtype.F32);
+    }
+
+    /** A KV cache of element type {@code dtype} for {@code numBlocks} blocks of {@code blockSize} tokens, every layer. */
+    public KvCache newKvCache(int numBlocks, int blockSize, KvDtype dtype) {
+        return backend.allocateKvCache(config.layers(), numBlocks, blockSize, config.kvHeads(), config.headDim(), dtype);
     }
 
     /**

@@ -48,6 +48,11 @@ final class BlockLanes {
         return ShortVector.fromMemorySegment(SHORTS, data, offset, LE);
     }
 
+    /** {@link #LANES} 16-bit values of {@code data} from {@code index}. */
+    static ShortVector loadShorts(short[] data, int index) {
+        return ShortVector.fromArray(SHORTS, data, index);
+    }
+
     /** Signed bytes to floats, lane for lane. */
     static FloatVector toFloats(ByteVector bytes) {
         return (FloatVector) bytes.convertShape(VectorOperators.B2F, FLOATS, 0);

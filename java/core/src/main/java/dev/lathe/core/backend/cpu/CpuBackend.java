@@ -3,9 +3,11 @@ package dev.lathe.core.backend.cpu;
 import dev.lathe.core.backend.Backend;
 import dev.lathe.core.backend.BatchPlan;
 import dev.lathe.core.backend.KvCache;
+import dev.lathe.core.backend.KvDtype;
 import dev.lathe.core.backend.Parallel;
 import dev.lathe.core.backend.Tensor;
 import dev.lathe.core.model.RopeStyle;
+import dev.lathe.core.tensor.HalfRows;
 import dev.lathe.core.tensor.WeightMatrix;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorOperators;
@@ -55,7 +57,12 @@ public final class CpuBackend implements Backend {
 
     @Override
     public KvCache allocateKvCache(int layers, int numBlocks, int blockSize, int kvHeads, int headDim) {
-        return new CpuKvCache(layers, numBlocks, blockSize, kvHeads, headDim);
+        return allocateKvCache(layers, numBlocks, blockSize, kvHeads, headDim, KvDtype.F32);
+    }
+
+    @Override
+    public KvCache allocateKvCache(int layers, int numBlocks, int blockSize, int kvHeads, int headDim, KvDtype dtype) {
+        return new CpuKvCache(layers, numBlocks, blockSize, kvHeads, headDim, dtype);
     }
 
     private static HostTensor host(Tensor t) {
@@ -158,8 +165,13 @@ public final class CpuBackend implements Backend {
             if (slot < 0 || slot >= slots) {
                 throw new IllegalArgumentException("KV slot " + slot + " is outside the cache's " + slots + " slots");
             }
-            System.arraycopy(kt.data(), kt.offset(t), c.keys[layer], slot * rowFloats, rowFloats);
-            System.arraycopy(vt.data(), vt.offset(t), c.values[layer], slot * rowFloats, rowFloats);
+            if (c.keys != null) {
+                System.arraycopy(kt.data(), kt.offset(t), c.keys[layer], slot * rowFloats, rowFloats);
+                System.arraycopy(vt.data(), vt.offset(t), c.values[layer], slot * rowFloats, rowFloats);
+            } else {
+                HalfRows.encode(kt.data(), kt.offset(t), c.keyHalves[layer], slot * rowFloats, rowFloats, c.bfloat16());
+                HalfRows.encode(vt.data(), vt.offset(t), c.valueHalves[layer], slot * rowFloats, rowFloats, c.bfloat16());
+            }
         }
     }
 
@@ -186,8 +198,12 @@ public final class CpuBackend implements Backend {
         int group = heads / kvHeads;
         int blockSize = cache.blockSize();
         int rowFloats = kvHeads * headDim;
-        float[] keys = cache.keys[layer];
-        float[] values = cache.values[layer];
+        // One of the two pairs is set: f32 pools, or 16-bit pools widened to f32 as they are read.
+        float[] keys = cache.keys == null ? null : cache.keys[layer];
+        float[] values = cache.values == null ? null : cache.values[layer];
+        short[] keyHalves = cache.keyHalves == null ? null : cache.keyHalves[layer];
+        short[] valueHalves = cache.valueHalves == null ? null : cache.valueHalves[layer];
+        boolean bfloat16 = cache.bfloat16();
         int[] seqStart = plan.seqStart();
         float[] scores = null;
         int seq = 0;
@@ -207,7 +223,9 @@ public final class CpuBackend implements Backend {
             float max = Float.NEGATIVE_INFINITY;
             for (int pos = 0; pos < contextLen; pos++) {
                 int slot = plan.blockTable()[tableStart + pos / blockSize] * blockSize + pos % blockSize;
-                float s = VectorMath.dot(q.data(), qBase, keys, slot * rowFloats + kvHead * headDim, headDim) * scale;
+                int at = slot * rowFloats + kvHead * headDim;
+                float s = (keys != null ? VectorMath.dot(q.data(), qBase, keys, at, headDim)
+                        : HalfRows.dot(q.data(), qBase, keyHalves, at, headDim, bfloat16)) * scale;
                 scores[pos] = s;
                 max = Math.max(max, s);
             }
@@ -221,7 +239,12 @@ public final class CpuBackend implements Backend {
             java.util.Arrays.fill(out.data(), oBase, oBase + headDim, 0f);
             for (int pos = 0; pos < contextLen; pos++) {
                 int slot = plan.blockTable()[tableStart + pos / blockSize] * blockSize + pos % blockSize;
-                VectorMath.axpy(scores[pos] / sum, values, slot * rowFloats + kvHead * headDim, out.data(), oBase, headDim);
+                int at = slot * rowFloats + kvHead * headDim;
+                if (values != null) {
+                    VectorMath.axpy(scores[pos] / sum, values, at, out.data(), oBase, headDim);
+                } else {
+                    HalfRows.axpy(scores[pos] / sum, valueHalves, at, out.data(), oBase, headDim, bfloat16);
+                }
             }
         }
     }
