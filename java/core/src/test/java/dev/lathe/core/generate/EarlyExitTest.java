@@ -61,7 +61,9 @@ class EarlyExitTest {
             float[] filled = nextLogits(model, prompt, layers);
             float[] again = nextLogits(model, prompt, layers);
             float[] empty = nextLogits(model, prompt, 2);
-            assertArrayEquals(filled, again);
+            // NOTE: the same steps twice, but not always bit for bit: a kernel's first calls can run
+            // before the JIT's vector intrinsics replace them (other summation order, last ulp).
+            assertArrayEquals(filled, again, 1e-4f);
             float difference = 0;
             for (int i = 0; i < filled.length; i++) {
                 difference = Math.max(difference, Math.abs(filled[i] - empty[i]));
