@@ -177,13 +177,8 @@ public final class CudaBackend implements Backend {
 
     /** {@code out[t, r] = sum_i W[r, i] * x[t, i]} for a group-wise INT4 weight. */
     public void matmul(Tensor out, Tensor x, DeviceInt4Weight w) {
-        DeviceTensor o = device(out, "matmul int4");
-        DeviceTensor in = device(x, "matmul int4");
-        requireCols(in, w.cols(), "int4 matmul input");
-        requireCols(o, w.rows(), "int4 matmul output");
-        requireRows(o, in.rows(), "int4 matmul output");
-        LatheNative.matmulInt4(device.stream, w.qweight(), w.scales(), w.zeros(), w.rows(), w.cols(), w.group(),
-                in.address, in.rows(), o.address);
+        matmul(out, x, "int4 weight", KernelLayout.INT4_GROUP, w.rows(), w.cols(), w.qweight(), w.scales(), w.zeros(),
+                w.group());
     }
 
     /** An NF4 weight on the device: codes and absmax arrays of {@link Nf4Weights}. */
@@ -203,12 +198,7 @@ public final class CudaBackend implements Backend {
 
     /** {@code out[t, r] = sum_i W[r, i] * x[t, i]} for an NF4 weight. */
     public void matmul(Tensor out, Tensor x, DeviceNf4Weight w) {
-        DeviceTensor o = device(out, "matmul nf4");
-        DeviceTensor in = device(x, "matmul nf4");
-        requireCols(in, w.cols(), "nf4 matmul input");
-        requireCols(o, w.rows(), "nf4 matmul output");
-        requireRows(o, in.rows(), "nf4 matmul output");
-        LatheNative.matmulNf4(device.stream, w.qweight(), w.absmax(), w.rows(), w.cols(), in.address, in.rows(), o.address);
+        matmul(out, x, "nf4 weight", KernelLayout.NF4, w.rows(), w.cols(), w.qweight(), w.absmax(), 0, 0);
     }
 
     /** A 2:4 sparse weight on the device: values and metadata arrays of {@link Sparse24Weights}. */
@@ -228,13 +218,7 @@ public final class CudaBackend implements Backend {
 
     /** {@code out[t, r] = sum_i W[r, i] * x[t, i]} for a 2:4 sparse weight. */
     public void matmul(Tensor out, Tensor x, DeviceSparse24Weight w) {
-        DeviceTensor o = device(out, "matmul 2:4");
-        DeviceTensor in = device(x, "matmul 2:4");
-        requireCols(in, w.cols(), "2:4 matmul input");
-        requireCols(o, w.rows(), "2:4 matmul output");
-        requireRows(o, in.rows(), "2:4 matmul output");
-        LatheNative.matmulSparse24(device.stream, w.values(), w.meta(), w.rows(), w.cols(), in.address, in.rows(),
-                o.address);
+        matmul(out, x, "2:4 weight", KernelLayout.SPARSE24, w.rows(), w.cols(), w.values(), w.meta(), 0, 0);
     }
 
     @Override
@@ -327,21 +311,29 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void matmul(Tensor out, Tensor x, WeightMatrix w) {
+        DeviceWeight dw = weight(w, "matmul");
+        matmul(out, x, dw.name(), dw.layout, dw.rows(), dw.cols(), dw.values, dw.scales, dw.zeros, dw.group);
+    }
+
+    /**
+     * {@code out = x . W^T} for W {@code [rows, cols]} in {@code layout} at the given device
+     * arrays ({@link DeviceWeight}'s fields): the one place each layout meets its entry point.
+     */
+    private void matmul(Tensor out, Tensor x, String name, KernelLayout layout, int rows, int cols, long values,
+                        long scales, long zeros, int group) {
         DeviceTensor o = device(out, "matmul");
         DeviceTensor in = device(x, "matmul");
-        DeviceWeight dw = weight(w, "matmul");
-        requireCols(in, dw.cols(), "matmul input of " + dw.name());
-        requireCols(o, dw.rows(), "matmul output of " + dw.name());
-        requireRows(o, in.rows(), "matmul output of " + dw.name());
-        switch (dw.layout) {
-            case INT4_GROUP -> LatheNative.matmulInt4(device.stream, dw.values, dw.scales, dw.zeros, dw.rows(), dw.cols(),
-                    dw.group, in.address, in.rows(), o.address);
-            case NF4 -> LatheNative.matmulNf4(device.stream, dw.values, dw.scales, dw.rows(), dw.cols(), in.address,
+        requireCols(in, cols, "matmul input of " + name);
+        requireCols(o, rows, "matmul output of " + name);
+        requireRows(o, in.rows(), "matmul output of " + name);
+        switch (layout) {
+            case INT4_GROUP -> LatheNative.matmulInt4(device.stream, values, scales, zeros, rows, cols, group, in.address,
                     in.rows(), o.address);
-            case SPARSE24 -> LatheNative.matmulSparse24(device.stream, dw.values, dw.scales, dw.rows(), dw.cols(),
-                    in.address, in.rows(), o.address);
-            default -> LatheNative.matmul(device.stream, dw.layout.code, dw.values, dw.scales, dw.rows(), dw.cols(),
-                    in.address, in.rows(), o.address);
+            case NF4 -> LatheNative.matmulNf4(device.stream, values, scales, rows, cols, in.address, in.rows(), o.address);
+            case SPARSE24 -> LatheNative.matmulSparse24(device.stream, values, scales, rows, cols, in.address, in.rows(),
+                    o.address);
+            default -> LatheNative.matmul(device.stream, layout.code, values, scales, rows, cols, in.address, in.rows(),
+                    o.address);
         }
     }
 
