@@ -98,14 +98,15 @@ public final class LatheEncoder {
             }
             case INT_GROUP -> {
                 int g = format.groupSize();
-                byte[] levels = new byte[g];
+                byte[] levels = new byte[cols];
+                Grid[] grids = new Grid[cols / g];
                 for (int b = 0; b < cols / g; b++) {
-                    Grid grid = fitGroup(src, srcOffset + b * g, g, format.bits(), format.zeroPoint());
-                    for (int i = 0; i < g; i++) {
-                        levels[i] = (byte) grid.level(src[srcOffset + b * g + i]);
+                    grids[b] = fitGroup(src, srcOffset + b * g, g, format.bits(), format.zeroPoint());
+                    for (int i = b * g; i < (b + 1) * g; i++) {
+                        levels[i] = (byte) grids[b].level(src[srcOffset + i]);
                     }
-                    IntGroupMatrix.packGroup(levels, 0, g, grid.scale(), grid.zero(), dst, dstOffset + (long) b * format.groupBytes());
                 }
+                packIntGroupRow(format, levels, grids, cols, dst, dstOffset);
             }
             case NF4 -> {
                 int g = format.groupSize();
@@ -136,6 +137,10 @@ public final class LatheEncoder {
             throw new IllegalArgumentException(format + " is not a group-wise integer format");
         }
         Objects.checkFromIndexSize(dstOffset, format.rowBytes(cols), dst.byteSize());
+        if (format.bitPlanes()) {
+            LowBitGroupMatrix.packRow(format, levels, 0, grids, cols, dst, dstOffset);
+            return;
+        }
         int g = format.groupSize();
         for (int b = 0; b < cols / g; b++) {
             IntGroupMatrix.packGroup(levels, b * g, g, grids[b].scale(), grids[b].zero(), dst, dstOffset + (long) b * format.groupBytes());
@@ -150,7 +155,11 @@ public final class LatheEncoder {
         if (!(w.format() instanceof LatheFormat f) || f.kind() != LatheFormat.Kind.INT_GROUP) {
             throw new IllegalArgumentException(w.name() + " is " + w.format().name() + ", not a group-wise INT matrix");
         }
-        ((IntGroupMatrix) w).unpackRow(row, levels, grids);
+        switch (w) {
+            case IntGroupMatrix m -> m.unpackRow(row, levels, grids);
+            case LowBitGroupMatrix m -> m.unpackRow(row, levels, grids);
+            default -> throw new IllegalArgumentException(w.name() + " is not one of Lathe's group-wise INT matrices");
+        }
     }
 
     /** The codes and absmax values of row {@code row} of an NF4 matrix: {@code codes[cols]}, {@code absmax[cols / groupSize]}. */

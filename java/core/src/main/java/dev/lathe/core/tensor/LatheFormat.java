@@ -9,11 +9,13 @@ import java.util.Objects;
  * <ul>
  * <li>{@link Kind#INT8_CHANNEL}: per row an f32 scale, then {@code cols} int8; value
  *     {@code scale * q}. Symmetric, any {@code cols}.</li>
- * <li>{@link Kind#INT_GROUP}: per group of {@code groupSize} values along the row an f16 scale,
- *     a uint8 zero point, then {@code groupSize / 2} bytes of 4-bit levels; byte {@code i} holds
- *     level {@code i} in its low nibble and level {@code i + groupSize/2} in its high nibble;
- *     value {@code scale * (q - zero)}. The GPTQ / AWQ model. INT3 and INT2 use the same
- *     container with levels {@code < 2^bits}.</li>
+ * <li>{@link Kind#INT_GROUP}, 4 bits: per group of {@code groupSize} values along the row an f16
+ *     scale, a uint8 zero point, then {@code groupSize / 2} bytes of 4-bit levels; byte {@code i}
+ *     holds level {@code i} in its low nibble and level {@code i + groupSize/2} in its high
+ *     nibble; value {@code scale * (q - zero)}. The GPTQ / AWQ model.</li>
+ * <li>{@link Kind#INT_GROUP}, 2 and 3 bits: the same model packed densely, the levels in bit
+ *     planes by chunks of 64 and the group headers after them: see {@link LowBitGroupMatrix}.
+ *     {@code cols} must be a multiple of 64 as well as of {@code groupSize}.</li>
  * <li>{@link Kind#NF4}: per group an f32 absmax, then {@code groupSize / 2} bytes of 4-bit codes
  *     (same nibble order); value {@code NF4[q] * absmax} with {@link Nf4Codebook}.</li>
  * <li>{@link Kind#NF4} with {@code doubleQuant} (QLoRA's double quantization, spec {@code nf4:gN:dq}):
@@ -41,8 +43,8 @@ import java.util.Objects;
  *                  the zero point is fixed at {@code 2^(bits-1)}
  * @param doubleQuant NF4 only: the absmax values are stored as 8-bit codes plus a table (above)
  */
-// NOTE: INT3 and INT2 are stored in 4-bit nibbles: their accuracy is that of 3 or 2 bits but
-// their size is that of INT4. A dense 3-bit packing is future work; reports give both numbers.
+// NOTE: INT3 and INT2 were stored in INT4's nibbles before 2026-11-23 (spec strings int3:/int2:
+// unchanged); such files now fail the size check with a message saying to re-quantize them.
 public record LatheFormat(Kind kind, int bits, int groupSize, boolean zeroPoint, boolean doubleQuant) implements WeightFormat {
 
     public enum Kind { INT8_CHANNEL, INT_GROUP, NF4, SPARSE24_F16, SPARSE24_INT }
@@ -144,16 +146,28 @@ public record LatheFormat(Kind kind, int bits, int groupSize, boolean zeroPoint,
         return kind == Kind.NF4 ? (doubleQuant ? 1 : 4) : 3;
     }
 
-    /** Bytes of one group: header plus its packed nibbles ({@code groupSize / 2}; 2:4: a quarter, half the values are kept). */
+    /**
+     * Bytes of one group: header plus its packed nibbles ({@code groupSize / 2}; 2:4: a quarter,
+     * half the values are kept). Not for INT2/INT3, whose groups are not contiguous ({@link #bitPlanes}).
+     */
     int groupBytes() {
+        if (bitPlanes()) {
+            throw new IllegalStateException(name() + " keeps its levels in bit planes, not in per-group blocks");
+        }
         return groupHeaderBytes() + (kind == Kind.SPARSE24_INT ? groupSize / 4 : groupSize / 2);
+    }
+
+    /** True for INT2 and INT3 group-wise, stored densely in bit planes ({@link LowBitGroupMatrix}). */
+    public boolean bitPlanes() {
+        return kind == Kind.INT_GROUP && bits < 4;
     }
 
     /** True when a row of {@code cols} values is a whole number of this format's groups. */
     public boolean fitsRow(long cols) {
         return cols > 0 && switch (kind) {
             case INT8_CHANNEL -> true;
-            case INT_GROUP, NF4 -> cols % groupSize == 0;
+            case INT_GROUP -> cols % groupSize == 0 && (!bitPlanes() || cols % LowBitGroupMatrix.CHUNK == 0);
+            case NF4 -> cols % groupSize == 0;
             case SPARSE24_F16 -> cols % SPARSE24_COLUMNS_PER_WORD == 0;
             case SPARSE24_INT -> cols % groupSize == 0;
         };
@@ -165,11 +179,13 @@ public record LatheFormat(Kind kind, int bits, int groupSize, boolean zeroPoint,
      */
     public long rowBytes(long cols) {
         if (!fitsRow(cols)) {
-            throw new IllegalArgumentException("a row of " + cols + " values is not a whole number of " + name() + " groups");
+            throw new IllegalArgumentException("a row of " + cols + " values is not a whole number of " + name() + " groups"
+                    + (bitPlanes() ? " and of its 64-level chunks" : ""));
         }
         return switch (kind) {
             case INT8_CHANNEL -> 4 + cols;
-            case INT_GROUP, NF4 -> cols / groupSize * groupBytes();
+            case INT_GROUP -> bitPlanes() ? LowBitGroupMatrix.rowBytes(bits, groupSize, cols) : cols / groupSize * groupBytes();
+            case NF4 -> cols / groupSize * groupBytes();
             case SPARSE24_F16, SPARSE24_INT -> sparse24ValueBytes(cols) + sparse24MetaBytes(cols);
         };
     }

@@ -25,16 +25,20 @@ public final class WeightMatrices {
             throw new ModelFormatException(source, "shape [" + rows + ", " + cols + "] is not positive");
         }
         if (!format.fitsRow(cols)) {
-            throw new ModelFormatException(source, "a row of " + cols + " values is not a whole number of " + format + " groups");
+            throw new ModelFormatException(source, "a row of " + cols + " values is not a whole number of " + format + " groups"
+                    + (format.bitPlanes() ? " and of its 64-level chunks" : ""));
         }
         long expected = format.matrixBytes(rows, cols);
         if (data.byteSize() != expected) {
             throw new ModelFormatException(source, "a " + format + " matrix [" + rows + ", " + cols + "] takes "
-                    + expected + " bytes, but its data is " + data.byteSize() + " bytes");
+                    + expected + " bytes, but its data is " + data.byteSize() + " bytes"
+                    + (format.bitPlanes() && data.byteSize() == (long) rows * (cols / format.groupSize()) * (3 + format.groupSize() / 2)
+                            ? " (the size of the older INT3/INT2-in-nibbles layout: re-quantize the model with this Lathe)" : ""));
         }
         return switch (format.kind()) {
             case INT8_CHANNEL -> new Int8ChannelMatrix(name, rows, cols, data);
-            case INT_GROUP -> new IntGroupMatrix(name, format, rows, cols, data);
+            case INT_GROUP -> format.bitPlanes() ? new LowBitGroupMatrix(name, format, rows, cols, data)
+                    : new IntGroupMatrix(name, format, rows, cols, data);
             case NF4 -> new Nf4Matrix(name, format, rows, cols, data);
             case SPARSE24_F16 -> new Sparse24F16Matrix(name, format, rows, cols, data);
             case SPARSE24_INT -> new Sparse24IntMatrix(name, format, rows, cols, data);

@@ -29,12 +29,14 @@ class LatheFormatsTest {
         Stream.Builder<Arguments> shapes = Stream.builder();
         LatheFormat[] formats = {
             LatheFormat.int8Channel(), LatheFormat.intGroup(4, 32, true), LatheFormat.intGroup(4, 128, false),
-            LatheFormat.intGroup(3, 64, true), LatheFormat.intGroup(2, 32, true), LatheFormat.nf4(64), LatheFormat.nf4(32),
+            LatheFormat.intGroup(3, 64, true), LatheFormat.intGroup(3, 32, false), LatheFormat.intGroup(3, 128, true),
+            LatheFormat.intGroup(2, 32, true), LatheFormat.intGroup(2, 128, false), LatheFormat.nf4(64), LatheFormat.nf4(32),
             LatheFormat.nf4DoubleQuant(64), LatheFormat.nf4DoubleQuant(32),
         };
         for (LatheFormat f : formats) {
+            int unit = f.bitPlanes() ? Math.max(f.groupSize(), 64) : f.groupSize(); // INT2/3: whole 64-level chunks
             int[] cols = f.kind() == LatheFormat.Kind.INT8_CHANNEL ? TestRandom.AWKWARD_SIZES
-                    : new int[] {f.groupSize(), f.groupSize() * 3, f.groupSize() * 7};
+                    : new int[] {unit, unit * 3, unit * 7};
             for (int c : cols) {
                 for (int r : ROWS) {
                     shapes.add(Arguments.of(f, r, c));
@@ -155,6 +157,64 @@ class LatheFormatsTest {
         assertTrue(e.getMessage().contains("2, 3 or 4 bits"), e.getMessage());
         assertEquals(4.75, LatheFormat.intGroup(4, 32, true).bitsPerWeight(4096), 1e-9);
         assertEquals(4.5, LatheFormat.nf4(64).bitsPerWeight(4096), 1e-9);
+    }
+
+    /**
+     * INT2/INT3's bit planes, byte for byte on a hand-built row (the layout in LowBitGroupMatrix's
+     * comment), and levels of every value 0..2^bits-1 round-trip through pack and unpack.
+     */
+    @Test
+    void lowBitPlanesHaveTheDocumentedLayout() {
+        LatheFormat int3 = LatheFormat.intGroup(3, 32, true);
+        byte[] levels = new byte[64];
+        for (int i = 0; i < 64; i++) {
+            levels[i] = (byte) ((i * 5 + i / 16) % 8);
+        }
+        LatheEncoder.Grid[] grids = {new LatheEncoder.Grid(0.5f, 3, 7), new LatheEncoder.Grid(-0.25f, 7, 7)};
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment data = arena.allocate(int3.rowBytes(64));
+            assertEquals(16 + 8 + 2 * 3, data.byteSize(), "one chunk: 2-bit plane, third-bit word, two group headers");
+            LatheEncoder.packIntGroupRow(int3, levels, grids, 64, data, 0);
+            for (int i = 0; i < 16; i++) {
+                int expected = (levels[i] & 3) | (levels[16 + i] & 3) << 2 | (levels[32 + i] & 3) << 4 | (levels[48 + i] & 3) << 6;
+                assertEquals((byte) expected, data.get(java.lang.foreign.ValueLayout.JAVA_BYTE, i), "plane byte " + i);
+            }
+            for (int k = 0; k < 64; k++) {
+                int bit = (data.get(java.lang.foreign.ValueLayout.JAVA_BYTE, 16 + k / 8) >>> (k % 8)) & 1;
+                assertEquals((levels[k] >>> 2) & 1, bit, "third bit of level " + k);
+            }
+            assertEquals(Float.floatToFloat16(-0.25f), data.get(java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED, 24 + 3));
+            assertEquals(7, data.get(java.lang.foreign.ValueLayout.JAVA_BYTE, 24 + 3 + 2));
+
+            WeightMatrix w = WeightMatrices.of("w", (WeightFormat) int3, 1, 64, data);
+            byte[] back = new byte[64];
+            LatheEncoder.Grid[] backGrids = new LatheEncoder.Grid[2];
+            LatheEncoder.unpackIntGroupRow(w, 0, back, backGrids);
+            assertArrayEquals(levels, back);
+            assertEquals(grids[1], backGrids[1]);
+            float[] row = new float[64];
+            w.dequantizeRow(0, row, 0);
+            assertEquals(0.5f * (levels[5] - 3), row[5]);
+            assertEquals(-0.25f * (levels[40] - 7), row[40]);
+        }
+    }
+
+    @Test
+    void lowBitFormatsAreDenseAndNeedWholeChunks() {
+        assertEquals(2.75, LatheFormat.intGroup(2, 32, true).bitsPerWeight(4096), 1e-9);
+        assertEquals(3.75, LatheFormat.intGroup(3, 32, true).bitsPerWeight(4096), 1e-9);
+        assertEquals(3.1875, LatheFormat.intGroup(3, 128, true).bitsPerWeight(4096), 1e-9);
+        LatheFormat int2 = LatheFormat.intGroup(2, 32, true);
+        assertTrue(!int2.fitsRow(96), "96 values are three groups of 32 but not whole 64-level chunks");
+        try (Arena arena = Arena.ofConfined()) {
+            ModelFormatException e = assertThrows(ModelFormatException.class,
+                    () -> WeightMatrices.of("blk.0.ffn_down.weight", (WeightFormat) int2, 2, 96, arena.allocate(2 * 3 * (3 + 16))));
+            assertTrue(e.getMessage().contains("64-level chunks") && e.getMessage().contains("blk.0.ffn_down.weight"), e.getMessage());
+            // a file from before the dense packing (levels in nibbles) says so
+            ModelFormatException old = assertThrows(ModelFormatException.class,
+                    () -> WeightMatrices.of("blk.0.ffn_up.weight", (WeightFormat) int2, 2, 64, arena.allocate(2 * 2 * (3 + 16))));
+            assertTrue(old.getMessage().contains("re-quantize"), old.getMessage());
+        }
     }
 
     @Test
