@@ -210,8 +210,14 @@ public final class HfExporter {
     private static ObjectNode fromConfig(LoadedModel model) {
         LlamaConfig k = model.config();
         ObjectNode c = JSON.createObjectNode();
-        c.putArray("architectures").add(k.architecture());
-        c.put("model_type", switch (k.architecture()) {
+        // GGUF and llama2.c name the architecture "llama" / "qwen2"; HF checkpoints name the class.
+        String architecture = switch (k.architecture()) {
+            case "llama" -> "LlamaForCausalLM";
+            case "qwen2" -> "Qwen2ForCausalLM";
+            default -> k.architecture();
+        };
+        c.putArray("architectures").add(architecture);
+        c.put("model_type", switch (architecture) {
             case "MistralForCausalLM" -> "mistral";
             case "Qwen2ForCausalLM" -> "qwen2";
             default -> "llama";
