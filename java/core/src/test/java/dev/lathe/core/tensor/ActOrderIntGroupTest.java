@@ -1,6 +1,5 @@
 package dev.lathe.core.tensor;
 
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -16,7 +15,7 @@ import org.junit.jupiter.api.Test;
 /**
  * Act-order group-wise INT: the gathering kernels against the dequantize-then-dot reference, and
  * against the plain INT_GROUP matrix of its stored rows applied to the gathered input (the same
- * sums, so equal exactly); the column table's checks; the spec string.
+ * sums, equal to the last ulp); the column table's checks; the spec string.
  */
 class ActOrderIntGroupTest {
 
@@ -72,7 +71,11 @@ class ActOrderIntGroupTest {
                     java.util.Arrays.fill(out, Float.NaN); // poisoned
                     b.actOrder().dotRows(0, rows, x, cols, n, out, 0, rows);
                     b.rows().dotRows(0, rows, gathered, cols, n, expected, 0, rows);
-                    assertArrayEquals(expected, out, "dotRows: the INT_GROUP kernel on the gathered input");
+                    // The same kernel on the same values: equal but for the last ulp, which JIT tiers may change
+                    // (the Vector API's lane reduction interpreted vs compiled), so 1e-6 relative.
+                    for (int i = 0; i < out.length; i++) {
+                        assertEquals(expected[i], out[i], 1e-6f * (1 + Math.abs(expected[i])), "dotRows: the INT_GROUP kernel on the gathered input, " + i);
+                    }
                     float[] row = new float[cols];
                     for (int r = 0; r < rows; r++) {
                         b.actOrder().dequantizeRow(r, row, 0);
@@ -83,7 +86,8 @@ class ActOrderIntGroupTest {
                             }
                             // f32 sums over up to 192 products of O(1) values in another order: 1e-4 relative to the magnitude
                             assertEquals(ref, out[t * rows + r], 1e-4 * (1 + Math.abs(ref)) * Math.sqrt(cols), "row " + r + " input " + t);
-                            assertEquals(b.rows().dot(r, gathered, t * cols), b.actOrder().dot(r, x, t * cols), "dot: the INT_GROUP dot on the gathered input");
+                            float plainDot = b.rows().dot(r, gathered, t * cols);
+                            assertEquals(plainDot, b.actOrder().dot(r, x, t * cols), 1e-6f * (1 + Math.abs(plainDot)), "dot: the INT_GROUP dot on the gathered input");
                         }
                     }
                 }
