@@ -48,6 +48,7 @@ final class WeightRepacker {
         if (w.format() instanceof LatheFormat f) {
             return switch (f.kind()) {
                 case INT_GROUP -> Int4Weights.holds(f) ? KernelLayout.INT4_GROUP : KernelLayout.F16;
+                case INT_GROUP_ACT_ORDER -> KernelLayout.F16; // scattered groups (GPTQ act-order): dequantized rows
                 case NF4 -> Nf4Weights.holds(f) ? KernelLayout.NF4 : KernelLayout.F16;
                 case INT8_CHANNEL -> w.cols() % GROUP == 0 ? KernelLayout.Q8_0 : KernelLayout.F16;
                 case SPARSE24_F16 -> KernelLayout.SPARSE24;

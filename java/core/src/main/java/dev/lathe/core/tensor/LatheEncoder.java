@@ -124,6 +124,8 @@ public final class LatheEncoder {
                     Nf4Matrix.packGroup(codes, 0, g, absmax, dst, dstOffset + (long) b * format.groupBytes());
                 }
             }
+            case INT_GROUP_ACT_ORDER -> throw new IllegalArgumentException(format + " reorders columns: pack its rows with "
+                    + "packIntGroupRow and its column table with packColumnOrder");
             case SPARSE24_F16, SPARSE24_INT -> throw new AssertionError(format); // rejected above
         }
     }
@@ -133,7 +135,7 @@ public final class LatheEncoder {
      * {@code levels[cols]}, one grid per group ({@code grids[cols / groupSize]}).
      */
     public static void packIntGroupRow(LatheFormat format, byte[] levels, Grid[] grids, int cols, MemorySegment dst, long dstOffset) {
-        if (format.kind() != LatheFormat.Kind.INT_GROUP) {
+        if (format.kind() != LatheFormat.Kind.INT_GROUP && format.kind() != LatheFormat.Kind.INT_GROUP_ACT_ORDER) {
             throw new IllegalArgumentException(format + " is not a group-wise integer format");
         }
         Objects.checkFromIndexSize(dstOffset, format.rowBytes(cols), dst.byteSize());
@@ -152,14 +154,40 @@ public final class LatheEncoder {
      * {@code grids[cols / groupSize]} (the inverse of {@link #packIntGroupRow}; for exporters).
      */
     public static void unpackIntGroupRow(WeightMatrix w, int row, byte[] levels, Grid[] grids) {
-        if (!(w.format() instanceof LatheFormat f) || f.kind() != LatheFormat.Kind.INT_GROUP) {
-            throw new IllegalArgumentException(w.name() + " is " + w.format().name() + ", not a group-wise INT matrix");
-        }
         switch (w) {
             case IntGroupMatrix m -> m.unpackRow(row, levels, grids);
             case LowBitGroupMatrix m -> m.unpackRow(row, levels, grids);
-            default -> throw new IllegalArgumentException(w.name() + " is not one of Lathe's group-wise INT matrices");
+            case ActOrderIntGroupMatrix m -> m.unpackRow(row, levels, grids); // levels in stored (group) order
+            default -> throw new IllegalArgumentException(w.name() + " is " + w.format().name() + ", not a group-wise INT matrix");
         }
+    }
+
+    /**
+     * Act-order INT ({@link LatheFormat.Kind#INT_GROUP_ACT_ORDER}): writes the column table,
+     * {@code order[j]} the input column of stored column {@code j}, after the {@code rows} packed
+     * rows of {@code dst} (a segment of {@code format.matrixBytes(rows, cols)} bytes).
+     */
+    public static void packColumnOrder(LatheFormat format, int[] order, int rows, int cols, MemorySegment dst) {
+        if (format.kind() != LatheFormat.Kind.INT_GROUP_ACT_ORDER || order.length != cols) {
+            throw new IllegalArgumentException(format + ": a column table of " + order.length + " entries for " + cols + " columns");
+        }
+        long at = rows * format.rowBytes(cols);
+        Objects.checkFromIndexSize(at, 4L * cols, dst.byteSize());
+        for (int j = 0; j < cols; j++) {
+            dst.set(PackedMatrix.INT, at + 4L * j, order[j]);
+        }
+    }
+
+    /** Act-order INT: the input column each stored column holds ({@code [cols]}); the identity for plain group-wise INT. */
+    public static int[] columnOrder(WeightMatrix w) {
+        if (w instanceof ActOrderIntGroupMatrix m) {
+            return m.order();
+        }
+        int[] identity = new int[w.cols()];
+        for (int j = 0; j < identity.length; j++) {
+            identity[j] = j;
+        }
+        return identity;
     }
 
     /** The codes and absmax values of row {@code row} of an NF4 matrix: {@code codes[cols]}, {@code absmax[cols / groupSize]}. */
@@ -179,6 +207,64 @@ public final class LatheEncoder {
         int g = format.groupSize();
         for (int b = 0; b < cols / g; b++) {
             Nf4Matrix.packGroup(codes, b * g, g, absmax[b], dst, dstOffset + (long) b * format.groupBytes());
+        }
+    }
+
+    /**
+     * The second-level state of a double-quant NF4 matrix (layout in {@link LatheFormat}): each
+     * group's int8 absmax code (row-major group order), the tensor's offset and one scale per
+     * {@link LatheFormat#DQ_BLOCK} groups; group absmax = {@code max(0, offset + blockScale * code)}.
+     */
+    public record AbsmaxCodes(byte[] codes, float offset, float[] blockScales) {
+    }
+
+    /** The absmax codes, offset and block scales of a double-quant NF4 matrix (for exporters). */
+    public static AbsmaxCodes absmaxCodes(WeightMatrix w) {
+        if (!(w.format() instanceof LatheFormat f) || f.kind() != LatheFormat.Kind.NF4 || !f.doubleQuant()) {
+            throw new IllegalArgumentException(w.name() + " is " + w.format().name() + ", not double-quant NF4");
+        }
+        int groupsPerRow = w.cols() / f.groupSize();
+        int groups = Math.multiplyExact(w.rows(), groupsPerRow);
+        long rowBytes = f.rowBytes(w.cols());
+        MemorySegment data = w.data();
+        byte[] codes = new byte[groups];
+        for (int b = 0; b < groups; b++) {
+            codes[b] = data.get(PackedMatrix.BYTE, (b / groupsPerRow) * rowBytes + (long) (b % groupsPerRow) * f.groupBytes());
+        }
+        long table = w.rows() * rowBytes;
+        float[] scales = new float[Math.ceilDiv(groups, LatheFormat.DQ_BLOCK)];
+        for (int k = 0; k < scales.length; k++) {
+            scales[k] = data.get(PackedMatrix.FLOAT, table + 4 + 4L * k);
+        }
+        return new AbsmaxCodes(codes, data.get(PackedMatrix.FLOAT, table), scales);
+    }
+
+    /**
+     * Packs a whole double-quant NF4 matrix from its codes ({@code codes[rows * cols]}, row-major)
+     * and absmax state into {@code dst} ({@code format.matrixBytes(rows, cols)} bytes).
+     */
+    public static void packNf4DoubleQuant(LatheFormat format, byte[] codes, AbsmaxCodes absmax, int rows, int cols, MemorySegment dst) {
+        if (format.kind() != LatheFormat.Kind.NF4 || !format.doubleQuant()) {
+            throw new IllegalArgumentException(format + " is not double-quant NF4");
+        }
+        int g = format.groupSize();
+        int groupsPerRow = cols / g;
+        int groups = Math.multiplyExact(rows, groupsPerRow);
+        if (codes.length != (long) rows * cols || absmax.codes().length != groups
+                || absmax.blockScales().length != Math.ceilDiv(groups, LatheFormat.DQ_BLOCK)) {
+            throw new IllegalArgumentException("double-quant NF4 [" + rows + ", " + cols + "]: " + codes.length + " codes, "
+                    + absmax.codes().length + " absmax codes, " + absmax.blockScales().length + " block scales do not fit");
+        }
+        long rowBytes = format.rowBytes(cols);
+        Objects.checkFromIndexSize(0, format.matrixBytes(rows, cols), dst.byteSize());
+        for (int b = 0; b < groups; b++) {
+            long at = (b / groupsPerRow) * rowBytes + (long) (b % groupsPerRow) * format.groupBytes();
+            Nf4Matrix.packDoubleQuantGroup(codes, b * g, g, absmax.codes()[b], dst, at);
+        }
+        long table = rows * rowBytes;
+        dst.set(PackedMatrix.FLOAT, table, absmax.offset());
+        for (int k = 0; k < absmax.blockScales().length; k++) {
+            dst.set(PackedMatrix.FLOAT, table + 4 + 4L * k, absmax.blockScales()[k]);
         }
     }
 

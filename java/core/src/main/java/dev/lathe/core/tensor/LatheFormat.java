@@ -27,6 +27,14 @@ import java.util.Objects;
  *     partial), zero-padded to a whole number of rows ({@link #storedRows}). A group's absmax is
  *     {@code max(0, offset + scale[group / 256] * c)}, {@code scale = max |absmax - offset| / 127}
  *     over the block. See {@link Nf4Matrix} for how this compares with bitsandbytes.</li>
+ * <li>{@link Kind#INT_GROUP_ACT_ORDER} (spec {@code intB:gN:zp|sym:perm}): GPTQ's act-order
+ *     ({@code desc_act}) checkpoints, whose groups are sets of scattered input columns (a
+ *     {@code g_idx} permutation). The rows are exactly {@link Kind#INT_GROUP}'s over the columns
+ *     reordered so that each group is contiguous; after the {@code rows} rows comes the column
+ *     table: {@code cols} little-endian int32, entry {@code j} the input column that stored column
+ *     {@code j} holds, zero-padded to a whole number of rows ({@link #storedRows}). Row {@code r}
+ *     is {@code W[r, order[j]] = scale * (q[j] - zero)}; the kernels gather x by the table once
+ *     per call and run the INT_GROUP kernel ({@link ActOrderIntGroupMatrix}).</li>
  * <li>{@link Kind#SPARSE24_F16} and {@link Kind#SPARSE24_INT}: 2:4 structured sparsity (every
  *     group of 4 consecutive weights along a row has at most 2 non-zeros), the kept values plus
  *     2-bit positions, in two planes rather than row by row: see {@link Sparse24Matrix} for the
@@ -37,7 +45,7 @@ import java.util.Objects;
  * </ul>
  *
  * @param kind      the layout
- * @param bits      bits per level: 8 for INT8, 2..4 for INT_GROUP, 4 for NF4
+ * @param bits      bits per level: 8 for INT8, 2..4 for INT_GROUP (and its act-order variant), 4 for NF4
  * @param groupSize values per group (0 for INT8_CHANNEL: one group per row)
  * @param zeroPoint INT_GROUP only: levels are asymmetric (a zero point per group); otherwise
  *                  the zero point is fixed at {@code 2^(bits-1)}
@@ -47,7 +55,7 @@ import java.util.Objects;
 // unchanged); such files now fail the size check with a message saying to re-quantize them.
 public record LatheFormat(Kind kind, int bits, int groupSize, boolean zeroPoint, boolean doubleQuant) implements WeightFormat {
 
-    public enum Kind { INT8_CHANNEL, INT_GROUP, NF4, SPARSE24_F16, SPARSE24_INT }
+    public enum Kind { INT8_CHANNEL, INT_GROUP, NF4, SPARSE24_F16, SPARSE24_INT, INT_GROUP_ACT_ORDER }
 
     /** Dense columns described by one 32-bit word of 2:4 metadata (8 groups of 4, a nibble each). */
     public static final int SPARSE24_COLUMNS_PER_WORD = 32;
@@ -70,7 +78,7 @@ public record LatheFormat(Kind kind, int bits, int groupSize, boolean zeroPoint,
                     throw new IllegalArgumentException("INT8 per channel is 8-bit, symmetric, one scale per row");
                 }
             }
-            case INT_GROUP -> {
+            case INT_GROUP, INT_GROUP_ACT_ORDER -> {
                 if (bits < 2 || bits > 4) {
                     throw new IllegalArgumentException("group-wise integer quantization supports 2, 3 or 4 bits, not " + bits
                             + " (use INT8 per channel for 8 bits)");
@@ -117,6 +125,16 @@ public record LatheFormat(Kind kind, int bits, int groupSize, boolean zeroPoint,
         return new LatheFormat(Kind.INT_GROUP, bits, groupSize, zeroPoint);
     }
 
+    /** Group-wise INT over scattered column groups (GPTQ act-order), with its column table after the rows. */
+    public static LatheFormat intGroupActOrder(int bits, int groupSize, boolean zeroPoint) {
+        return new LatheFormat(Kind.INT_GROUP_ACT_ORDER, bits, groupSize, zeroPoint);
+    }
+
+    /** For {@link Kind#INT_GROUP_ACT_ORDER}: the plain group-wise format of its rows; any other format is itself. */
+    public LatheFormat rowFormat() {
+        return kind == Kind.INT_GROUP_ACT_ORDER ? intGroup(bits, groupSize, zeroPoint) : this;
+    }
+
     public static LatheFormat nf4(int groupSize) {
         return new LatheFormat(Kind.NF4, 4, groupSize, false);
     }
@@ -157,16 +175,16 @@ public record LatheFormat(Kind kind, int bits, int groupSize, boolean zeroPoint,
         return groupHeaderBytes() + (kind == Kind.SPARSE24_INT ? groupSize / 4 : groupSize / 2);
     }
 
-    /** True for INT2 and INT3 group-wise, stored densely in bit planes ({@link LowBitGroupMatrix}). */
+    /** True for INT2 and INT3 group-wise (act-order too), stored densely in bit planes ({@link LowBitGroupMatrix}). */
     public boolean bitPlanes() {
-        return kind == Kind.INT_GROUP && bits < 4;
+        return (kind == Kind.INT_GROUP || kind == Kind.INT_GROUP_ACT_ORDER) && bits < 4;
     }
 
     /** True when a row of {@code cols} values is a whole number of this format's groups. */
     public boolean fitsRow(long cols) {
         return cols > 0 && switch (kind) {
             case INT8_CHANNEL -> true;
-            case INT_GROUP -> cols % groupSize == 0 && (!bitPlanes() || cols % LowBitGroupMatrix.CHUNK == 0);
+            case INT_GROUP, INT_GROUP_ACT_ORDER -> cols % groupSize == 0 && (!bitPlanes() || cols % LowBitGroupMatrix.CHUNK == 0);
             case NF4 -> cols % groupSize == 0;
             case SPARSE24_F16 -> cols % SPARSE24_COLUMNS_PER_WORD == 0;
             case SPARSE24_INT -> cols % groupSize == 0;
@@ -184,7 +202,7 @@ public record LatheFormat(Kind kind, int bits, int groupSize, boolean zeroPoint,
         }
         return switch (kind) {
             case INT8_CHANNEL -> 4 + cols;
-            case INT_GROUP -> bitPlanes() ? LowBitGroupMatrix.rowBytes(bits, groupSize, cols) : cols / groupSize * groupBytes();
+            case INT_GROUP, INT_GROUP_ACT_ORDER -> bitPlanes() ? LowBitGroupMatrix.rowBytes(bits, groupSize, cols) : cols / groupSize * groupBytes();
             case NF4 -> cols / groupSize * groupBytes();
             case SPARSE24_F16, SPARSE24_INT -> sparse24ValueBytes(cols) + sparse24MetaBytes(cols);
         };
@@ -219,12 +237,18 @@ public record LatheFormat(Kind kind, int bits, int groupSize, boolean zeroPoint,
         return 4 + 4 * Math.ceilDiv(groups, DQ_BLOCK);
     }
 
+    /** Bytes of the table after the rows: the double-quant absmax table, or the act-order column table; 0 otherwise. */
+    public long tableBytes(long rows, long cols) {
+        return kind == Kind.INT_GROUP_ACT_ORDER ? 4 * cols : absmaxTableBytes(rows, cols);
+    }
+
     /**
      * Rows of {@link #rowBytes} bytes the matrix occupies: {@code rows}, plus for double-quant NF4
-     * the rows holding the absmax table (zero-padded). Files store the tensor as I8 of this many rows.
+     * and act-order INT the rows holding their table (zero-padded). Files store the tensor as I8 of
+     * this many rows.
      */
     public long storedRows(long rows, long cols) {
-        return rows + Math.ceilDiv(absmaxTableBytes(rows, cols), rowBytes(cols));
+        return rows + Math.ceilDiv(tableBytes(rows, cols), rowBytes(cols));
     }
 
     /** Bytes of a whole {@code [rows, cols]} matrix: {@code storedRows * rowBytes}. */
@@ -237,7 +261,7 @@ public record LatheFormat(Kind kind, int bits, int groupSize, boolean zeroPoint,
      * (the inverse of {@link #storedRows}), or -1 when no row count gives that many.
      */
     public long logicalRows(long storedRows, long cols) {
-        if (!doubleQuant) {
+        if (tableBytes(1, cols) == 0) {
             return storedRows;
         }
         // storedRows(r) = r + tableRows(r), tableRows non-decreasing in r: try each small table size
@@ -255,6 +279,7 @@ public record LatheFormat(Kind kind, int bits, int groupSize, boolean zeroPoint,
         return switch (kind) {
             case INT8_CHANNEL -> "INT8";
             case INT_GROUP -> "INT" + bits + "-g" + groupSize + (zeroPoint ? "" : "-sym");
+            case INT_GROUP_ACT_ORDER -> "INT" + bits + "-g" + groupSize + (zeroPoint ? "" : "-sym") + "-actorder";
             case NF4 -> "NF4-g" + groupSize + (doubleQuant ? "-dq" : "");
             case SPARSE24_F16 -> "2:4-F16";
             case SPARSE24_INT -> "2:4-INT" + bits + "-g" + groupSize + (zeroPoint ? "" : "-sym");
@@ -269,6 +294,7 @@ public record LatheFormat(Kind kind, int bits, int groupSize, boolean zeroPoint,
         return switch (kind) {
             case INT8_CHANNEL -> "int8";
             case INT_GROUP -> "int" + bits + ":g" + groupSize + (zeroPoint ? ":zp" : ":sym");
+            case INT_GROUP_ACT_ORDER -> "int" + bits + ":g" + groupSize + (zeroPoint ? ":zp" : ":sym") + ":perm";
             case NF4 -> "nf4:g" + groupSize + (doubleQuant ? ":dq" : "");
             case SPARSE24_F16 -> "sparse24:f16";
             case SPARSE24_INT -> "sparse24:int" + bits + ":g" + groupSize + (zeroPoint ? ":zp" : ":sym");
@@ -301,11 +327,16 @@ public record LatheFormat(Kind kind, int bits, int groupSize, boolean zeroPoint,
                 return intGroup(Integer.parseInt(parts[0].substring(3)), Integer.parseInt(parts[1].substring(1)),
                         parts[2].equals("zp"));
             }
+            if (parts.length == 4 && parts[0].startsWith("int") && parts[1].startsWith("g")
+                    && (parts[2].equals("zp") || parts[2].equals("sym")) && parts[3].equals("perm")) {
+                return intGroupActOrder(Integer.parseInt(parts[0].substring(3)), Integer.parseInt(parts[1].substring(1)),
+                        parts[2].equals("zp"));
+            }
         } catch (IllegalArgumentException e) {
             throw new ModelFormatException(source, "weight format '" + spec + "': " + e.getMessage(), e);
         }
         throw new ModelFormatException(source, "unknown Lathe weight format '" + spec
-                + "' (expected int8, intB:gN:zp|sym with B in 2..4, nf4:gN, nf4:gN:dq, sparse24:f16 or sparse24:int4:gN:zp|sym)");
+                + "' (expected int8, intB:gN:zp|sym[:perm] with B in 2..4, nf4:gN, nf4:gN:dq, sparse24:f16 or sparse24:int4:gN:zp|sym)");
     }
 
     @Override

@@ -3,7 +3,8 @@ package dev.lathe.core.tensor;
 import java.lang.foreign.MemorySegment;
 
 /** A matrix in one of Lathe's own formats ({@link LatheFormat}): packed rows, no ggml type. */
-abstract sealed class LatheMatrix extends PackedMatrix permits Int8ChannelMatrix, IntGroupMatrix, LowBitGroupMatrix, Nf4Matrix, Sparse24Matrix {
+abstract sealed class LatheMatrix extends PackedMatrix
+        permits Int8ChannelMatrix, IntGroupMatrix, LowBitGroupMatrix, ActOrderIntGroupMatrix, Nf4Matrix, Sparse24Matrix {
     final LatheFormat format;
 
     LatheMatrix(String name, LatheFormat format, int rows, int cols, MemorySegment data) {

@@ -39,6 +39,7 @@ public final class WeightMatrices {
             case INT8_CHANNEL -> new Int8ChannelMatrix(name, rows, cols, data);
             case INT_GROUP -> format.bitPlanes() ? new LowBitGroupMatrix(name, format, rows, cols, data)
                     : new IntGroupMatrix(name, format, rows, cols, data);
+            case INT_GROUP_ACT_ORDER -> new ActOrderIntGroupMatrix(name, format, rows, cols, data);
             case NF4 -> new Nf4Matrix(name, format, rows, cols, data);
             case SPARSE24_F16 -> new Sparse24F16Matrix(name, format, rows, cols, data);
             case SPARSE24_INT -> new Sparse24IntMatrix(name, format, rows, cols, data);

@@ -117,7 +117,7 @@ class LatheFormatsTest {
                     // NF4's widest gap between neighbouring codes is -1 to -0.6962: 0.3038 of absmax
                     // (the positive side's widest, 0.7230 to 1, is 0.277).
                     case NF4 -> 0.3038 * amax;
-                    case SPARSE24_F16, SPARSE24_INT -> throw new AssertionError("dense RTN only: 2:4 is Sparse24Test's");
+                    case SPARSE24_F16, SPARSE24_INT, INT_GROUP_ACT_ORDER -> throw new AssertionError("dense RTN only: 2:4 is Sparse24Test's, act-order ActOrderIntGroupTest's");
                 };
                 for (int i = 0; i < cols; i++) {
                     // half a step, plus f16 rounding of the scale (2^-11 relative) over up to 2^bits levels

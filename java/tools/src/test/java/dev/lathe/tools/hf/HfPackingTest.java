@@ -5,6 +5,10 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.lathe.core.format.hf.AwqTensors;
+import dev.lathe.core.format.hf.BnbNf4Tensors;
+import dev.lathe.core.format.hf.GptqTensors;
+import dev.lathe.core.format.hf.HfQuantization;
 import dev.lathe.core.format.hf.SafetensorsFile;
 import dev.lathe.core.tensor.LatheEncoder;
 import dev.lathe.core.tensor.LatheEncoder.Grid;
@@ -24,6 +28,12 @@ import org.junit.jupiter.api.io.TempDir;
 
 /** GPTQ (int32-packed qweight / qzeros, scales, g_idx) and bitsandbytes NF4 safetensors packing round-trips. */
 class HfPackingTest {
+    static final java.lang.foreign.ValueLayout.OfInt I32 =
+            ValueLayout.JAVA_INT_UNALIGNED.withOrder(java.nio.ByteOrder.LITTLE_ENDIAN);
+
+    static HfQuantization gptq(LatheFormat format) {
+        return new HfQuantization(HfQuantization.Method.GPTQ, format.bits(), format.groupSize(), !format.zeroPoint(), false);
+    }
 
     private static WeightMatrix random(Random random, LatheFormat format, int rows, int cols, Arena arena) {
         float[] v = new float[rows * cols];
@@ -53,7 +63,8 @@ class HfPackingTest {
                 out.write(file);
                 SafetensorsFile st = SafetensorsFile.open(file, arena);
                 assertEquals(4, st.tensors().size());
-                WeightMatrix back = GptqPacking.read(st, "model.layers.0.mlp.up_proj", format.bits(), !format.zeroPoint(), arena);
+                WeightMatrix back = GptqTensors.read(st.tensors(), st.source(), "model.layers.0.mlp.up_proj", "m.weight", 48, 256,
+                        gptq(format), arena);
                 assertSameMatrix(w, back);
             }
         }
@@ -81,10 +92,10 @@ class HfPackingTest {
             SafetensorsFile st = SafetensorsFile.open(file, arena);
             MemorySegment qweight = st.tensors().get("p.qweight").data();
             // Word 0 of every column holds levels 0..7 = 0x76543210; word 1 levels 8..15 = 0xFEDCBA98.
-            assertEquals(0x76543210, qweight.getAtIndex(GptqPacking.I32, 0));
-            assertEquals(0xFEDCBA98, qweight.getAtIndex(GptqPacking.I32, 8));
+            assertEquals(0x76543210, qweight.getAtIndex(I32, 0));
+            assertEquals(0xFEDCBA98, qweight.getAtIndex(I32, 8));
             // Zero points 3..10 stored minus one (2..9), eight per word along N: 0x98765432.
-            assertEquals(0x98765432, st.tensors().get("p.qzeros").data().getAtIndex(GptqPacking.I32, 0));
+            assertEquals(0x98765432, st.tensors().get("p.qzeros").data().getAtIndex(I32, 0));
             assertEquals("[4, 8]", st.tensors().get("p.qweight").shapeString());
         }
     }
@@ -100,13 +111,14 @@ class HfPackingTest {
             out.write(file);
             SafetensorsFile st = SafetensorsFile.open(file, arena);
             assertEquals("[128, 3]", st.tensors().get("model.layers.0.self_attn.o_proj.qweight").shapeString());
-            assertSameMatrix(w, AwqPacking.read(st, "model.layers.0.self_attn.o_proj", arena));
+            assertSameMatrix(w, AwqTensors.read(st.tensors(), st.source(), "model.layers.0.self_attn.o_proj", "m.weight", 24, 128,
+                    new HfQuantization(HfQuantization.Method.AWQ, 4, 64, false, false), arena));
             // Word 0 of input 0 holds outputs 0, 2, 4, 6, 1, 3, 5, 7 in nibbles 0..7.
-            int word = st.tensors().get("model.layers.0.self_attn.o_proj.qweight").data().getAtIndex(GptqPacking.I32, 0);
+            int word = st.tensors().get("model.layers.0.self_attn.o_proj.qweight").data().getAtIndex(I32, 0);
             byte[] levels = new byte[128];
             Grid[] grids = new Grid[2];
             for (int nibble = 0; nibble < 8; nibble++) {
-                LatheEncoder.unpackIntGroupRow(w, AwqPacking.ORDER[nibble], levels, grids);
+                LatheEncoder.unpackIntGroupRow(w, AwqTensors.ORDER[nibble], levels, grids);
                 assertEquals(levels[0], (word >>> (4 * nibble)) & 0xF, "nibble " + nibble);
             }
         }
@@ -114,10 +126,13 @@ class HfPackingTest {
 
     @Test
     void quantizationConfigsNameTheirMethod() {
-        assertEquals("gptq", QuantizationConfig.gptq(4, 128, false).get("quant_method").asText());
-        assertEquals(128, QuantizationConfig.gptq(4, 128, false).get("group_size").asInt());
-        assertEquals("gemm", QuantizationConfig.awq(64).get("version").asText());
-        assertEquals("nf4", QuantizationConfig.bitsandbytesNf4().get("bnb_4bit_quant_type").asText());
+        assertEquals("gptq", QuantizationConfig.gptq(4, 128, false, false, null).get("quant_method").asText());
+        assertEquals(128, QuantizationConfig.gptq(4, 128, false, false, null).get("group_size").asInt());
+        assertEquals("gptq", QuantizationConfig.gptq(4, 128, false, false, null).get("checkpoint_format").asText());
+        assertEquals("gemm", QuantizationConfig.awq(64, null).get("version").asText());
+        assertEquals(64, QuantizationConfig.awq(64, null).get("q_group_size").asInt());
+        assertEquals("nf4", QuantizationConfig.bitsandbytesNf4(true, null).get("bnb_4bit_quant_type").asText());
+        assertTrue(QuantizationConfig.bitsandbytesNf4(true, null).get("bnb_4bit_use_double_quant").asBoolean());
     }
 
     @Test
@@ -131,7 +146,7 @@ class HfPackingTest {
             out.write(file);
             SafetensorsFile st = SafetensorsFile.open(file, arena);
             assertEquals("[1632, 1]", st.tensors().get("model.layers.0.self_attn.q_proj.weight").shapeString());
-            WeightMatrix back = Nf4Packing.read(st, "model.layers.0.self_attn.q_proj", arena);
+            WeightMatrix back = BnbNf4Tensors.read(st.tensors(), st.source(), "model.layers.0.self_attn.q_proj", "m.weight", 17, 192, arena);
             assertSameMatrix(w, back);
             // First byte: code of value 0 in the high nibble, value 1 in the low one.
             byte[] codes = new byte[192];

@@ -23,8 +23,9 @@ import java.util.Set;
  *
  * @param config   validated hyper-parameters (HF checkpoints rotate half-split RoPE pairs)
  * @param metadata the file's top-level scalar fields as {@code config.<key>}, for display
+ * @param quantization its {@code quantization_config}, or null for an unquantized checkpoint
  */
-public record HfConfig(LlamaConfig config, SequencedMap<String, Object> metadata) {
+public record HfConfig(LlamaConfig config, SequencedMap<String, Object> metadata, HfQuantization quantization) {
 
     /** Architectures whose weights are the Llama layout Lathe runs. */
     public static final Set<String> ARCHITECTURES = Set.of("LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM");
@@ -87,7 +88,7 @@ public record HfConfig(LlamaConfig config, SequencedMap<String, Object> metadata
             throw new ModelFormatException(source, "hidden_size " + dim + " is not a multiple of num_attention_heads "
                     + heads + " and no head_dim is given");
         }
-        return new HfConfig(config, scalars(root));
+        return new HfConfig(config, scalars(root), HfQuantization.read(source, root));
     }
 
     static JsonNode readJson(Path file) {
