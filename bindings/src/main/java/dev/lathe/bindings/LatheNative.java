@@ -72,6 +72,13 @@ public final class LatheNative {
         status("lathe_event_record", PTR, PTR);
         status("lathe_event_synchronize", PTR);
         status("lathe_event_elapsed_ms", PTR, PTR, PTR);
+        status("lathe_graph_begin_capture", PTR);
+        status("lathe_graph_end_capture", PTR, PTR);
+        status("lathe_graph_launch", PTR, PTR);
+        status("lathe_graph_node_count", PTR, PTR);
+        status("lathe_graph_destroy", PTR);
+        status("lathe_host_alloc", PTR, I64, PTR);
+        status("lathe_host_free", PTR, PTR);
         status("lathe_embed", PTR, I32, PTR, PTR, I64, I64, PTR, I64, PTR);
         status("lathe_rmsnorm", PTR, PTR, PTR, PTR, I64, I64, F32);
         status("lathe_add_bias", PTR, PTR, PTR, I64, I64);
@@ -364,6 +371,54 @@ public final class LatheNative {
             MemorySegment ms = arena.allocate(JAVA_FLOAT);
             check("lathe_event_elapsed_ms", (int) h("lathe_event_elapsed_ms").invokeExact(start, end, ms));
             return ms.get(JAVA_FLOAT, 0);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    // ---- graphs and pinned host memory -----------------------------------------------------
+
+    /** Starts recording the work queued on {@code stream}. */
+    public static void graphBeginCapture(MemorySegment stream) {
+        handleCall("lathe_graph_begin_capture", stream);
+    }
+
+    /** Ends the capture (always) and returns the instantiated graph. */
+    public static MemorySegment graphEndCapture(MemorySegment stream) {
+        return handleOut("lathe_graph_end_capture", out -> (int) h("lathe_graph_end_capture").invokeExact(stream, out));
+    }
+
+    public static void graphLaunch(MemorySegment graph, MemorySegment stream) {
+        try {
+            check("lathe_graph_launch", (int) h("lathe_graph_launch").invokeExact(graph, stream));
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public static long graphNodeCount(MemorySegment graph) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment nodes = arena.allocate(JAVA_LONG);
+            check("lathe_graph_node_count", (int) h("lathe_graph_node_count").invokeExact(graph, nodes));
+            return nodes.get(JAVA_LONG, 0);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public static void graphDestroy(MemorySegment graph) {
+        handleCall("lathe_graph_destroy", graph);
+    }
+
+    /** Pinned host memory of {@code bytes}, as a segment of that size; free with {@link #hostFree}. */
+    public static MemorySegment hostAlloc(MemorySegment context, long bytes) {
+        return handleOut("lathe_host_alloc", out -> (int) h("lathe_host_alloc").invokeExact(context, bytes, out))
+                .reinterpret(bytes);
+    }
+
+    public static void hostFree(MemorySegment context, MemorySegment host) {
+        try {
+            check("lathe_host_free", (int) h("lathe_host_free").invokeExact(context, host));
         } catch (Throwable t) {
             throw rethrow(t);
         }

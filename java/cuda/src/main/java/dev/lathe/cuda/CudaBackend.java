@@ -15,6 +15,7 @@ import java.util.ArrayList;
 import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.Function;
 
 /**
  * The Backend SPI on one NVIDIA GPU through liblathe_cuda.so: activations are f32
@@ -23,6 +24,10 @@ import java.util.Map;
  * once per step ({@link DeviceArrays}); every op is queued on one stream, and only
  * {@link #copyRowToHost} waits for the device. Host-side checks (token ids, slots, block ids)
  * run before a launch, so bad input is an exception naming it, not a device fault.
+ *
+ * <p>Decode steps may run as CUDA graphs ({@link DecodeGraphs}, off by default): while one is
+ * being recorded, allocations and host-array uploads go to the graph ({@link DecodeGraph}) and
+ * the ops that need the host mid-step refuse ({@link #notRecording}).
  */
 public final class CudaBackend implements Backend {
     private static final long DEFAULT_POOL_SOFT_LIMIT = 1L << 30;
@@ -32,17 +37,30 @@ public final class CudaBackend implements Backend {
     private final DeviceArrays arrays;
     private final List<MemorySegment> weightBuffers = new ArrayList<>();
     private final Map<WeightMatrix, DeviceWeight> uploaded = new IdentityHashMap<>();
+    private final DecodeGraphs graphs;  // null when decode graphs are off
+    private DecodeGraph recording;      // the graph being captured, else null
+    private int contextBound;           // > 0 during a graph's step: attention's grid bound
     private boolean closed;
 
-    private CudaBackend(CudaDevice device) {
+    private CudaBackend(CudaDevice device, boolean decodeGraphs) {
         this.device = device;
         this.pool = new DeviceMemoryPool(device.context, DEFAULT_POOL_SOFT_LIMIT);
         this.arrays = new DeviceArrays(pool, device.stream);
+        this.graphs = decodeGraphs
+                ? new DecodeGraphs(this, device.context, device.stream, pool, DecodeBuckets.DEFAULT) : null;
     }
 
-    /** Opens GPU {@code ordinal}; throws with the reason when it cannot (library, driver, device). */
+    /**
+     * Opens GPU {@code ordinal}; throws with the reason when it cannot (library, driver, device).
+     * Decode graphs follow {@code -Dlathe.cuda.graphs} / {@code LATHE_CUDA_GRAPHS} (off when unset).
+     */
     public static CudaBackend open(int ordinal) {
-        return new CudaBackend(CudaDevice.open(ordinal));
+        return open(ordinal, DecodeGraphs.enabled());
+    }
+
+    /** Opens GPU {@code ordinal} with decode steps captured as CUDA graphs or not. */
+    public static CudaBackend open(int ordinal, boolean decodeGraphs) {
+        return new CudaBackend(CudaDevice.open(ordinal), decodeGraphs);
     }
 
     @Override
@@ -52,12 +70,55 @@ public final class CudaBackend implements Backend {
 
     @Override
     public String describe() {
-        return device.describe();
+        return device.describe() + (graphs != null ? ", decode graphs on" : "");
     }
 
     /** Waits for all queued work (benchmarks; the ops never need it). */
     public void synchronize() {
+        notRecording("synchronize");
         device.synchronize();
+    }
+
+    // ---- decode graphs -----------------------------------------------------------------------
+
+    @Override
+    public Tensor forwardStep(BatchPlan plan, KvCache cache, Object key, Function<BatchPlan, Tensor> step) {
+        if (graphs == null || recording != null) {
+            return step.apply(plan);
+        }
+        return graphs.run(plan, cache, key, step);
+    }
+
+    /** How many decode steps were captured, replayed and run eagerly; null when graphs are off. */
+    public DecodeGraphs.Stats decodeGraphStats() {
+        return graphs == null ? null : graphs.stats();
+    }
+
+    /** Sends allocations and uploads to {@code graph} (null: back to the pool) with attention's bound. */
+    void recordInto(DecodeGraph graph, int bound) {
+        this.recording = graph;
+        this.contextBound = bound;
+    }
+
+    /** Attention's grid bound for an eager step that must match a graph's shapes (0: none). */
+    void contextBound(int bound) {
+        this.contextBound = bound;
+    }
+
+    /** Refuses an op that needs the host in the middle of a step while one is being captured. */
+    private void notRecording(String op) {
+        if (recording != null) {
+            throw new IllegalStateException(op + " needs the host in the middle of the step, so the step cannot be "
+                    + "captured as a CUDA graph");
+        }
+    }
+
+    private long ints(int[] values, Runnable check) {
+        return recording != null ? recording.ints(values, check) : arrays.ints(values, check);
+    }
+
+    private long floats(float[] values) {
+        return recording != null ? recording.floats(values) : arrays.floats(values);
     }
 
     // ---- memory ----------------------------------------------------------------------------
@@ -66,6 +127,9 @@ public final class CudaBackend implements Backend {
     public Tensor allocate(int rows, int cols) {
         if (rows < 0 || cols < 1) {
             throw new IllegalArgumentException("tensor shape [" + rows + ", " + cols + "] is invalid");
+        }
+        if (recording != null) {
+            return recording.allocate(rows, cols);
         }
         long bytes = Math.multiplyExact((long) rows * cols, 4L);
         DeviceMemoryPool.Block block = pool.allocate(Math.max(bytes, 4));
@@ -81,6 +145,7 @@ public final class CudaBackend implements Backend {
         if ((long) rows * cols != values.length) {
             throw new IllegalArgumentException(values.length + " values do not fill [" + rows + ", " + cols + "]");
         }
+        notRecording("upload");
         DeviceTensor t = (DeviceTensor) allocate(rows, cols);
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment host = arena.allocate(ValueLayout.JAVA_FLOAT, Math.max(1, values.length));
@@ -92,6 +157,7 @@ public final class CudaBackend implements Backend {
 
     /** The whole tensor in host memory, row-major (waits for the device). */
     public float[] download(Tensor tensor) {
+        notRecording("download");
         DeviceTensor t = device(tensor, "download");
         float[] out = new float[Math.toIntExact(t.elements())];
         try (Arena arena = Arena.ofConfined()) {
@@ -111,6 +177,7 @@ public final class CudaBackend implements Backend {
         if (done != null) {
             return done;
         }
+        notRecording("uploading weight " + weight.name());
         DeviceWeight d;
         KernelLayout layout = WeightRepacker.layoutFor(weight);
         if (layout == KernelLayout.INT4_GROUP) {
@@ -271,7 +338,7 @@ public final class CudaBackend implements Backend {
         DeviceWeight w = weight(table, "embed");
         requireCols(o, w.cols(), "embed");
         requireRows(o, tokens.length, "embed");
-        long tokensOnDevice = arrays.ints(tokens, () -> {
+        long tokensOnDevice = ints(tokens, () -> {
             for (int token : tokens) {
                 if (token < 0 || token >= w.rows()) {
                     throw new IllegalArgumentException("token id " + token + " is outside the vocabulary [0, " + w.rows() + ")");
@@ -281,6 +348,7 @@ public final class CudaBackend implements Backend {
         if (w.layout.code < 0) {
             // NOTE: the 4-bit layouts have no gather kernel; the few rows a step asks for are
             // decoded on the host from the file's bytes (the same values) and copied up.
+            notRecording("embedding from a 4-bit table");
             float[] rows = new float[tokens.length * w.cols()];
             for (int i = 0; i < tokens.length; i++) {
                 w.dequantizeRow(tokens[i], rows, i * w.cols());
@@ -356,8 +424,8 @@ public final class CudaBackend implements Backend {
             throw new IllegalArgumentException("rope: headDim " + headDim + " must be even with " + headDim / 2
                     + " frequencies (got " + invFreq.length + ")");
         }
-        long pos = arrays.ints(positions, () -> { });
-        long freq = arrays.floats(invFreq);
+        long pos = ints(positions, () -> { });
+        long freq = floats(invFreq);
         int code = style == RopeStyle.INTERLEAVED ? 0 : 1;
         LatheNative.rope(device.stream, in.address, pos, freq, positions.length, heads, headDim, code);
     }
@@ -374,7 +442,7 @@ public final class CudaBackend implements Backend {
         requireRows(vt, slotMapping.length, "V");
         checkLayer(c, layer);
         long slots = c.slots();
-        long mapping = arrays.ints(slotMapping, () -> {
+        long mapping = ints(slotMapping, () -> {
             for (int slot : slotMapping) {
                 if (slot < 0 || slot >= slots) {
                     throw new IllegalArgumentException("KV slot " + slot + " is outside the cache's " + slots + " slots");
@@ -404,18 +472,20 @@ public final class CudaBackend implements Backend {
             throw new IllegalArgumentException("the plan's block size " + plan.blockSize() + " differs from the cache's "
                     + c.blockSize());
         }
-        long positions = arrays.ints(plan.positions(), () -> checkWindows(plan));
-        long seqStart = arrays.ints(plan.seqStart(), () -> { });
-        long tableStart = arrays.ints(plan.blockTableStart(), () -> { });
-        int numBlocks = c.numBlocks();
-        long table = arrays.ints(plan.blockTable(), () -> {
+        long positions = ints(plan.positions(), () -> checkWindows(plan));
+        long seqStart = ints(plan.seqStart(), () -> { });
+        long tableStart = ints(plan.blockTableStart(), () -> { });
+        int numBlocks = c.deviceBlocks(); // the sink block's id included (DeviceKvCache)
+        long table = ints(plan.blockTable(), () -> {
             for (int b : plan.blockTable()) {
                 if (b < 0 || b >= numBlocks) {
                     throw new IllegalArgumentException("block table holds block " + b + ", outside the cache's " + numBlocks + " blocks");
                 }
             }
         });
-        int maxContext = 1;
+        // NOTE: in a graph's step the grid is sized by the graph's bound, so that the recorded
+        // launch covers every window up to it (the kernel reads the real ones from positions).
+        int maxContext = Math.max(1, contextBound);
         for (int pos : plan.positions()) {
             maxContext = Math.max(maxContext, pos + 1);
         }
@@ -481,7 +551,7 @@ public final class CudaBackend implements Backend {
         DeviceTensor in = device(x, "gatherRows");
         requireCols(o, in.cols(), "gatherRows");
         requireRows(o, rows.length, "gatherRows");
-        long r = arrays.ints(rows, () -> {
+        long r = ints(rows, () -> {
             for (int row : rows) {
                 if (row < 0 || row >= in.rows()) {
                     throw new IllegalArgumentException("gatherRows: row " + row + " is outside [0, " + in.rows() + ")");
@@ -493,6 +563,7 @@ public final class CudaBackend implements Backend {
 
     /** {@code out[r] = argmax x[r, :]} for every row (greedy sampling on the device). */
     public int[] argmax(Tensor x) {
+        notRecording("argmax");
         DeviceTensor in = device(x, "argmax");
         if (in.rows() == 0) {
             return new int[0];
@@ -544,6 +615,7 @@ public final class CudaBackend implements Backend {
 
     public int[][] verifySpeculative(Tensor targetLogits, Tensor draftProbs, int[] draftTokens, long[] seeds,
                                      long[] offsets, int k, float temperature, int topK, float topP) {
+        notRecording("verifySpeculative");
         int batch = seeds.length;
         DeviceTensor logits = device(targetLogits, "verifySpeculative");
         int vocab = logits.cols();
@@ -566,7 +638,7 @@ public final class CudaBackend implements Backend {
         if (batch == 0) {
             return new int[][] {new int[0], new int[0]};
         }
-        long tokens = arrays.ints(draftTokens.length == 0 ? new int[1] : draftTokens, () -> { });
+        long tokens = ints(draftTokens.length == 0 ? new int[1] : draftTokens, () -> { });
         DeviceMemoryPool.Block keys = pool.allocate(16L * batch);
         DeviceMemoryPool.Block results = pool.allocate(8L * batch);
         DeviceTensor scratch = (DeviceTensor) allocate(batch, vocab);
@@ -590,6 +662,7 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void copyRowToHost(Tensor t, int row, float[] out) {
+        notRecording("copyRowToHost");
         DeviceTensor d = device(t, "copyRowToHost");
         if (row < 0 || row >= d.rows()) {
             throw new IllegalArgumentException("row " + row + " is outside [0, " + d.rows() + ")");
@@ -620,6 +693,9 @@ public final class CudaBackend implements Backend {
         }
         closed = true;
         try {
+            if (graphs != null) {
+                graphs.close();
+            }
             device.synchronize();
             arrays.clear();
             pool.close();
