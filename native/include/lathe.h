@@ -232,6 +232,18 @@ LATHE_API int32_t lathe_matmul_sparse24(lathe_stream* stream,
                                         int64_t tokens,
                                         float* out);        /* [tokens, rows] */
 
+/* The same product on the sparse tensor cores (mma.sp, kernels/sparse/sparse24_mma.cuh), for 8+
+ * tokens, from the fragment-ordered layout java/cuda Sparse24MmaLayout builds from the one above. */
+LATHE_API int32_t lathe_matmul_sparse24_mma(lathe_stream* stream,
+                                            const void* fragments, /* uint32 [ceil(rows/16), cols/32, 32, 4], 16-byte aligned:
+                                                                      each lane's m16n8k16 A fragment of kept halves */
+                                            const void* meta,      /* uint32 [ceil(rows/16), cols/32, 16]: the metadata
+                                                                      register of lanes 4g+0 and 4g+1 (selector 0) */
+                                            int64_t rows, int64_t cols, /* cols a multiple of 64 */
+                                            const float* x,        /* [tokens, cols], 16-byte aligned */
+                                            int64_t tokens,
+                                            float* out);           /* [tokens, rows] */
+
 /* ---- paged attention (kernels/attention) ------------------------------------------------- */
 
 /* Writes each new token's K and V row into its cache slot: k_cache[slot_mapping[t], :] = k[t, :]. */

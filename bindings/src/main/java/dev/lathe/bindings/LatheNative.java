@@ -91,6 +91,7 @@ public final class LatheNative {
         status("lathe_matmul_int4", PTR, PTR, PTR, PTR, I64, I64, I64, PTR, I64, PTR);
         status("lathe_matmul_nf4", PTR, PTR, PTR, I64, I64, PTR, I64, PTR);
         status("lathe_matmul_sparse24", PTR, PTR, PTR, I64, I64, PTR, I64, PTR);
+        status("lathe_matmul_sparse24_mma", PTR, PTR, PTR, I64, I64, PTR, I64, PTR);
         status("lathe_write_kv", PTR, PTR, PTR, PTR, PTR, PTR, I64, I64, I64);
         status("lathe_paged_attention", PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR,
                 I64, I64, I64, I64, I64, I64, I64, I64, F32);
@@ -534,6 +535,16 @@ public final class LatheNative {
         try {
             check("lathe_matmul_sparse24", (int) h("lathe_matmul_sparse24").invokeExact(stream, address(values),
                     address(meta), rows, cols, address(x), tokens, address(out)));
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public static void matmulSparse24Mma(MemorySegment stream, long fragments, long meta, long rows, long cols, long x,
+                                         long tokens, long out) {
+        try {
+            check("lathe_matmul_sparse24_mma", (int) h("lathe_matmul_sparse24_mma").invokeExact(stream,
+                    address(fragments), address(meta), rows, cols, address(x), tokens, address(out)));
         } catch (Throwable t) {
             throw rethrow(t);
         }

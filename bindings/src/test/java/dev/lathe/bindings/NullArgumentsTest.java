@@ -90,6 +90,8 @@ class NullArgumentsTest {
         rejects("lathe_matmul_int4", "stream is NULL", () -> LatheNative.matmulInt4(NULL, 0, 0, 0, 1, 32, 32, 0, 1, 0));
         rejects("lathe_matmul_nf4", "stream is NULL", () -> LatheNative.matmulNf4(NULL, 0, 0, 1, 64, 0, 1, 0));
         rejects("lathe_matmul_sparse24", "stream is NULL", () -> LatheNative.matmulSparse24(NULL, 0, 0, 1, 32, 0, 1, 0));
+        rejects("lathe_matmul_sparse24_mma", "stream is NULL",
+                () -> LatheNative.matmulSparse24Mma(NULL, 0, 0, 1, 64, 0, 8, 0));
         rejects("lathe_write_kv", "stream is NULL", () -> LatheNative.writeKv(NULL, 0, 0, 0, 0, 0, 1, 1, 1));
         rejects("lathe_paged_attention", "stream is NULL", () -> LatheNative.pagedAttention(NULL, 0, 0, 0, 0, 0, 0, 0, 0,
                 1, 1, 1, 1, 1, 1, 1, 1, 1f));

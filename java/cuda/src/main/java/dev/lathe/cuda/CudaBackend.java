@@ -31,6 +31,8 @@ import java.util.function.Function;
  */
 public final class CudaBackend implements Backend {
     private static final long DEFAULT_POOL_SOFT_LIMIT = 1L << 30;
+    /** Tokens from which 2:4 weights run on the sparse tensor cores (kMmaMinTokens of the dense path). */
+    static final int SPARSE24_MMA_MIN_TOKENS = 8;
 
     private final CudaDevice device;
     private final DeviceMemoryPool pool;
@@ -188,7 +190,7 @@ public final class CudaBackend implements Backend {
             d = new DeviceWeight(weight, layout, w.qweight(), w.absmax());
         } else if (layout == KernelLayout.SPARSE24) {
             DeviceSparse24Weight w = upload(Sparse24Weights.of(weight));
-            d = new DeviceWeight(weight, layout, w.values(), w.meta());
+            d = new DeviceWeight(weight, layout, w.values(), w.meta(), w.mmaFragments(), 0, w.mmaMeta());
         } else try (Arena arena = Arena.ofConfined()) {
             RepackedWeight packed = WeightRepacker.repack(weight, arena);
             long values = copyToDevice(packed.values(), weight.name());
@@ -245,7 +247,7 @@ public final class CudaBackend implements Backend {
     /** {@code out[t, r] = sum_i W[r, i] * x[t, i]} for a group-wise INT4 weight. */
     public void matmul(Tensor out, Tensor x, DeviceInt4Weight w) {
         matmul(out, x, "int4 weight", KernelLayout.INT4_GROUP, w.rows(), w.cols(), w.qweight(), w.scales(), w.zeros(),
-                w.group());
+                w.group(), 0);
     }
 
     /** An NF4 weight on the device: codes and absmax arrays of {@link Nf4Weights}. */
@@ -265,11 +267,15 @@ public final class CudaBackend implements Backend {
 
     /** {@code out[t, r] = sum_i W[r, i] * x[t, i]} for an NF4 weight. */
     public void matmul(Tensor out, Tensor x, DeviceNf4Weight w) {
-        matmul(out, x, "nf4 weight", KernelLayout.NF4, w.rows(), w.cols(), w.qweight(), w.absmax(), 0, 0);
+        matmul(out, x, "nf4 weight", KernelLayout.NF4, w.rows(), w.cols(), w.qweight(), w.absmax(), 0, 0, 0);
     }
 
-    /** A 2:4 sparse weight on the device: values and metadata arrays of {@link Sparse24Weights}. */
-    public record DeviceSparse24Weight(int rows, int cols, long values, long meta) {
+    /**
+     * A 2:4 sparse weight on the device: values and metadata arrays of {@link Sparse24Weights} (the
+     * GEMV's), and when cols is a multiple of 64 the same weight reordered for the sparse tensor
+     * cores ({@link Sparse24MmaLayout}; else both 0).
+     */
+    public record DeviceSparse24Weight(int rows, int cols, long values, long meta, long mmaFragments, long mmaMeta) {
     }
 
     /** Copies a 2:4 sparse weight to the device once; its memory lives until the backend closes. */
@@ -279,13 +285,29 @@ public final class CudaBackend implements Backend {
             MemorySegment.copy(w.values(), 0, v, ValueLayout.JAVA_SHORT, 0, w.values().length);
             MemorySegment m = arena.allocate(ValueLayout.JAVA_INT, w.meta().length);
             MemorySegment.copy(w.meta(), 0, m, ValueLayout.JAVA_INT, 0, w.meta().length);
-            return new DeviceSparse24Weight(w.rows(), w.cols(), copyToDevice(v, "2:4 values"), copyToDevice(m, "2:4 meta"));
+            long mmaFragments = 0;
+            long mmaMeta = 0;
+            // NOTE: the tensor-core GEMM reads its own copy (fragment order); the GEMV keeps the
+            // layout it was proven with. 2:4 weights so take ~2x their bytes on the device until a
+            // GEMV over the fragment layout replaces the old one.
+            if (w.cols() % 64 == 0) {
+                Sparse24MmaLayout mma = Sparse24MmaLayout.of(w);
+                MemorySegment f = arena.allocate(ValueLayout.JAVA_INT, mma.fragments().length);
+                MemorySegment.copy(mma.fragments(), 0, f, ValueLayout.JAVA_INT, 0, mma.fragments().length);
+                MemorySegment e = arena.allocate(ValueLayout.JAVA_INT, mma.meta().length);
+                MemorySegment.copy(mma.meta(), 0, e, ValueLayout.JAVA_INT, 0, mma.meta().length);
+                mmaFragments = copyToDevice(f, "2:4 tensor-core fragments");
+                mmaMeta = copyToDevice(e, "2:4 tensor-core metadata");
+            }
+            return new DeviceSparse24Weight(w.rows(), w.cols(), copyToDevice(v, "2:4 values"), copyToDevice(m, "2:4 meta"),
+                    mmaFragments, mmaMeta);
         }
     }
 
     /** {@code out[t, r] = sum_i W[r, i] * x[t, i]} for a 2:4 sparse weight. */
     public void matmul(Tensor out, Tensor x, DeviceSparse24Weight w) {
-        matmul(out, x, "2:4 weight", KernelLayout.SPARSE24, w.rows(), w.cols(), w.values(), w.meta(), 0, 0);
+        matmul(out, x, "2:4 weight", KernelLayout.SPARSE24, w.rows(), w.cols(), w.values(), w.meta(), w.mmaFragments(), 0,
+                w.mmaMeta());
     }
 
     @Override
@@ -380,7 +402,7 @@ public final class CudaBackend implements Backend {
     @Override
     public void matmul(Tensor out, Tensor x, WeightMatrix w) {
         DeviceWeight dw = weight(w, "matmul");
-        matmul(out, x, dw.name(), dw.layout, dw.rows(), dw.cols(), dw.values, dw.scales, dw.zeros, dw.group);
+        matmul(out, x, dw.name(), dw.layout, dw.rows(), dw.cols(), dw.values, dw.scales, dw.zeros, dw.group, dw.mmaMeta);
     }
 
     /**
@@ -388,7 +410,7 @@ public final class CudaBackend implements Backend {
      * arrays ({@link DeviceWeight}'s fields): the one place each layout meets its entry point.
      */
     private void matmul(Tensor out, Tensor x, String name, KernelLayout layout, int rows, int cols, long values,
-                        long scales, long zeros, int group) {
+                        long scales, long zeros, int group, long mmaMeta) {
         DeviceTensor o = device(out, "matmul");
         DeviceTensor in = device(x, "matmul");
         requireCols(in, cols, "matmul input of " + name);
@@ -398,8 +420,17 @@ public final class CudaBackend implements Backend {
             case INT4_GROUP -> LatheNative.matmulInt4(device.stream, values, scales, zeros, rows, cols, group, in.address,
                     in.rows(), o.address);
             case NF4 -> LatheNative.matmulNf4(device.stream, values, scales, rows, cols, in.address, in.rows(), o.address);
-            case SPARSE24 -> LatheNative.matmulSparse24(device.stream, values, scales, rows, cols, in.address, in.rows(),
-                    o.address);
+            // From SPARSE24_MMA_MIN_TOKENS tokens the sparse tensor cores, as the dense layouts'
+            // tensor-core GEMM takes over from the GEMV at 8 (zeros: the fragment-ordered copy).
+            case SPARSE24 -> {
+                if (in.rows() >= SPARSE24_MMA_MIN_TOKENS && zeros != 0 && mmaMeta != 0) {
+                    LatheNative.matmulSparse24Mma(device.stream, zeros, mmaMeta, rows, cols, in.address, in.rows(),
+                            o.address);
+                } else {
+                    LatheNative.matmulSparse24(device.stream, values, scales, rows, cols, in.address, in.rows(),
+                            o.address);
+                }
+            }
             default -> LatheNative.matmul(device.stream, layout.code, values, scales, rows, cols, in.address, in.rows(),
                     o.address);
         }
