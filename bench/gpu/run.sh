@@ -101,8 +101,10 @@ if [ -f "$carry/models/stories260K-q8_0.gguf" ]; then
   # Decode steps replayed as CUDA graphs (LATHE_CUDA_GRAPHS=on) must give the same greedy tokens.
   graphs_cuda() {
     local m="$carry/models/stories260K-q8_0.gguf" z="$carry/models/tok512.bin" off on
-    off="$(LATHE_CUDA_GRAPHS=off lathe generate -m "$m" -z "$z" --backend cuda --temperature 0 -n 300 -p "Once upon a time" --print-ids)" || return 1
-    on="$(LATHE_CUDA_GRAPHS=on lathe generate -m "$m" -z "$z" --backend cuda --temperature 0 -n 300 -p "Once upon a time" --print-ids)" || return 1
+    off="$(env LATHE_CUDA_GRAPHS=off "$java" "${flags[@]}" -jar "$carry/lib/lathe.jar" generate -m "$m" -z "$z" \
+      --backend cuda --temperature 0 -n 300 -p "Once upon a time" --print-ids)" || return 1
+    on="$(env LATHE_CUDA_GRAPHS=on "$java" "${flags[@]}" -jar "$carry/lib/lathe.jar" generate -m "$m" -z "$z" \
+      --backend cuda --temperature 0 -n 300 -p "Once upon a time" --print-ids)" || return 1
     echo "graphs off: $off"; echo "graphs on : $on"
     [ "$off" = "$on" ] && echo "greedy tokens agree with and without decode graphs" || { echo "greedy tokens differ with decode graphs"; return 1; }
   }
