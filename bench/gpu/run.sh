@@ -98,6 +98,17 @@ if [ -f "$carry/models/stories260K-q8_0.gguf" ]; then
     done
   }
   step speculate-cuda-stories260K speculate_cuda
+  # Decode steps replayed as CUDA graphs (LATHE_CUDA_GRAPHS=on) must give the same greedy tokens.
+  graphs_cuda() {
+    local m="$carry/models/stories260K-q8_0.gguf" z="$carry/models/tok512.bin" off on
+    off="$(env LATHE_CUDA_GRAPHS=off "$java" "${flags[@]}" -jar "$carry/lib/lathe.jar" generate -m "$m" -z "$z" \
+      --backend cuda --temperature 0 -n 300 -p "Once upon a time" --print-ids)" || return 1
+    on="$(env LATHE_CUDA_GRAPHS=on "$java" "${flags[@]}" -jar "$carry/lib/lathe.jar" generate -m "$m" -z "$z" \
+      --backend cuda --temperature 0 -n 300 -p "Once upon a time" --print-ids)" || return 1
+    echo "graphs off: $off"; echo "graphs on : $on"
+    [ "$off" = "$on" ] && echo "greedy tokens agree with and without decode graphs" || { echo "greedy tokens differ with decode graphs"; return 1; }
+  }
+  step graphs-cuda-stories260K graphs_cuda
   # Where speculation should pay: on the GPU a 5-token verify pass costs about one token's launches.
   step bench-speculate-cuda-ngram lathe bench -m "$carry/models/stories260K-q8_0.gguf" -z "$carry/models/tok512.bin" \
     --backend cuda --speculate ngram --draft-tokens 4 --prompt-file "$root/bench/prompts/copy-story.txt" \
@@ -108,6 +119,9 @@ for type in Q4_0 Q8_0 F16; do
   model="/tmp/lathe-synthetic-200M-$type.gguf"
   step "write-model-$type" "$java" "${flags[@]}" -cp "$cp_tests" dev.lathe.cuda.WriteSyntheticModel "$model" "$type"
   step "lathe-bench-cuda-$type" lathe bench -m "$model" --backend cuda --prompt-tokens 128 --gen-tokens 64 --repeat 3 --no-bandwidth
+  # The same decode with each step replayed as one CUDA graph (DecodeGraphs): the launch-bound row.
+  step "lathe-bench-cuda-graphs-$type" env LATHE_CUDA_GRAPHS=on "$java" "${flags[@]}" -jar "$carry/lib/lathe.jar" \
+    bench -m "$model" --backend cuda --prompt-tokens 128 --gen-tokens 64 --repeat 3 --no-bandwidth
 done
 step lathe-bench-cpu-Q4_0 lathe bench -m /tmp/lathe-synthetic-200M-Q4_0.gguf --backend cpu --prompt-tokens 32 --gen-tokens 16 --repeat 1
 

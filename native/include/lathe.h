@@ -56,6 +56,7 @@ typedef struct lathe_context lathe_context; /* one CUDA device, made current on 
 typedef struct lathe_stream lathe_stream;   /* an ordered queue of work on a context's device */
 typedef struct lathe_buffer lathe_buffer;   /* one device allocation */
 typedef struct lathe_event lathe_event;     /* a timing marker recorded on a stream */
+typedef struct lathe_graph lathe_graph;     /* a captured, instantiated CUDA graph of a stream's work */
 
 /* ---- errors and versions -------------------------------------------------------------- */
 
@@ -102,7 +103,10 @@ LATHE_API int32_t lathe_buffer_free(lathe_buffer* buffer);
 LATHE_API int32_t lathe_buffer_device_pointer(lathe_buffer* buffer, void** device_pointer);
 LATHE_API int32_t lathe_buffer_size(lathe_buffer* buffer, int64_t* bytes);
 
-/* Host -> device copy of `bytes`; the host memory may be reused as soon as the call returns. */
+/* Host -> device copy of `bytes`; pageable host memory may be reused as soon as the call returns.
+ * From pinned memory (lathe_host_alloc) the copy is asynchronous: the memory must stay unchanged
+ * until the stream reaches it; inside a graph capture only a pinned source can be recorded, and
+ * each launch of the graph then reads whatever the pinned memory holds at that time. */
 LATHE_API int32_t lathe_memcpy_h2d(lathe_stream* stream, void* device_dst, const void* host_src, int64_t bytes);
 /* Device -> host copy of `bytes`; returns once the data is in host memory (synchronizes the stream). */
 LATHE_API int32_t lathe_memcpy_d2h(lathe_stream* stream, void* host_dst, const void* device_src, int64_t bytes);
@@ -116,6 +120,24 @@ LATHE_API int32_t lathe_event_record(lathe_event* event, lathe_stream* stream);
 LATHE_API int32_t lathe_event_synchronize(lathe_event* event);
 /* Milliseconds between two recorded events (waits for `end`). */
 LATHE_API int32_t lathe_event_elapsed_ms(lathe_event* start, lathe_event* end, float* milliseconds);
+
+/* ---- graphs: record a stream's work once, replay it with one launch ------------------------
+ * Between begin and end capture the ops called on `stream` are recorded, not run (the stream's
+ * workspace cannot grow meanwhile: an op that would need more fails with LATHE_ERR_UNSUPPORTED,
+ * so run the same work once uncaptured first). A launch replays the recorded kernels with the
+ * recorded arguments: every device address and size is fixed, only memory contents change. */
+LATHE_API int32_t lathe_graph_begin_capture(lathe_stream* stream);
+/* Ends the capture (always, even when this fails) and instantiates the graph. */
+LATHE_API int32_t lathe_graph_end_capture(lathe_stream* stream, lathe_graph** out);
+LATHE_API int32_t lathe_graph_launch(lathe_graph* graph, lathe_stream* stream);
+/* Nodes (kernels, copies, memsets) the capture recorded. */
+LATHE_API int32_t lathe_graph_node_count(lathe_graph* graph, int64_t* nodes);
+/* Frees the graph; a launch already queued still runs. */
+LATHE_API int32_t lathe_graph_destroy(lathe_graph* graph);
+
+/* Pinned (page-locked) host memory of `bytes` (> 0), for copies a graph replays. */
+LATHE_API int32_t lathe_host_alloc(lathe_context* ctx, int64_t bytes, void** out);
+LATHE_API int32_t lathe_host_free(lathe_context* ctx, void* host);
 
 /* ---- fused common ops (kernels/common) -------------------------------------------------- */
 
@@ -210,6 +232,18 @@ LATHE_API int32_t lathe_matmul_sparse24(lathe_stream* stream,
                                         int64_t tokens,
                                         float* out);        /* [tokens, rows] */
 
+/* The same product on the sparse tensor cores (mma.sp, kernels/sparse/sparse24_mma.cuh), for 8+
+ * tokens, from the fragment-ordered layout java/cuda Sparse24MmaLayout builds from the one above. */
+LATHE_API int32_t lathe_matmul_sparse24_mma(lathe_stream* stream,
+                                            const void* fragments, /* uint32 [ceil(rows/16), cols/32, 32, 4], 16-byte aligned:
+                                                                      each lane's m16n8k16 A fragment of kept halves */
+                                            const void* meta,      /* uint32 [ceil(rows/16), cols/32, 16]: the metadata
+                                                                      register of lanes 4g+0 and 4g+1 (selector 0) */
+                                            int64_t rows, int64_t cols, /* cols a multiple of 64 */
+                                            const float* x,        /* [tokens, cols], 16-byte aligned */
+                                            int64_t tokens,
+                                            float* out);           /* [tokens, rows] */
+
 /* ---- paged attention (kernels/attention) ------------------------------------------------- */
 
 /* Writes each new token's K and V row into its cache slot: k_cache[slot_mapping[t], :] = k[t, :]. */
@@ -227,7 +261,8 @@ LATHE_API int32_t lathe_write_kv(lathe_stream* stream,
  * + p % block_size. Query head h reads KV head h / (heads / kv_heads). max_context must be at
  * least every token's window (max positions[t] + 1): when few (token, KV head) pairs cannot fill
  * the GPU it sizes the split of each window across blocks (flash-decoding), whose workspace is
- * taken from the stream's memory pool (cudaMallocAsync) and returned at once. */
+ * the stream's workspace. Only max_context fixes the grid: windows are read from `positions`, so
+ * a graph captured with a bound replays for any windows up to it. */
 LATHE_API int32_t lathe_paged_attention(lathe_stream* stream,
                                         float* out,                  /* [tokens, heads * head_dim] */
                                         const float* q,              /* [tokens, heads * head_dim] */

@@ -46,14 +46,14 @@ int32_t lathe_paged_attention(lathe_stream* stream, float* out, const float* q, 
     if (splits == 1) {
         return lathe::launch_status(lathe::launch_paged_attention(args, stream->stream), "paged_attention_kernel");
     }
-    // NOTE: stream-ordered allocation: the pool hands the bytes back to the next cudaMallocAsync on
-    // this stream after the merge kernel, without a device synchronization.
+    // NOTE: the stream's workspace (shared with the split-K GEMM; ops on one stream never overlap),
+    // not cudaMallocAsync: a captured graph must find the same address at every launch.
     const size_t partial_bytes = sizeof(float) * (size_t)(tokens * heads * splits * (head_dim + 2));
-    LATHE_CUDA(cudaMallocAsync(reinterpret_cast<void**>(&args.partial), partial_bytes, stream->stream));
-    int32_t status = lathe::launch_status(lathe::launch_paged_attention(args, stream->stream), "paged_attention_kernel");
-    cudaError_t freed = cudaFreeAsync(args.partial, stream->stream);
+    void* partial = nullptr;
+    const int32_t status = lathe::stream_scratch(stream, partial_bytes, &partial);
     if (status != LATHE_OK) return status;
-    return lathe::cuda_status(freed, "cudaFreeAsync");
+    args.partial = static_cast<float*>(partial);
+    return lathe::launch_status(lathe::launch_paged_attention(args, stream->stream), "paged_attention_kernel");
 }
 
 }  // extern "C"

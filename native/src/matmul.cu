@@ -1,8 +1,10 @@
 // Entry points of the dequant-matmul: the GEMVs (kernels/quant/gemv.cuh, int4_gemv.cuh) for a
-// few tokens, the tensor-core GEMM (kernels/quant/mma_gemm.cuh) from kMmaMinTokens tokens on.
+// few tokens, the tensor-core GEMM (kernels/quant/mma_gemm.cuh) from kMmaMinTokens tokens on, and
+// the 2:4 sparse-tensor-core GEMM (kernels/sparse/sparse24_mma.cuh; its GEMV is in sparse.cu).
 #include "../../kernels/quant/gemv.cuh"
 #include "../../kernels/quant/int4_gemv.cuh"
 #include "../../kernels/quant/mma_gemm.cuh"
+#include "../../kernels/sparse/sparse24_mma.cuh"
 #include "handles.h"
 #include "weight_format_checks.h"
 
@@ -126,4 +128,34 @@ extern "C" int32_t lathe_matmul_nf4(lathe_stream* stream, const void* qweight, c
     return lathe::launch_status(lathe::launch_nibble_gemv(static_cast<const uint32_t*>(qweight), decoder, rows, cols,
                                                           x, tokens, out, stream->stream),
                                 "int4_gemv_kernel<Nf4Decoder>");
+}
+
+extern "C" int32_t lathe_matmul_sparse24_mma(lathe_stream* stream, const void* fragments, const void* meta, int64_t rows,
+                                             int64_t cols, const float* x, int64_t tokens, float* out) {
+    LATHE_ENTER_STREAM(stream);
+    LATHE_REQUIRE(rows > 0 && cols > 0, "weight shape [%lld, %lld] must be positive", (long long)rows, (long long)cols);
+    LATHE_REQUIRE(cols % lathe::kSpK == 0, "cols (%lld) must be a multiple of %d for the 2:4 tensor-core GEMM",
+                  (long long)cols, lathe::kSpK);
+    LATHE_REQUIRE((rows + lathe::kSpRows - 1) / lathe::kSpRows < 0x7fffffff, "rows=%lld is too many for one grid",
+                  (long long)rows);
+    LATHE_REQUIRE(tokens >= 0 && (tokens + 63) / 64 <= 65535, "tokens must be in [0, 4194240], got %lld",
+                  (long long)tokens);
+    if (tokens == 0) return LATHE_OK;
+    LATHE_REQUIRE(fragments != nullptr && meta != nullptr && x != nullptr && out != nullptr,
+                  "a pointer argument is NULL");
+    LATHE_REQUIRE_ALIGNED(fragments, 16, "fragments");
+    LATHE_REQUIRE_ALIGNED(meta, 4, "meta");
+    LATHE_REQUIRE_ALIGNED(x, 16, "x");
+    LATHE_REQUIRE_ALIGNED(out, 4, "out");
+    void* workspace = nullptr;
+    const size_t bytes = lathe::sparse24_mma_workspace_bytes(rows, cols, tokens, stream->multiprocessors);
+    if (bytes > 0) {
+        const int32_t status = lathe::stream_scratch(stream, bytes, &workspace);
+        if (status != LATHE_OK) return status;
+    }
+    return lathe::launch_status(
+        lathe::launch_sparse24_mma(static_cast<const uint32_t*>(fragments), static_cast<const uint32_t*>(meta), rows,
+                                   cols, x, tokens, out, static_cast<float*>(workspace), stream->multiprocessors,
+                                   stream->stream),
+        "sparse24_mma_kernel");
 }

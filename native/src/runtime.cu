@@ -152,14 +152,33 @@ int32_t lathe_stream_create(lathe_context* ctx, lathe_stream** out) {
     LATHE_CUDA(cudaSetDevice(ctx->device));
     cudaStream_t s;
     LATHE_CUDA(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
-    *out = new lathe_stream{ctx->device, s, ctx->multiprocessors, nullptr, 0};
+    lathe_stream* stream = new lathe_stream();
+    stream->device = ctx->device;
+    stream->stream = s;
+    stream->multiprocessors = ctx->multiprocessors;
+    stream->scratch = nullptr;
+    stream->scratch_bytes = 0;
+    stream->capturing = false;
+    stream->captured = false;
+    *out = stream;
     return LATHE_OK;
 }
 
 int32_t lathe_stream_destroy(lathe_stream* stream) {
     LATHE_ENTER_STREAM(stream);
+    if (stream->capturing) {  // a capture left open: end it and drop what it recorded
+        cudaGraph_t partial = nullptr;
+        cudaStreamEndCapture(stream->stream, &partial);
+        if (partial != nullptr) cudaGraphDestroy(partial);
+        cudaGetLastError();
+        stream->capturing = false;
+    }
     cudaError_t err = cudaSuccess;
     if (stream->scratch != nullptr) err = cudaFreeAsync(stream->scratch, stream->stream);
+    for (void* old : stream->retired) {
+        const cudaError_t freed = cudaFreeAsync(old, stream->stream);
+        if (err == cudaSuccess) err = freed;
+    }
     const cudaError_t destroyed = cudaStreamDestroy(stream->stream);
     if (err == cudaSuccess) err = destroyed;
     delete stream;

@@ -1,4 +1,5 @@
-// Entry point of the 2:4 structured-sparse GEMV (kernels/sparse/sparse24_gemv.cuh).
+// Entry point of the 2:4 structured-sparse GEMV (kernels/sparse/sparse24_gemv.cuh); the 2:4
+// tensor-core GEMM's is in matmul.cu, beside the dense one whose split-K kernel it shares.
 #include "../../kernels/sparse/sparse24_gemv.cuh"
 #include "handles.h"
 

@@ -72,6 +72,13 @@ public final class LatheNative {
         status("lathe_event_record", PTR, PTR);
         status("lathe_event_synchronize", PTR);
         status("lathe_event_elapsed_ms", PTR, PTR, PTR);
+        status("lathe_graph_begin_capture", PTR);
+        status("lathe_graph_end_capture", PTR, PTR);
+        status("lathe_graph_launch", PTR, PTR);
+        status("lathe_graph_node_count", PTR, PTR);
+        status("lathe_graph_destroy", PTR);
+        status("lathe_host_alloc", PTR, I64, PTR);
+        status("lathe_host_free", PTR, PTR);
         status("lathe_embed", PTR, I32, PTR, PTR, I64, I64, PTR, I64, PTR);
         status("lathe_rmsnorm", PTR, PTR, PTR, PTR, I64, I64, F32);
         status("lathe_add_bias", PTR, PTR, PTR, I64, I64);
@@ -84,6 +91,7 @@ public final class LatheNative {
         status("lathe_matmul_int4", PTR, PTR, PTR, PTR, I64, I64, I64, PTR, I64, PTR);
         status("lathe_matmul_nf4", PTR, PTR, PTR, I64, I64, PTR, I64, PTR);
         status("lathe_matmul_sparse24", PTR, PTR, PTR, I64, I64, PTR, I64, PTR);
+        status("lathe_matmul_sparse24_mma", PTR, PTR, PTR, I64, I64, PTR, I64, PTR);
         status("lathe_write_kv", PTR, PTR, PTR, PTR, PTR, PTR, I64, I64, I64);
         status("lathe_paged_attention", PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR,
                 I64, I64, I64, I64, I64, I64, I64, I64, F32);
@@ -369,6 +377,54 @@ public final class LatheNative {
         }
     }
 
+    // ---- graphs and pinned host memory -----------------------------------------------------
+
+    /** Starts recording the work queued on {@code stream}. */
+    public static void graphBeginCapture(MemorySegment stream) {
+        handleCall("lathe_graph_begin_capture", stream);
+    }
+
+    /** Ends the capture (always) and returns the instantiated graph. */
+    public static MemorySegment graphEndCapture(MemorySegment stream) {
+        return handleOut("lathe_graph_end_capture", out -> (int) h("lathe_graph_end_capture").invokeExact(stream, out));
+    }
+
+    public static void graphLaunch(MemorySegment graph, MemorySegment stream) {
+        try {
+            check("lathe_graph_launch", (int) h("lathe_graph_launch").invokeExact(graph, stream));
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public static long graphNodeCount(MemorySegment graph) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment nodes = arena.allocate(JAVA_LONG);
+            check("lathe_graph_node_count", (int) h("lathe_graph_node_count").invokeExact(graph, nodes));
+            return nodes.get(JAVA_LONG, 0);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public static void graphDestroy(MemorySegment graph) {
+        handleCall("lathe_graph_destroy", graph);
+    }
+
+    /** Pinned host memory of {@code bytes}, as a segment of that size; free with {@link #hostFree}. */
+    public static MemorySegment hostAlloc(MemorySegment context, long bytes) {
+        return handleOut("lathe_host_alloc", out -> (int) h("lathe_host_alloc").invokeExact(context, bytes, out))
+                .reinterpret(bytes);
+    }
+
+    public static void hostFree(MemorySegment context, MemorySegment host) {
+        try {
+            check("lathe_host_free", (int) h("lathe_host_free").invokeExact(context, host));
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
     // ---- fused common ops ------------------------------------------------------------------
     // Device arguments are device addresses; shapes as in lathe.h.
 
@@ -479,6 +535,16 @@ public final class LatheNative {
         try {
             check("lathe_matmul_sparse24", (int) h("lathe_matmul_sparse24").invokeExact(stream, address(values),
                     address(meta), rows, cols, address(x), tokens, address(out)));
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public static void matmulSparse24Mma(MemorySegment stream, long fragments, long meta, long rows, long cols, long x,
+                                         long tokens, long out) {
+        try {
+            check("lathe_matmul_sparse24_mma", (int) h("lathe_matmul_sparse24_mma").invokeExact(stream,
+                    address(fragments), address(meta), rows, cols, address(x), tokens, address(out)));
         } catch (Throwable t) {
             throw rethrow(t);
         }

@@ -45,7 +45,7 @@ class NullArgumentsTest {
     void handleFunctionsRejectNull() {
         List<Consumer<MemorySegment>> calls = List.of(LatheNative::contextDestroy, LatheNative::streamDestroy,
                 LatheNative::streamSynchronize, LatheNative::bufferFree, LatheNative::eventDestroy,
-                LatheNative::eventSynchronize);
+                LatheNative::eventSynchronize, LatheNative::graphBeginCapture, LatheNative::graphDestroy);
         for (Consumer<MemorySegment> call : calls) {
             LatheException e = assertThrows(LatheException.class, () -> call.accept(NULL));
             assertTrue(e.getMessage().contains("is NULL"), e.getMessage());
@@ -61,6 +61,11 @@ class NullArgumentsTest {
         rejects("lathe_event_create", "context is NULL", () -> LatheNative.eventCreate(NULL));
         rejects("lathe_event_record", "stream is NULL", () -> LatheNative.eventRecord(NULL, NULL));
         rejects("lathe_event_elapsed_ms", "is NULL", () -> LatheNative.eventElapsedMs(NULL, NULL));
+        rejects("lathe_graph_end_capture", "stream is NULL", () -> LatheNative.graphEndCapture(NULL));
+        rejects("lathe_graph_launch", "stream is NULL", () -> LatheNative.graphLaunch(NULL, NULL));
+        rejects("lathe_graph_node_count", "graph is NULL", () -> LatheNative.graphNodeCount(NULL));
+        rejects("lathe_host_alloc", "context is NULL", () -> LatheNative.hostAlloc(NULL, 16));
+        rejects("lathe_host_free", "context is NULL", () -> LatheNative.hostFree(NULL, NULL));
     }
 
     @Test
@@ -85,6 +90,8 @@ class NullArgumentsTest {
         rejects("lathe_matmul_int4", "stream is NULL", () -> LatheNative.matmulInt4(NULL, 0, 0, 0, 1, 32, 32, 0, 1, 0));
         rejects("lathe_matmul_nf4", "stream is NULL", () -> LatheNative.matmulNf4(NULL, 0, 0, 1, 64, 0, 1, 0));
         rejects("lathe_matmul_sparse24", "stream is NULL", () -> LatheNative.matmulSparse24(NULL, 0, 0, 1, 32, 0, 1, 0));
+        rejects("lathe_matmul_sparse24_mma", "stream is NULL",
+                () -> LatheNative.matmulSparse24Mma(NULL, 0, 0, 1, 64, 0, 8, 0));
         rejects("lathe_write_kv", "stream is NULL", () -> LatheNative.writeKv(NULL, 0, 0, 0, 0, 0, 1, 1, 1));
         rejects("lathe_paged_attention", "stream is NULL", () -> LatheNative.pagedAttention(NULL, 0, 0, 0, 0, 0, 0, 0, 0,
                 1, 1, 1, 1, 1, 1, 1, 1, 1f));

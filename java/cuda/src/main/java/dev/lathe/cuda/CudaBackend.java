@@ -15,6 +15,7 @@ import java.util.ArrayList;
 import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.Function;
 
 /**
  * The Backend SPI on one NVIDIA GPU through liblathe_cuda.so: activations are f32
@@ -23,26 +24,45 @@ import java.util.Map;
  * once per step ({@link DeviceArrays}); every op is queued on one stream, and only
  * {@link #copyRowToHost} waits for the device. Host-side checks (token ids, slots, block ids)
  * run before a launch, so bad input is an exception naming it, not a device fault.
+ *
+ * <p>Decode steps may run as CUDA graphs ({@link DecodeGraphs}, off by default): while one is
+ * being recorded, allocations and host-array uploads go to the graph ({@link DecodeGraph}) and
+ * the ops that need the host mid-step refuse ({@link #notRecording}).
  */
 public final class CudaBackend implements Backend {
     private static final long DEFAULT_POOL_SOFT_LIMIT = 1L << 30;
+    /** Tokens from which 2:4 weights run on the sparse tensor cores (kMmaMinTokens of the dense path). */
+    static final int SPARSE24_MMA_MIN_TOKENS = 8;
 
     private final CudaDevice device;
     private final DeviceMemoryPool pool;
     private final DeviceArrays arrays;
     private final List<MemorySegment> weightBuffers = new ArrayList<>();
     private final Map<WeightMatrix, DeviceWeight> uploaded = new IdentityHashMap<>();
+    private final DecodeGraphs graphs;  // null when decode graphs are off
+    private DecodeGraph recording;      // the graph being captured, else null
+    private int contextBound;           // > 0 during a graph's step: attention's grid bound
     private boolean closed;
 
-    private CudaBackend(CudaDevice device) {
+    private CudaBackend(CudaDevice device, boolean decodeGraphs) {
         this.device = device;
         this.pool = new DeviceMemoryPool(device.context, DEFAULT_POOL_SOFT_LIMIT);
         this.arrays = new DeviceArrays(pool, device.stream);
+        this.graphs = decodeGraphs
+                ? new DecodeGraphs(this, device.context, device.stream, pool, DecodeBuckets.DEFAULT) : null;
     }
 
-    /** Opens GPU {@code ordinal}; throws with the reason when it cannot (library, driver, device). */
+    /**
+     * Opens GPU {@code ordinal}; throws with the reason when it cannot (library, driver, device).
+     * Decode graphs follow {@code -Dlathe.cuda.graphs} / {@code LATHE_CUDA_GRAPHS} (off when unset).
+     */
     public static CudaBackend open(int ordinal) {
-        return new CudaBackend(CudaDevice.open(ordinal));
+        return open(ordinal, DecodeGraphs.enabled());
+    }
+
+    /** Opens GPU {@code ordinal} with decode steps captured as CUDA graphs or not. */
+    public static CudaBackend open(int ordinal, boolean decodeGraphs) {
+        return new CudaBackend(CudaDevice.open(ordinal), decodeGraphs);
     }
 
     @Override
@@ -52,12 +72,55 @@ public final class CudaBackend implements Backend {
 
     @Override
     public String describe() {
-        return device.describe();
+        return device.describe() + (graphs != null ? ", decode graphs on" : "");
     }
 
     /** Waits for all queued work (benchmarks; the ops never need it). */
     public void synchronize() {
+        notRecording("synchronize");
         device.synchronize();
+    }
+
+    // ---- decode graphs -----------------------------------------------------------------------
+
+    @Override
+    public Tensor forwardStep(BatchPlan plan, KvCache cache, Object key, Function<BatchPlan, Tensor> step) {
+        if (graphs == null || recording != null) {
+            return step.apply(plan);
+        }
+        return graphs.run(plan, cache, key, step);
+    }
+
+    /** How many decode steps were captured, replayed and run eagerly; null when graphs are off. */
+    public DecodeGraphs.Stats decodeGraphStats() {
+        return graphs == null ? null : graphs.stats();
+    }
+
+    /** Sends allocations and uploads to {@code graph} (null: back to the pool) with attention's bound. */
+    void recordInto(DecodeGraph graph, int bound) {
+        this.recording = graph;
+        this.contextBound = bound;
+    }
+
+    /** Attention's grid bound for an eager step that must match a graph's shapes (0: none). */
+    void contextBound(int bound) {
+        this.contextBound = bound;
+    }
+
+    /** Refuses an op that needs the host in the middle of a step while one is being captured. */
+    private void notRecording(String op) {
+        if (recording != null) {
+            throw new IllegalStateException(op + " needs the host in the middle of the step, so the step cannot be "
+                    + "captured as a CUDA graph");
+        }
+    }
+
+    private long ints(int[] values, Runnable check) {
+        return recording != null ? recording.ints(values, check) : arrays.ints(values, check);
+    }
+
+    private long floats(float[] values) {
+        return recording != null ? recording.floats(values) : arrays.floats(values);
     }
 
     // ---- memory ----------------------------------------------------------------------------
@@ -66,6 +129,9 @@ public final class CudaBackend implements Backend {
     public Tensor allocate(int rows, int cols) {
         if (rows < 0 || cols < 1) {
             throw new IllegalArgumentException("tensor shape [" + rows + ", " + cols + "] is invalid");
+        }
+        if (recording != null) {
+            return recording.allocate(rows, cols);
         }
         long bytes = Math.multiplyExact((long) rows * cols, 4L);
         DeviceMemoryPool.Block block = pool.allocate(Math.max(bytes, 4));
@@ -81,6 +147,7 @@ public final class CudaBackend implements Backend {
         if ((long) rows * cols != values.length) {
             throw new IllegalArgumentException(values.length + " values do not fill [" + rows + ", " + cols + "]");
         }
+        notRecording("upload");
         DeviceTensor t = (DeviceTensor) allocate(rows, cols);
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment host = arena.allocate(ValueLayout.JAVA_FLOAT, Math.max(1, values.length));
@@ -92,6 +159,7 @@ public final class CudaBackend implements Backend {
 
     /** The whole tensor in host memory, row-major (waits for the device). */
     public float[] download(Tensor tensor) {
+        notRecording("download");
         DeviceTensor t = device(tensor, "download");
         float[] out = new float[Math.toIntExact(t.elements())];
         try (Arena arena = Arena.ofConfined()) {
@@ -111,6 +179,7 @@ public final class CudaBackend implements Backend {
         if (done != null) {
             return done;
         }
+        notRecording("uploading weight " + weight.name());
         DeviceWeight d;
         KernelLayout layout = WeightRepacker.layoutFor(weight);
         if (layout == KernelLayout.INT4_GROUP) {
@@ -121,7 +190,7 @@ public final class CudaBackend implements Backend {
             d = new DeviceWeight(weight, layout, w.qweight(), w.absmax());
         } else if (layout == KernelLayout.SPARSE24) {
             DeviceSparse24Weight w = upload(Sparse24Weights.of(weight));
-            d = new DeviceWeight(weight, layout, w.values(), w.meta());
+            d = new DeviceWeight(weight, layout, w.values(), w.meta(), w.mmaFragments(), 0, w.mmaMeta());
         } else try (Arena arena = Arena.ofConfined()) {
             RepackedWeight packed = WeightRepacker.repack(weight, arena);
             long values = copyToDevice(packed.values(), weight.name());
@@ -178,7 +247,7 @@ public final class CudaBackend implements Backend {
     /** {@code out[t, r] = sum_i W[r, i] * x[t, i]} for a group-wise INT4 weight. */
     public void matmul(Tensor out, Tensor x, DeviceInt4Weight w) {
         matmul(out, x, "int4 weight", KernelLayout.INT4_GROUP, w.rows(), w.cols(), w.qweight(), w.scales(), w.zeros(),
-                w.group());
+                w.group(), 0);
     }
 
     /** An NF4 weight on the device: codes and absmax arrays of {@link Nf4Weights}. */
@@ -198,11 +267,15 @@ public final class CudaBackend implements Backend {
 
     /** {@code out[t, r] = sum_i W[r, i] * x[t, i]} for an NF4 weight. */
     public void matmul(Tensor out, Tensor x, DeviceNf4Weight w) {
-        matmul(out, x, "nf4 weight", KernelLayout.NF4, w.rows(), w.cols(), w.qweight(), w.absmax(), 0, 0);
+        matmul(out, x, "nf4 weight", KernelLayout.NF4, w.rows(), w.cols(), w.qweight(), w.absmax(), 0, 0, 0);
     }
 
-    /** A 2:4 sparse weight on the device: values and metadata arrays of {@link Sparse24Weights}. */
-    public record DeviceSparse24Weight(int rows, int cols, long values, long meta) {
+    /**
+     * A 2:4 sparse weight on the device: values and metadata arrays of {@link Sparse24Weights} (the
+     * GEMV's), and when cols is a multiple of 64 the same weight reordered for the sparse tensor
+     * cores ({@link Sparse24MmaLayout}; else both 0).
+     */
+    public record DeviceSparse24Weight(int rows, int cols, long values, long meta, long mmaFragments, long mmaMeta) {
     }
 
     /** Copies a 2:4 sparse weight to the device once; its memory lives until the backend closes. */
@@ -212,13 +285,29 @@ public final class CudaBackend implements Backend {
             MemorySegment.copy(w.values(), 0, v, ValueLayout.JAVA_SHORT, 0, w.values().length);
             MemorySegment m = arena.allocate(ValueLayout.JAVA_INT, w.meta().length);
             MemorySegment.copy(w.meta(), 0, m, ValueLayout.JAVA_INT, 0, w.meta().length);
-            return new DeviceSparse24Weight(w.rows(), w.cols(), copyToDevice(v, "2:4 values"), copyToDevice(m, "2:4 meta"));
+            long mmaFragments = 0;
+            long mmaMeta = 0;
+            // NOTE: the tensor-core GEMM reads its own copy (fragment order); the GEMV keeps the
+            // layout it was proven with. 2:4 weights so take ~2x their bytes on the device until a
+            // GEMV over the fragment layout replaces the old one.
+            if (w.cols() % 64 == 0) {
+                Sparse24MmaLayout mma = Sparse24MmaLayout.of(w);
+                MemorySegment f = arena.allocate(ValueLayout.JAVA_INT, mma.fragments().length);
+                MemorySegment.copy(mma.fragments(), 0, f, ValueLayout.JAVA_INT, 0, mma.fragments().length);
+                MemorySegment e = arena.allocate(ValueLayout.JAVA_INT, mma.meta().length);
+                MemorySegment.copy(mma.meta(), 0, e, ValueLayout.JAVA_INT, 0, mma.meta().length);
+                mmaFragments = copyToDevice(f, "2:4 tensor-core fragments");
+                mmaMeta = copyToDevice(e, "2:4 tensor-core metadata");
+            }
+            return new DeviceSparse24Weight(w.rows(), w.cols(), copyToDevice(v, "2:4 values"), copyToDevice(m, "2:4 meta"),
+                    mmaFragments, mmaMeta);
         }
     }
 
     /** {@code out[t, r] = sum_i W[r, i] * x[t, i]} for a 2:4 sparse weight. */
     public void matmul(Tensor out, Tensor x, DeviceSparse24Weight w) {
-        matmul(out, x, "2:4 weight", KernelLayout.SPARSE24, w.rows(), w.cols(), w.values(), w.meta(), 0, 0);
+        matmul(out, x, "2:4 weight", KernelLayout.SPARSE24, w.rows(), w.cols(), w.values(), w.meta(), w.mmaFragments(), 0,
+                w.mmaMeta());
     }
 
     @Override
@@ -271,7 +360,7 @@ public final class CudaBackend implements Backend {
         DeviceWeight w = weight(table, "embed");
         requireCols(o, w.cols(), "embed");
         requireRows(o, tokens.length, "embed");
-        long tokensOnDevice = arrays.ints(tokens, () -> {
+        long tokensOnDevice = ints(tokens, () -> {
             for (int token : tokens) {
                 if (token < 0 || token >= w.rows()) {
                     throw new IllegalArgumentException("token id " + token + " is outside the vocabulary [0, " + w.rows() + ")");
@@ -281,6 +370,7 @@ public final class CudaBackend implements Backend {
         if (w.layout.code < 0) {
             // NOTE: the 4-bit layouts have no gather kernel; the few rows a step asks for are
             // decoded on the host from the file's bytes (the same values) and copied up.
+            notRecording("embedding from a 4-bit table");
             float[] rows = new float[tokens.length * w.cols()];
             for (int i = 0; i < tokens.length; i++) {
                 w.dequantizeRow(tokens[i], rows, i * w.cols());
@@ -312,7 +402,7 @@ public final class CudaBackend implements Backend {
     @Override
     public void matmul(Tensor out, Tensor x, WeightMatrix w) {
         DeviceWeight dw = weight(w, "matmul");
-        matmul(out, x, dw.name(), dw.layout, dw.rows(), dw.cols(), dw.values, dw.scales, dw.zeros, dw.group);
+        matmul(out, x, dw.name(), dw.layout, dw.rows(), dw.cols(), dw.values, dw.scales, dw.zeros, dw.group, dw.mmaMeta);
     }
 
     /**
@@ -320,7 +410,7 @@ public final class CudaBackend implements Backend {
      * arrays ({@link DeviceWeight}'s fields): the one place each layout meets its entry point.
      */
     private void matmul(Tensor out, Tensor x, String name, KernelLayout layout, int rows, int cols, long values,
-                        long scales, long zeros, int group) {
+                        long scales, long zeros, int group, long mmaMeta) {
         DeviceTensor o = device(out, "matmul");
         DeviceTensor in = device(x, "matmul");
         requireCols(in, cols, "matmul input of " + name);
@@ -330,8 +420,17 @@ public final class CudaBackend implements Backend {
             case INT4_GROUP -> LatheNative.matmulInt4(device.stream, values, scales, zeros, rows, cols, group, in.address,
                     in.rows(), o.address);
             case NF4 -> LatheNative.matmulNf4(device.stream, values, scales, rows, cols, in.address, in.rows(), o.address);
-            case SPARSE24 -> LatheNative.matmulSparse24(device.stream, values, scales, rows, cols, in.address, in.rows(),
-                    o.address);
+            // From SPARSE24_MMA_MIN_TOKENS tokens the sparse tensor cores, as the dense layouts'
+            // tensor-core GEMM takes over from the GEMV at 8 (zeros: the fragment-ordered copy).
+            case SPARSE24 -> {
+                if (in.rows() >= SPARSE24_MMA_MIN_TOKENS && zeros != 0 && mmaMeta != 0) {
+                    LatheNative.matmulSparse24Mma(device.stream, zeros, mmaMeta, rows, cols, in.address, in.rows(),
+                            o.address);
+                } else {
+                    LatheNative.matmulSparse24(device.stream, values, scales, rows, cols, in.address, in.rows(),
+                            o.address);
+                }
+            }
             default -> LatheNative.matmul(device.stream, layout.code, values, scales, rows, cols, in.address, in.rows(),
                     o.address);
         }
@@ -356,8 +455,8 @@ public final class CudaBackend implements Backend {
             throw new IllegalArgumentException("rope: headDim " + headDim + " must be even with " + headDim / 2
                     + " frequencies (got " + invFreq.length + ")");
         }
-        long pos = arrays.ints(positions, () -> { });
-        long freq = arrays.floats(invFreq);
+        long pos = ints(positions, () -> { });
+        long freq = floats(invFreq);
         int code = style == RopeStyle.INTERLEAVED ? 0 : 1;
         LatheNative.rope(device.stream, in.address, pos, freq, positions.length, heads, headDim, code);
     }
@@ -374,7 +473,7 @@ public final class CudaBackend implements Backend {
         requireRows(vt, slotMapping.length, "V");
         checkLayer(c, layer);
         long slots = c.slots();
-        long mapping = arrays.ints(slotMapping, () -> {
+        long mapping = ints(slotMapping, () -> {
             for (int slot : slotMapping) {
                 if (slot < 0 || slot >= slots) {
                     throw new IllegalArgumentException("KV slot " + slot + " is outside the cache's " + slots + " slots");
@@ -404,18 +503,20 @@ public final class CudaBackend implements Backend {
             throw new IllegalArgumentException("the plan's block size " + plan.blockSize() + " differs from the cache's "
                     + c.blockSize());
         }
-        long positions = arrays.ints(plan.positions(), () -> checkWindows(plan));
-        long seqStart = arrays.ints(plan.seqStart(), () -> { });
-        long tableStart = arrays.ints(plan.blockTableStart(), () -> { });
-        int numBlocks = c.numBlocks();
-        long table = arrays.ints(plan.blockTable(), () -> {
+        long positions = ints(plan.positions(), () -> checkWindows(plan));
+        long seqStart = ints(plan.seqStart(), () -> { });
+        long tableStart = ints(plan.blockTableStart(), () -> { });
+        int numBlocks = c.deviceBlocks(); // the sink block's id included (DeviceKvCache)
+        long table = ints(plan.blockTable(), () -> {
             for (int b : plan.blockTable()) {
                 if (b < 0 || b >= numBlocks) {
                     throw new IllegalArgumentException("block table holds block " + b + ", outside the cache's " + numBlocks + " blocks");
                 }
             }
         });
-        int maxContext = 1;
+        // NOTE: in a graph's step the grid is sized by the graph's bound, so that the recorded
+        // launch covers every window up to it (the kernel reads the real ones from positions).
+        int maxContext = Math.max(1, contextBound);
         for (int pos : plan.positions()) {
             maxContext = Math.max(maxContext, pos + 1);
         }
@@ -481,7 +582,7 @@ public final class CudaBackend implements Backend {
         DeviceTensor in = device(x, "gatherRows");
         requireCols(o, in.cols(), "gatherRows");
         requireRows(o, rows.length, "gatherRows");
-        long r = arrays.ints(rows, () -> {
+        long r = ints(rows, () -> {
             for (int row : rows) {
                 if (row < 0 || row >= in.rows()) {
                     throw new IllegalArgumentException("gatherRows: row " + row + " is outside [0, " + in.rows() + ")");
@@ -493,6 +594,7 @@ public final class CudaBackend implements Backend {
 
     /** {@code out[r] = argmax x[r, :]} for every row (greedy sampling on the device). */
     public int[] argmax(Tensor x) {
+        notRecording("argmax");
         DeviceTensor in = device(x, "argmax");
         if (in.rows() == 0) {
             return new int[0];
@@ -544,6 +646,7 @@ public final class CudaBackend implements Backend {
 
     public int[][] verifySpeculative(Tensor targetLogits, Tensor draftProbs, int[] draftTokens, long[] seeds,
                                      long[] offsets, int k, float temperature, int topK, float topP) {
+        notRecording("verifySpeculative");
         int batch = seeds.length;
         DeviceTensor logits = device(targetLogits, "verifySpeculative");
         int vocab = logits.cols();
@@ -566,7 +669,7 @@ public final class CudaBackend implements Backend {
         if (batch == 0) {
             return new int[][] {new int[0], new int[0]};
         }
-        long tokens = arrays.ints(draftTokens.length == 0 ? new int[1] : draftTokens, () -> { });
+        long tokens = ints(draftTokens.length == 0 ? new int[1] : draftTokens, () -> { });
         DeviceMemoryPool.Block keys = pool.allocate(16L * batch);
         DeviceMemoryPool.Block results = pool.allocate(8L * batch);
         DeviceTensor scratch = (DeviceTensor) allocate(batch, vocab);
@@ -590,6 +693,7 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void copyRowToHost(Tensor t, int row, float[] out) {
+        notRecording("copyRowToHost");
         DeviceTensor d = device(t, "copyRowToHost");
         if (row < 0 || row >= d.rows()) {
             throw new IllegalArgumentException("row " + row + " is outside [0, " + d.rows() + ")");
@@ -620,6 +724,9 @@ public final class CudaBackend implements Backend {
         }
         closed = true;
         try {
+            if (graphs != null) {
+                graphs.close();
+            }
             device.synchronize();
             arrays.clear();
             pool.close();

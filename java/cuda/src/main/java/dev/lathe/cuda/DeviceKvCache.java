@@ -9,6 +9,10 @@ import java.lang.foreign.MemorySegment;
  * Paged K and V pools in device memory, per layer one of each, {@code [numBlocks, blockSize,
  * kvHeads, headDim]} f32 (the CPU cache's layout, so slot s / head h starts at float
  * {@code (s * kvHeads + h) * headDim}). Each pool is its own allocation, zeroed at creation.
+ *
+ * <p>Each pool holds one block more than {@link #numBlocks()}: the sink block ({@link #sinkBlock}),
+ * which no sequence owns; the padding sequences of a decode graph (PaddedDecodePlan) write their
+ * K/V there and attend to it, so padding never touches a real sequence's cache.
  */
 final class DeviceKvCache implements KvCache {
     private final MemorySegment[] buffers; // [layer * 2 + 0] K, [layer * 2 + 1] V
@@ -32,7 +36,7 @@ final class DeviceKvCache implements KvCache {
         this.kvHeads = kvHeads;
         this.headDim = headDim;
         this.stream = device.stream;
-        this.poolBytes = Math.multiplyExact(Math.multiplyExact((long) numBlocks * blockSize, (long) kvHeads * headDim), 4L);
+        this.poolBytes = Math.multiplyExact(Math.multiplyExact((numBlocks + 1L) * blockSize, (long) kvHeads * headDim), 4L);
         this.buffers = new MemorySegment[2 * layers];
         this.keys = new long[layers];
         this.values = new long[layers];
@@ -68,8 +72,19 @@ final class DeviceKvCache implements KvCache {
         }
     }
 
+    /** Slots the device pools hold, the sink block's included (what the kernels may address). */
     long slots() {
-        return (long) numBlocks * blockSize;
+        return (numBlocks + 1L) * blockSize;
+    }
+
+    /** Blocks the device pools hold, the sink block included. */
+    int deviceBlocks() {
+        return numBlocks + 1;
+    }
+
+    /** The block no sequence owns, where padding sequences write. */
+    int sinkBlock() {
+        return numBlocks;
     }
 
     @Override

@@ -10,12 +10,34 @@ final class DeviceTensor implements Tensor {
     private final int rows;
     private final int cols;
     final long address;
+    private final Object owner; // what keeps the memory alive for a view; null otherwise
 
     DeviceTensor(int rows, int cols, DeviceMemoryPool.Block block) {
         this.rows = rows;
         this.cols = cols;
         this.address = block.address;
+        this.owner = null;
         DeviceMemoryPool.releaseWhenUnreachable(this, block);
+    }
+
+    private DeviceTensor(int rows, int cols, long address, Object owner) {
+        this.rows = rows;
+        this.cols = cols;
+        this.address = address;
+        this.owner = owner;
+    }
+
+    /** A tensor over memory someone else owns and frees (a captured graph's buffers). */
+    static DeviceTensor unowned(int rows, int cols, long address) {
+        return new DeviceTensor(rows, cols, address, null);
+    }
+
+    /** The first {@code rows} rows of {@code t}, keeping {@code t} (and so its memory) reachable. */
+    static DeviceTensor firstRows(DeviceTensor t, int rows) {
+        if (rows < 0 || rows > t.rows) {
+            throw new IllegalArgumentException(rows + " rows of " + t);
+        }
+        return rows == t.rows ? t : new DeviceTensor(rows, t.cols, t.address, t);
     }
 
     @Override

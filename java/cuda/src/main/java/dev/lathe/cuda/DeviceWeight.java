@@ -16,20 +16,28 @@ final class DeviceWeight implements WeightMatrix {
     final KernelLayout layout;
     final long values;  // device address of the values array (INT4_GROUP, NF4: the code words)
     final long scales;  // device address of the scales array (NF4: the absmax floats), 0 for dense layouts
-    final long zeros;   // INT4_GROUP: device address of the zero points, else 0
+    final long zeros;   // INT4_GROUP: device address of the zero points; SPARSE24: the tensor-core
+                        // fragments (Sparse24MmaLayout), 0 when cols is no multiple of 64; else 0
     final int group;    // INT4_GROUP: values per scale and zero, else 0
+    final long mmaMeta; // SPARSE24: the tensor-core metadata words (Sparse24MmaLayout), else 0
 
     DeviceWeight(WeightMatrix source, KernelLayout layout, long values, long scales) {
-        this(source, layout, values, scales, 0, 0);
+        this(source, layout, values, scales, 0, 0, 0);
     }
 
     DeviceWeight(WeightMatrix source, KernelLayout layout, long values, long scales, long zeros, int group) {
+        this(source, layout, values, scales, zeros, group, 0);
+    }
+
+    DeviceWeight(WeightMatrix source, KernelLayout layout, long values, long scales, long zeros, int group,
+                 long mmaMeta) {
         this.source = source;
         this.layout = layout;
         this.values = values;
         this.scales = scales;
         this.zeros = zeros;
         this.group = group;
+        this.mmaMeta = mmaMeta;
     }
 
     WeightMatrix source() {

@@ -154,9 +154,7 @@ public final class KernelBenchmark {
             for (int tokens : MATMUL_TOKENS) {
                 matmulInt4(shape[0], shape[1], 128, tokens);
                 matmulNf4(shape[0], shape[1], tokens);
-                if (tokens <= 8) {  // the 2:4 kernel is a GEMV only
-                    matmulSparse24(shape[0], shape[1], tokens);
-                }
+                matmulSparse24(shape[0], shape[1], tokens); // 1-4: the GEMV; 8+: mma.sp (vs cuBLAS dense FP16)
             }
         }
         for (int[] c : new int[][] {{1, 1024}, {1, 4096}, {16, 1024}, {16, 4096}, {64, 2048}}) {
@@ -344,7 +342,8 @@ public final class KernelBenchmark {
         Tensor out = gpu.allocate(tokens, rows);
         double seconds = time(i -> gpu.matmul(out, x, weights.get(i % copies)));
         double bytes = weightBytes + 4.0 * tokens * (cols + rows);
-        record("matmul 2:4 sparse FP16", rows + "x" + cols + " T=" + tokens, seconds, bytes, 1.0 * rows * cols * tokens,
+        String kernel = tokens >= CudaBackend.SPARSE24_MMA_MIN_TOKENS ? "matmul 2:4 sparse FP16 mma.sp" : "matmul 2:4 sparse FP16";
+        record(kernel, rows + "x" + cols + " T=" + tokens, seconds, bytes, 1.0 * rows * cols * tokens,
                 cublas(rows, cols, tokens));
     }
 

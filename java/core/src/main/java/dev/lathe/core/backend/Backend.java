@@ -2,6 +2,7 @@ package dev.lathe.core.backend;
 
 import dev.lathe.core.model.RopeStyle;
 import dev.lathe.core.tensor.WeightMatrix;
+import java.util.function.Function;
 
 /**
  * The ops a Llama-family model needs, implemented once per device (DESIGN.md, "The Backend SPI").
@@ -35,6 +36,23 @@ public interface Backend extends AutoCloseable {
                     + dtype.label() + " is not supported there");
         }
         return allocateKvCache(layers, numBlocks, blockSize, kvHeads, headDim);
+    }
+
+    /**
+     * Runs one forward step: {@code step.apply(plan)} queues the ops and returns the logits
+     * {@code [plan.logitsIndex().length, vocab]}. A backend may instead record the ops of a decode
+     * step once and replay them (the CUDA backend's graphs): it may then call {@code step} with a
+     * plan padded by extra one-token sequences (writing their K/V only to a slot no sequence
+     * owns), and later steps with the same {@code key} and {@code cache} may not call
+     * {@code step} at all. So {@code step} must queue the same ops for plans of the same shape,
+     * read host arrays only from the plan it is given (any other array is taken as a constant),
+     * and the returned logits are valid until the next step with the same key.
+     *
+     * @param key identifies what {@code step} computes besides its plan (the model, how many
+     *            layers): equal keys must mean the same ops
+     */
+    default Tensor forwardStep(BatchPlan plan, KvCache cache, Object key, Function<BatchPlan, Tensor> step) {
+        return step.apply(plan);
     }
 
     /** {@code out[t, :] = table[tokens[t], :]}; out {@code [T, dim]}, table {@code [vocab, dim]}. */

@@ -133,9 +133,15 @@ public final class LlamaModel {
      * least {@code layers} layers (a draft may keep a smaller cache of its own).
      */
     public Tensor forward(BatchPlan plan, KvCache cache, int layers) {
-        ForwardPass pass = begin(plan, cache);
-        pass.runLayersTo(layers);
-        return pass.logits();
+        return backend.forwardStep(plan, cache, new StepKey(this, layers), p -> {
+            ForwardPass pass = begin(p, cache);
+            pass.runLayersTo(layers);
+            return pass.logits();
+        });
+    }
+
+    // What a forward step computes besides its plan and cache (Backend.forwardStep's key).
+    private record StepKey(LlamaModel model, int layers) {
     }
 
     /**
