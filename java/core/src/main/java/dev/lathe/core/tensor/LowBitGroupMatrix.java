@@ -151,12 +151,20 @@ final class LowBitGroupMatrix extends LatheMatrix {
         FloatVector acc2 = FloatVector.zero(FLOATS);
         FloatVector acc3 = FloatVector.zero(FLOATS);
         long chunk = start;
+        int g = 0;
+        int filled = 0; // levels of group g passed so far
+        byte zero = zero(start, 0);
+        float scale = scale(start, 0);
         for (int c = 0; c < chunksPerRow; c++, chunk += chunkBytes) {
             long highBits = threeBits ? data.get(LONG, chunk + HIGH_BITS) : 0;
             for (int segment = 0; segment < 4; segment++) {
-                int g = (c * CHUNK + 16 * segment) / group;
-                byte zero = zero(start, g);
-                float scale = scale(start, g);
+                if (filled == group) { // NOTE: counters, not (c * 64 + 16 * segment) / group: no division per segment
+                    filled = 0;
+                    g++;
+                    zero = zero(start, g);
+                    scale = scale(start, g);
+                }
+                filled += 16;
                 for (int j = 0; j < 16; j += LANES) {
                     FloatVector w = toFloats(levels(loadBytes(data, chunk + j), highBits, segment, j, zero)).mul(scale);
                     int xi = xOffset + c * CHUNK + 16 * segment + j;
