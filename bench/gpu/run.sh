@@ -4,8 +4,9 @@
 # 1. builds liblathe_cuda.so with that machine's nvcc/cmake (and uses it: LATHE_CUDA_LIB);
 # 2. runs every @Tag("gpu") parity test (GpuSuite);
 # 3. runs the kernel benchmarks (KernelBenchmark) and the launch-overhead probe (launch/run.sh);
-# 4. runs `lathe generate` (stories260K, greedy, cpu vs cuda) and `lathe bench --backend cuda`
-#    on the synthetic 200M model in Q4_0, Q8_0 and F16;
+# 4. runs `lathe generate` (stories260K, greedy, cpu vs cuda, f32 and f16/bf16 KV) and
+#    `lathe bench --backend cuda` on the synthetic 200M model in Q4_0, Q8_0 and F16 (and Q4_0
+#    with --kv-dtype f16);
 # 5. writes bench/results/gpu-<date>/ (summary.md, kernels.md, logs) and copies it to $OUT when set.
 # Exit status: non-zero if a step failed (each step still runs).
 set -uo pipefail
@@ -86,6 +87,20 @@ if [ -f "$carry/models/stories260K-q8_0.gguf" ]; then
     [ "$cpu_ids" = "$cuda_ids" ] && echo "greedy tokens agree" || { echo "greedy tokens differ"; return 1; }
   }
   step generate-stories260K generate_both
+  # f16/bf16 KV caches (--kv-dtype): both backends store the same rounded K/V, so greedy tokens
+  # should agree as with f32 (a K/V value whose f32 error straddles a rounding boundary could in
+  # principle differ by one 16-bit ulp; the log shows where the tokens part if they do).
+  generate_both_kv() {
+    local m="$carry/models/stories260K-q8_0.gguf" z="$carry/models/tok512.bin" kv cpu_ids cuda_ids status=0
+    for kv in f16 bf16; do
+      cpu_ids="$(lathe generate -m "$m" -z "$z" --backend cpu --kv-dtype "$kv" --temperature 0 -n 48 -p "Once upon a time" --print-ids)" || return 1
+      cuda_ids="$(lathe generate -m "$m" -z "$z" --backend cuda --kv-dtype "$kv" --temperature 0 -n 48 -p "Once upon a time" --print-ids)" || return 1
+      echo "--kv-dtype $kv cpu : $cpu_ids"; echo "--kv-dtype $kv cuda: $cuda_ids"
+      [ "$cpu_ids" = "$cuda_ids" ] && echo "--kv-dtype $kv: greedy tokens agree" || { echo "--kv-dtype $kv: greedy tokens differ"; status=1; }
+    done
+    return $status
+  }
+  step generate-stories260K-kv-half generate_both_kv
   # Speculative decoding on the CUDA backend: greedy output must equal plain greedy decoding.
   speculate_cuda() {
     local m="$carry/models/stories260K-q8_0.gguf" z="$carry/models/tok512.bin" plain spec how
@@ -123,6 +138,12 @@ for type in Q4_0 Q8_0 F16; do
   step "lathe-bench-cuda-graphs-$type" env LATHE_CUDA_GRAPHS=on "$java" "${flags[@]}" -jar "$carry/lib/lathe.jar" \
     bench -m "$model" --backend cuda --prompt-tokens 128 --gen-tokens 64 --repeat 3 --no-bandwidth
 done
+# f16 K/V pools (half the cache bytes of f32) on the same Q4_0 model, eager and with decode graphs.
+step lathe-bench-cuda-kv-f16-Q4_0 lathe bench -m /tmp/lathe-synthetic-200M-Q4_0.gguf --backend cuda --kv-dtype f16 \
+  --prompt-tokens 128 --gen-tokens 64 --repeat 3 --no-bandwidth
+step lathe-bench-cuda-graphs-kv-f16-Q4_0 env LATHE_CUDA_GRAPHS=on "$java" "${flags[@]}" -jar "$carry/lib/lathe.jar" \
+  bench -m /tmp/lathe-synthetic-200M-Q4_0.gguf --backend cuda --kv-dtype f16 --prompt-tokens 128 --gen-tokens 64 \
+  --repeat 3 --no-bandwidth
 step lathe-bench-cpu-Q4_0 lathe bench -m /tmp/lathe-synthetic-200M-Q4_0.gguf --backend cpu --prompt-tokens 32 --gen-tokens 16 --repeat 1
 
 {

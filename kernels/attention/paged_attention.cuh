@@ -8,20 +8,27 @@
 // per query head in registers; V is loaded once and accumulated the same way. The 4 warps'
 // states are merged through shared memory at the end. So each KV head's blocks are read once
 // for all its query heads, never once per query head.
-// Roofline (decode, context L): bytes = 2 * L * kv_heads * head_dim * 4 (K and V, f32) per
-// token; FLOPs = 4 * L * heads * head_dim: ~0.5 * group FLOP/B, bandwidth bound.
+// K/V are read in the pools' element type T (f32, f16 or bf16; kv_dtype.cuh) and widened to f32
+// in registers: all arithmetic is f32 whatever the storage.
+// Roofline (decode, context L): bytes = 2 * L * kv_heads * head_dim * sizeof(T) (K and V) per
+// token; FLOPs = 4 * L * heads * head_dim: ~group / (2 sizeof(T)) FLOP/B, bandwidth bound.
 // Split-KV (flash-decoding): when (tokens x KV heads) blocks cannot fill the GPU, each window
 // is cut into partitions of kAttentionPartition positions, one block each (grid.z); blocks write
 // their partial (max, sum, unnormalized output) and a second kernel merges the partitions.
 // Variants:
 //   1. block per (token, KV head), 4 warps split positions, group chunks of 8.
-//   2. + split-KV across grid.z for few long sequences (this file).
-//   (next: f16 KV; a tensor-core prefill kernel for long prompt chunks.)
+//   2. + split-KV across grid.z for few long sequences.
+//   3. + templated on the K/V element type: f16/bf16 pools (this file). Lane d still reads
+//      dims d, d+32, ...: 64-byte warp loads for 16-bit pools, unmeasured (no GPU when written).
+//   (next: 4-byte (half2) K/V loads for 16-bit pools; a tensor-core prefill kernel for long
+//   prompt chunks.)
 #pragma once
 
 #include <cuda_runtime.h>
 #include <math.h>
 #include <stdint.h>
+
+#include "kv_dtype.cuh"
 
 namespace lathe {
 
@@ -33,8 +40,8 @@ constexpr int kAttentionMaxSplits = 64;
 struct PagedAttentionArgs {
     float* out;                       // [tokens, heads * head_dim]
     const float* q;                   // [tokens, heads * head_dim]
-    const float* k_cache;             // [num_blocks * block_size, kv_heads * head_dim]
-    const float* v_cache;             // same
+    const void* k_cache;              // [num_blocks * block_size, kv_heads * head_dim] of the pool type T
+    const void* v_cache;              // same
     const int32_t* positions;         // [tokens]
     const int32_t* seq_start;         // [seqs + 1]
     const int32_t* block_table_start; // [seqs + 1]
@@ -47,10 +54,12 @@ struct PagedAttentionArgs {
                                       // unnormalized output, then the partition's max and sum
 };
 
-// DIMS_PER_LANE = ceil(head_dim / 32), one of 1, 2, 4, 8 (head_dim up to 256).
-template <int DIMS_PER_LANE>
+// DIMS_PER_LANE = ceil(head_dim / 32), one of 1, 2, 4, 8 (head_dim up to 256); T the pools' element type.
+template <int DIMS_PER_LANE, typename T>
 __global__ void __launch_bounds__(kAttentionWarps * 32) paged_attention_kernel(PagedAttentionArgs a) {
     extern __shared__ float shared[];
+    const T* __restrict__ k_cache = static_cast<const T*>(a.k_cache);
+    const T* __restrict__ v_cache = static_cast<const T*>(a.v_cache);
     const int64_t t = blockIdx.x;
     const int64_t kv_head = blockIdx.y;
     const int lane = threadIdx.x & 31;
@@ -110,8 +119,8 @@ __global__ void __launch_bounds__(kAttentionWarps * 32) paged_attention_kernel(P
 #pragma unroll
             for (int j = 0; j < DIMS_PER_LANE; j++) {
                 const int64_t d = lane + 32 * j;
-                k[j] = d < head_dim ? a.k_cache[base + d] : 0.0f;
-                v[j] = d < head_dim ? a.v_cache[base + d] : 0.0f;
+                k[j] = d < head_dim ? kv_widen(k_cache[base + d]) : 0.0f;
+                v[j] = d < head_dim ? kv_widen(v_cache[base + d]) : 0.0f;
             }
 #pragma unroll
             for (int h = 0; h < kAttentionHeadChunk; h++) {
@@ -226,18 +235,30 @@ inline size_t paged_attention_shared_bytes(int64_t head_dim) {
     return sizeof(float) * (kAttentionHeadChunk * head_dim + kAttentionWarps * kAttentionHeadChunk * (head_dim + 2));
 }
 
-// a.splits and a.partial must be set (splits == 1: partial unused).
-inline cudaError_t launch_paged_attention(const PagedAttentionArgs& a, cudaStream_t s) {
+template <typename T>
+inline cudaError_t launch_paged_attention_as(const PagedAttentionArgs& a, cudaStream_t s) {
     const dim3 grid(static_cast<unsigned>(a.tokens), static_cast<unsigned>(a.kv_heads), static_cast<unsigned>(a.splits));
     const dim3 block(kAttentionWarps * 32);
     const size_t shared = paged_attention_shared_bytes(a.head_dim);
-    cudaError_t err = cudaSuccess;
     // NOTE: head_dim 256 needs ~41 KB of shared memory, under the 48 KB default: no opt-in needed.
-    if (a.head_dim <= 32) paged_attention_kernel<1><<<grid, block, shared, s>>>(a);
-    else if (a.head_dim <= 64) paged_attention_kernel<2><<<grid, block, shared, s>>>(a);
-    else if (a.head_dim <= 128) paged_attention_kernel<4><<<grid, block, shared, s>>>(a);
-    else if (a.head_dim <= 256) paged_attention_kernel<8><<<grid, block, shared, s>>>(a);
-    else err = cudaErrorInvalidValue;
+    if (a.head_dim <= 32) paged_attention_kernel<1, T><<<grid, block, shared, s>>>(a);
+    else if (a.head_dim <= 64) paged_attention_kernel<2, T><<<grid, block, shared, s>>>(a);
+    else if (a.head_dim <= 128) paged_attention_kernel<4, T><<<grid, block, shared, s>>>(a);
+    else if (a.head_dim <= 256) paged_attention_kernel<8, T><<<grid, block, shared, s>>>(a);
+    else return cudaErrorInvalidValue;
+    return cudaSuccess;
+}
+
+// a.splits and a.partial must be set (splits == 1: partial unused); kv_dtype is kKvF32, kKvF16
+// or kKvBf16 (the entry point has checked it). The merge kernel reads only f32 partials.
+inline cudaError_t launch_paged_attention(int32_t kv_dtype, const PagedAttentionArgs& a, cudaStream_t s) {
+    cudaError_t err = cudaErrorInvalidValue;
+    switch (kv_dtype) {
+        case kKvF32: err = launch_paged_attention_as<float>(a, s); break;
+        case kKvF16: err = launch_paged_attention_as<__half>(a, s); break;
+        case kKvBf16: err = launch_paged_attention_as<__nv_bfloat16>(a, s); break;
+        default: break;
+    }
     if (err != cudaSuccess) return err;
     err = cudaGetLastError();
     if (err != cudaSuccess || a.splits == 1) return err;

@@ -48,6 +48,14 @@ extern "C" {
 #define LATHE_WEIGHT_Q6_K 6  /* values: ggml block_q6_K [rows, cols/256], 210 bytes each, as in the
                                 file; scales: unused (NULL) */
 
+/* Element types of the paged K/V pools (dev.lathe.core.backend.KvDtype). K and V arrive as f32
+ * and are stored rounded to nearest even (as the CPU backend stores them); attention widens them to
+ * f32. A code that is none of these fails with LATHE_ERR_UNSUPPORTED naming it, checked before
+ * anything else (so without a device too). */
+#define LATHE_KV_F32 0  /* float, 4 bytes */
+#define LATHE_KV_F16 1  /* IEEE half, 2 bytes */
+#define LATHE_KV_BF16 2 /* bfloat16, 2 bytes */
+
 /* RoPE pairings (dev.lathe.core.model.RopeStyle). */
 #define LATHE_ROPE_INTERLEAVED 0 /* pair i is dims (2i, 2i+1) (GGUF / llama2.c) */
 #define LATHE_ROPE_HALF_SPLIT 1  /* pair i is dims (i, i + headDim/2) (Hugging Face) */
@@ -64,7 +72,7 @@ typedef struct lathe_graph lathe_graph;     /* a captured, instantiated CUDA gra
 LATHE_API const char* lathe_last_error(void);
 
 /* This header's ABI version (LATHE_ABI_VERSION), to check the library matches the bindings. */
-#define LATHE_ABI_VERSION 1
+#define LATHE_ABI_VERSION 2 /* 2: K/V pools typed by a LATHE_KV_* code */
 LATHE_API int32_t lathe_abi_version(int32_t* version);
 
 /* The CUDA driver's version (e.g. 13000), or 0 when no driver is installed (not an error). */
@@ -246,14 +254,18 @@ LATHE_API int32_t lathe_matmul_sparse24_mma(lathe_stream* stream,
 
 /* ---- paged attention (kernels/attention) ------------------------------------------------- */
 
-/* Writes each new token's K and V row into its cache slot: k_cache[slot_mapping[t], :] = k[t, :]. */
+/* Writes each new token's K and V row into its cache slot, in the pools' element type:
+ * k_cache[slot_mapping[t], :] = kv_dtype(k[t, :]). */
 LATHE_API int32_t lathe_write_kv(lathe_stream* stream,
-                                 float* k_cache,             /* [num_slots, kv_heads * head_dim] */
-                                 float* v_cache,             /* [num_slots, kv_heads * head_dim] */
-                                 const float* k,             /* [tokens, kv_heads * head_dim] */
-                                 const float* v,             /* [tokens, kv_heads * head_dim] */
+                                 int32_t kv_dtype,           /* LATHE_KV_*: the pools' element type */
+                                 void* k_cache,              /* [num_slots, row_values] of kv_dtype, element-aligned */
+                                 void* v_cache,              /* [num_slots, row_values] of kv_dtype, element-aligned */
+                                 const float* k,             /* [tokens, row_values] */
+                                 const float* v,             /* [tokens, row_values] */
                                  const int32_t* slot_mapping, /* [tokens] device, in [0, num_slots) */
-                                 int64_t tokens, int64_t row_floats, int64_t num_slots);
+                                 int64_t tokens,
+                                 int64_t row_values,         /* kv_heads * head_dim */
+                                 int64_t num_slots);
 
 /* Causal grouped-query attention of each new token over its sequence's cached K/V (itself
  * included): token t of sequence s (seq_start[s] <= t < seq_start[s+1]) attends to positions
@@ -264,10 +276,12 @@ LATHE_API int32_t lathe_write_kv(lathe_stream* stream,
  * the stream's workspace. Only max_context fixes the grid: windows are read from `positions`, so
  * a graph captured with a bound replays for any windows up to it. */
 LATHE_API int32_t lathe_paged_attention(lathe_stream* stream,
+                                        int32_t kv_dtype,            /* LATHE_KV_*: the pools' element type */
                                         float* out,                  /* [tokens, heads * head_dim] */
                                         const float* q,              /* [tokens, heads * head_dim] */
-                                        const float* k_cache,        /* [num_blocks * block_size, kv_heads * head_dim] */
-                                        const float* v_cache,        /* same */
+                                        const void* k_cache,         /* [num_blocks * block_size, kv_heads * head_dim]
+                                                                        of kv_dtype, element-aligned */
+                                        const void* v_cache,         /* same */
                                         const int32_t* positions,    /* [tokens] device */
                                         const int32_t* seq_start,    /* [seqs + 1] device, CSR */
                                         const int32_t* block_table_start, /* [seqs + 1] device, CSR */

@@ -92,8 +92,8 @@ public final class LatheNative {
         status("lathe_matmul_nf4", PTR, PTR, PTR, I64, I64, PTR, I64, PTR);
         status("lathe_matmul_sparse24", PTR, PTR, PTR, I64, I64, PTR, I64, PTR);
         status("lathe_matmul_sparse24_mma", PTR, PTR, PTR, I64, I64, PTR, I64, PTR);
-        status("lathe_write_kv", PTR, PTR, PTR, PTR, PTR, PTR, I64, I64, I64);
-        status("lathe_paged_attention", PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR,
+        status("lathe_write_kv", PTR, I32, PTR, PTR, PTR, PTR, PTR, I64, I64, I64);
+        status("lathe_paged_attention", PTR, I32, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR,
                 I64, I64, I64, I64, I64, I64, I64, I64, F32);
         status("lathe_spec_verify", PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, I64, I64, I64, F32, I32, F32);
         status("lathe_cublas_gemm_f16", PTR, PTR, PTR, PTR, I64, I64, I64);
@@ -552,22 +552,25 @@ public final class LatheNative {
 
     // ---- paged attention -------------------------------------------------------------------
 
-    public static void writeKv(MemorySegment stream, long kCache, long vCache, long k, long v, long slotMapping,
-                               long tokens, long rowFloats, long numSlots) {
+    /** {@code kvDtype}: the pools' LATHE_KV_* code. */
+    public static void writeKv(MemorySegment stream, int kvDtype, long kCache, long vCache, long k, long v,
+                               long slotMapping, long tokens, long rowValues, long numSlots) {
         try {
-            check("lathe_write_kv", (int) h("lathe_write_kv").invokeExact(stream, address(kCache), address(vCache),
-                    address(k), address(v), address(slotMapping), tokens, rowFloats, numSlots));
+            check("lathe_write_kv", (int) h("lathe_write_kv").invokeExact(stream, kvDtype, address(kCache),
+                    address(vCache), address(k), address(v), address(slotMapping), tokens, rowValues, numSlots));
         } catch (Throwable t) {
             throw rethrow(t);
         }
     }
 
-    public static void pagedAttention(MemorySegment stream, long out, long q, long kCache, long vCache, long positions,
-                                      long seqStart, long blockTableStart, long blockTable, long tokens, long seqs,
-                                      long heads, long kvHeads, long headDim, long blockSize, long numBlocks,
-                                      long maxContext, float scale) {
+    /** {@code kvDtype}: the pools' LATHE_KV_* code. */
+    public static void pagedAttention(MemorySegment stream, int kvDtype, long out, long q, long kCache, long vCache,
+                                      long positions, long seqStart, long blockTableStart, long blockTable, long tokens,
+                                      long seqs, long heads, long kvHeads, long headDim, long blockSize,
+                                      long numBlocks, long maxContext, float scale) {
         try {
-            check("lathe_paged_attention", (int) h("lathe_paged_attention").invokeExact(stream, address(out), address(q),
+            check("lathe_paged_attention", (int) h("lathe_paged_attention").invokeExact(stream, kvDtype, address(out),
+                    address(q),
                     address(kCache), address(vCache), address(positions), address(seqStart), address(blockTableStart),
                     address(blockTable), tokens, seqs, heads, kvHeads, headDim, blockSize, numBlocks, maxContext, scale));
         } catch (Throwable t) {

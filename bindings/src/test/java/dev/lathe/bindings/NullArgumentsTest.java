@@ -36,7 +36,7 @@ class NullArgumentsTest {
 
     @Test
     void versionsNeedNoDevice() {
-        assertEquals(1, LatheNative.abiVersion());
+        assertEquals(2, LatheNative.abiVersion());
         assertTrue(LatheNative.runtimeVersion() >= 12000, "runtime " + LatheNative.runtimeVersion());
         assertTrue(LatheNative.driverVersion() >= 0);
     }
@@ -92,12 +92,30 @@ class NullArgumentsTest {
         rejects("lathe_matmul_sparse24", "stream is NULL", () -> LatheNative.matmulSparse24(NULL, 0, 0, 1, 32, 0, 1, 0));
         rejects("lathe_matmul_sparse24_mma", "stream is NULL",
                 () -> LatheNative.matmulSparse24Mma(NULL, 0, 0, 1, 64, 0, 8, 0));
-        rejects("lathe_write_kv", "stream is NULL", () -> LatheNative.writeKv(NULL, 0, 0, 0, 0, 0, 1, 1, 1));
-        rejects("lathe_paged_attention", "stream is NULL", () -> LatheNative.pagedAttention(NULL, 0, 0, 0, 0, 0, 0, 0, 0,
-                1, 1, 1, 1, 1, 1, 1, 1, 1f));
+        for (int kvDtype = 0; kvDtype <= 2; kvDtype++) { // LATHE_KV_F32, F16, BF16: past the dtype check
+            int code = kvDtype;
+            rejects("lathe_write_kv", "stream is NULL", () -> LatheNative.writeKv(NULL, code, 0, 0, 0, 0, 0, 1, 1, 1));
+            rejects("lathe_paged_attention", "stream is NULL", () -> LatheNative.pagedAttention(NULL, code, 0, 0, 0, 0, 0,
+                    0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1f));
+        }
         rejects("lathe_spec_verify", "stream is NULL", () -> LatheNative.specVerify(NULL, 0, 0, 0, 0, 0, 0, 0, 0,
                 1, 1, 1, 1f, 0, 1f));
         rejects("lathe_cublas_gemm_f16", "stream is NULL", () -> LatheNative.cublasGemmF16(NULL, 0, 0, 0, 1, 1, 1));
+    }
+
+    /** A K/V dtype code with no kernels (3 would be int8) is refused by name before the stream is looked at. */
+    @Test
+    void kvOpsRefuseAnUnknownDtype() {
+        for (int code : new int[] {3, -1, 99}) {
+            List<Executable> calls = List.of(
+                    () -> LatheNative.writeKv(NULL, code, 0, 0, 0, 0, 0, 1, 1, 1),
+                    () -> LatheNative.pagedAttention(NULL, code, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1f));
+            for (Executable call : calls) {
+                LatheException e = assertThrows(LatheException.class, call);
+                assertEquals(LatheStatus.UNSUPPORTED, e.status(), e.getMessage());
+                assertTrue(e.getMessage().contains("kv_dtype " + code + " is not a K/V pool type"), e.getMessage());
+            }
+        }
     }
 
     @Test

@@ -312,17 +312,14 @@ public final class CudaBackend implements Backend {
 
     @Override
     public KvCache allocateKvCache(int layers, int numBlocks, int blockSize, int kvHeads, int headDim) {
-        return new DeviceKvCache(device, layers, numBlocks, blockSize, kvHeads, headDim);
+        return allocateKvCache(layers, numBlocks, blockSize, kvHeads, headDim, KvDtype.F32);
     }
 
+    /** f32, f16 or bf16 pools; any other dtype is refused, naming it, before anything is allocated. */
     @Override
     public KvCache allocateKvCache(int layers, int numBlocks, int blockSize, int kvHeads, int headDim, KvDtype dtype) {
-        if (dtype != KvDtype.F32) {
-            // NOTE: device f16/bf16 pools need their own write and attention kernels; not built yet.
-            throw new IllegalArgumentException("the CUDA KV cache is f32 only for now; --kv-dtype " + dtype.label()
-                    + " runs on the cpu backend");
-        }
-        return allocateKvCache(layers, numBlocks, blockSize, kvHeads, headDim);
+        notRecording("allocateKvCache");
+        return new DeviceKvCache(device, new KvPoolShape(layers, numBlocks, blockSize, kvHeads, headDim, dtype));
     }
 
     // ---- ops ---------------------------------------------------------------------------------
@@ -466,9 +463,9 @@ public final class CudaBackend implements Backend {
         DeviceKvCache c = kv(cache);
         DeviceTensor kt = device(k, "writeKv");
         DeviceTensor vt = device(v, "writeKv");
-        long rowFloats = (long) c.kvHeads() * c.headDim();
-        requireCols(kt, rowFloats, "K");
-        requireCols(vt, rowFloats, "V");
+        long rowValues = (long) c.kvHeads() * c.headDim();
+        requireCols(kt, rowValues, "K");
+        requireCols(vt, rowValues, "V");
         requireRows(kt, slotMapping.length, "K");
         requireRows(vt, slotMapping.length, "V");
         checkLayer(c, layer);
@@ -480,8 +477,8 @@ public final class CudaBackend implements Backend {
                 }
             }
         });
-        LatheNative.writeKv(device.stream, c.keys[layer], c.values[layer], kt.address, vt.address, mapping,
-                slotMapping.length, rowFloats, slots);
+        LatheNative.writeKv(device.stream, c.dtypeCode(), c.keys[layer], c.values[layer], kt.address, vt.address,
+                mapping, slotMapping.length, rowValues, slots);
     }
 
     @Override
@@ -520,7 +517,8 @@ public final class CudaBackend implements Backend {
         for (int pos : plan.positions()) {
             maxContext = Math.max(maxContext, pos + 1);
         }
-        LatheNative.pagedAttention(device.stream, o.address, qt.address, c.keys[layer], c.values[layer], positions,
+        LatheNative.pagedAttention(device.stream, c.dtypeCode(), o.address, qt.address, c.keys[layer], c.values[layer],
+                positions,
                 seqStart, tableStart, table, tokens, plan.sequenceCount(), heads, c.kvHeads(), c.headDim(),
                 c.blockSize(), numBlocks, maxContext, scale);
     }

@@ -7,8 +7,10 @@ import java.lang.foreign.MemorySegment;
 
 /**
  * Paged K and V pools in device memory, per layer one of each, {@code [numBlocks, blockSize,
- * kvHeads, headDim]} f32 (the CPU cache's layout, so slot s / head h starts at float
- * {@code (s * kvHeads + h) * headDim}). Each pool is its own allocation, zeroed at creation.
+ * kvHeads, headDim]} of f32, f16 or bf16 (the CPU cache's layout, so slot s / head h starts at
+ * value {@code (s * kvHeads + h) * headDim}; {@link KvPoolShape} sizes them). Each pool is its own
+ * allocation, zeroed at creation. The kernels round f16/bf16 as the CPU cache does (nearest even),
+ * so both caches hold the same values for the same K/V.
  *
  * <p>Each pool holds one block more than {@link #numBlocks()}: the sink block ({@link #sinkBlock}),
  * which no sequence owns; the padding sequences of a decode graph (PaddedDecodePlan) write their
@@ -18,25 +20,17 @@ final class DeviceKvCache implements KvCache {
     private final MemorySegment[] buffers; // [layer * 2 + 0] K, [layer * 2 + 1] V
     final long[] keys;                    // [layer] device address of the K pool
     final long[] values;                  // [layer] device address of the V pool
-    private final int numBlocks;
-    private final int blockSize;
-    private final int kvHeads;
-    private final int headDim;
+    final KvPoolShape shape;
     private final long poolBytes;
     private final MemorySegment stream;
     private boolean closed;
 
-    DeviceKvCache(CudaDevice device, int layers, int numBlocks, int blockSize, int kvHeads, int headDim) {
-        if (layers < 1 || numBlocks < 1 || blockSize < 1 || kvHeads < 1 || headDim < 1) {
-            throw new IllegalArgumentException("KV cache dimensions must be positive: layers=" + layers + " numBlocks="
-                    + numBlocks + " blockSize=" + blockSize + " kvHeads=" + kvHeads + " headDim=" + headDim);
-        }
-        this.numBlocks = numBlocks;
-        this.blockSize = blockSize;
-        this.kvHeads = kvHeads;
-        this.headDim = headDim;
+    /** Allocates and zeroes the pools {@code shape} describes (the record has checked its dimensions and dtype). */
+    DeviceKvCache(CudaDevice device, KvPoolShape shape) {
+        int layers = shape.layers();
+        this.shape = shape;
         this.stream = device.stream;
-        this.poolBytes = Math.multiplyExact(Math.multiplyExact((numBlocks + 1L) * blockSize, (long) kvHeads * headDim), 4L);
+        this.poolBytes = shape.poolBytes();
         this.buffers = new MemorySegment[2 * layers];
         this.keys = new long[layers];
         this.values = new long[layers];
@@ -61,30 +55,39 @@ final class DeviceKvCache implements KvCache {
      */
     // NOTE: no @Override: main's KvCache is gaining copyBlock(int, int); this implements it once merged.
     public void copyBlock(int source, int target) {
+        int numBlocks = shape.numBlocks();
         if (source < 0 || source >= numBlocks || target < 0 || target >= numBlocks) {
             throw new IllegalArgumentException("copyBlock(" + source + ", " + target + "): blocks must lie in [0, "
                     + numBlocks + ")");
         }
-        long blockBytes = (long) blockSize * kvHeads * headDim * 4;
+        // A block is blockSize * kvHeads * headDim values of the pool's dtype: a byte copy suits any.
+        long blockBytes = shape.blockBytes();
+        long from = shape.blockOffset(source);
+        long to = shape.blockOffset(target);
         for (int l = 0; l < keys.length; l++) {
-            LatheNative.memcpyD2d(stream, keys[l] + target * blockBytes, keys[l] + source * blockBytes, blockBytes);
-            LatheNative.memcpyD2d(stream, values[l] + target * blockBytes, values[l] + source * blockBytes, blockBytes);
+            LatheNative.memcpyD2d(stream, keys[l] + to, keys[l] + from, blockBytes);
+            LatheNative.memcpyD2d(stream, values[l] + to, values[l] + from, blockBytes);
         }
+    }
+
+    /** lathe.h's LATHE_KV_* code of the pools' element type, for the kernels. */
+    int dtypeCode() {
+        return shape.code();
     }
 
     /** Slots the device pools hold, the sink block's included (what the kernels may address). */
     long slots() {
-        return (numBlocks + 1L) * blockSize;
+        return shape.slots();
     }
 
     /** Blocks the device pools hold, the sink block included. */
     int deviceBlocks() {
-        return numBlocks + 1;
+        return shape.deviceBlocks();
     }
 
     /** The block no sequence owns, where padding sequences write. */
     int sinkBlock() {
-        return numBlocks;
+        return shape.numBlocks();
     }
 
     @Override
@@ -94,32 +97,33 @@ final class DeviceKvCache implements KvCache {
 
     @Override
     public int numBlocks() {
-        return numBlocks;
+        return shape.numBlocks();
     }
 
     @Override
     public int blockSize() {
-        return blockSize;
+        return shape.blockSize();
     }
 
     @Override
     public int kvHeads() {
-        return kvHeads;
+        return shape.kvHeads();
     }
 
     @Override
     public int headDim() {
-        return headDim;
+        return shape.headDim();
     }
 
     @Override
     public KvDtype dtype() {
-        return KvDtype.F32;
+        return shape.dtype();
     }
 
+    /** Bytes the device pools hold, the sink block's included. */
     @Override
     public long byteSize() {
-        return 2L * keys.length * poolBytes;
+        return shape.byteSize();
     }
 
     @Override

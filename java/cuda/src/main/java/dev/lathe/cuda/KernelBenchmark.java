@@ -3,6 +3,7 @@ package dev.lathe.cuda;
 import dev.lathe.bindings.LatheNative;
 import dev.lathe.core.backend.BatchPlan;
 import dev.lathe.core.backend.KvCache;
+import dev.lathe.core.backend.KvDtype;
 import dev.lathe.core.backend.Tensor;
 import dev.lathe.core.model.RopeStyle;
 import dev.lathe.core.tensor.GgmlType;
@@ -158,7 +159,13 @@ public final class KernelBenchmark {
             }
         }
         for (int[] c : new int[][] {{1, 1024}, {1, 4096}, {16, 1024}, {16, 4096}, {64, 2048}}) {
-            attentionDecode(c[0], c[1], 32, 8, 128);
+            attentionDecode(c[0], c[1], 32, 8, 128, KvDtype.F32);
+        }
+        // 16-bit pools: half the K/V bytes of the f32 rows above at the same shapes.
+        for (KvDtype dtype : new KvDtype[] {KvDtype.F16, KvDtype.BF16}) {
+            for (int[] c : new int[][] {{1, 4096}, {16, 4096}, {64, 2048}}) {
+                attentionDecode(c[0], c[1], 32, 8, 128, dtype);
+            }
         }
         elementwise();
         specVerify(16, 4, 128256, 0.8f, 40, 0.95f);
@@ -347,19 +354,24 @@ public final class KernelBenchmark {
                 cublas(rows, cols, tokens));
     }
 
-    private void attentionDecode(int sequences, int context, int heads, int kvHeads, int headDim) {
+    private void attentionDecode(int sequences, int context, int heads, int kvHeads, int headDim, KvDtype dtype) {
         int blockSize = 16;
         int blocksPerSeq = (context + blockSize - 1) / blockSize;
         int numBlocks = sequences * blocksPerSeq;
-        KvCache cache = gpu.allocateKvCache(1, numBlocks, blockSize, kvHeads, headDim);
-        // Fill the pools with random values (never time on zeros).
-        DeviceKvCache c = (DeviceKvCache) cache;
-        long poolFloats = (long) numBlocks * blockSize * kvHeads * headDim;
-        Tensor noise = gpu.upload(randomFloats(1 << 20), 1, 1 << 20);
-        for (long at = 0; at < poolFloats; at += 1 << 20) {
-            long n = Math.min(1 << 20, poolFloats - at);
-            LatheNative.memcpyD2d(gpu.stream(), c.keys[0] + 4 * at, ((DeviceTensor) noise).address, 4 * n);
-            LatheNative.memcpyD2d(gpu.stream(), c.values[0] + 4 * at, ((DeviceTensor) noise).address, 4 * n);
+        KvCache cache = gpu.allocateKvCache(1, numBlocks, blockSize, kvHeads, headDim, dtype);
+        // Fill the pools with random values (never time on zeros) through the write kernel, so
+        // 16-bit pools hold properly rounded values, never the NaN patterns raw noise bits could be.
+        int kvCols = kvHeads * headDim;
+        int chunk = 4096;
+        Tensor noiseK = gpu.upload(randomFloats(chunk * kvCols), chunk, kvCols);
+        Tensor noiseV = gpu.upload(randomFloats(chunk * kvCols), chunk, kvCols);
+        int slotsTotal = numBlocks * blockSize;
+        for (int at = 0; at < slotsTotal; at += chunk) {
+            int[] slots = new int[Math.min(chunk, slotsTotal - at)];
+            for (int i = 0; i < slots.length; i++) {
+                slots[i] = at + i;
+            }
+            gpu.writeKv(cache, 0, noiseK, noiseV, slots);
         }
         int[] positions = new int[sequences];
         int[] seqStart = new int[sequences + 1];
@@ -383,9 +395,9 @@ public final class KernelBenchmark {
         Tensor out = gpu.allocate(sequences, heads * headDim);
         float scale = (float) (1 / Math.sqrt(headDim));
         double seconds = time(i -> gpu.attention(out, q, cache, 0, plan, heads, scale));
-        double bytes = 2.0 * sequences * context * kvHeads * headDim * 4 + 8.0 * sequences * heads * headDim;
+        double bytes = 2.0 * sequences * context * kvHeads * headDim * dtype.bytes() + 8.0 * sequences * heads * headDim;
         double flops = 4.0 * sequences * context * heads * headDim;
-        record("paged attention decode f32 KV", "B=" + sequences + " L=" + context + " H=" + heads + "/" + kvHeads
+        record("paged attention decode " + dtype.label() + " KV", "B=" + sequences + " L=" + context + " H=" + heads + "/" + kvHeads
                 + " d=" + headDim, seconds, bytes, flops);
         cache.close();
     }

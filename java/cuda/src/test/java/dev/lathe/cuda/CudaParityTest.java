@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.lathe.core.backend.BatchPlan;
 import dev.lathe.core.backend.KvCache;
+import dev.lathe.core.backend.KvDtype;
 import dev.lathe.core.backend.Tensor;
 import dev.lathe.core.backend.cpu.CpuBackend;
 import dev.lathe.core.backend.cpu.HostTensor;
@@ -326,8 +327,132 @@ class CudaParityTest {
         checkAttention(r, 6, 2, 64, 7, new int[] {4099, 2000, 257}, new int[] {1, 2, 1});
     }
 
+    /**
+     * f16 and bf16 pools, the ragged batch and split-KV both: the CPU and GPU caches store the same
+     * rounded values (kv_dtype.cuh rounds as HalfRows does), so only f32 summation order differs.
+     */
+    @Test
+    void pagedAttentionHalfPools() {
+        Random r = TestRandom.create("CudaParityTest.attentionHalf");
+        for (KvDtype dtype : new KvDtype[] {KvDtype.F16, KvDtype.BF16}) {
+            for (int[] shape : new int[][] {{6, 2, 64}, {12, 1, 40}, {4, 2, 256}, {3, 3, 17}}) { // heads, kvHeads, headDim
+                checkAttention(r, shape[0], shape[1], shape[2], 5, new int[] {0, 111, 40}, new int[] {17, 1, 3}, dtype);
+            }
+            checkAttention(r, 32, 8, 128, 16, new int[] {1500, 0}, new int[] {1, 3}, dtype);
+            checkAttention(r, 6, 2, 64, 7, new int[] {4099, 2000, 257}, new int[] {1, 2, 1}, dtype);
+        }
+    }
+
+    /**
+     * The write kernel's rounding, bit for bit, against Java's (Float.floatToFloat16, and the bf16
+     * rounding of java/core Bf16Matrix.toBf16): ties both ways, subnormals, overflow, infinities,
+     * signed zeros and random values; for f16 a NaN only has to stay a NaN (cvt gives the canonical one).
+     */
+    @Test
+    void kvWriteRoundsLikeTheCpu() {
+        Random r = TestRandom.create("CudaParityTest.kvWriteRounding");
+        int kvHeads = 2;
+        int headDim = 37;
+        int row = kvHeads * headDim;
+        int numBlocks = 4;
+        int blockSize = 3;
+        int tokens = numBlocks * blockSize;
+        float[] k = new float[tokens * row];
+        float[] special = {0f, -0f, 1f, -1f, 65504f, 65520f, 65519.996f, 1e-8f, -3e-5f, 6.1e-5f, 5.9604645e-8f,
+                2.9802322e-8f, 1e30f, -1e-40f, Float.MIN_VALUE, Float.MAX_VALUE, Float.POSITIVE_INFINITY,
+                Float.NEGATIVE_INFINITY, Float.intBitsToFloat(0x3f808000), Float.intBitsToFloat(0x3f818000),
+                Float.intBitsToFloat(0x3f801000), Float.intBitsToFloat(0x3f803000), Float.intBitsToFloat(0x7f7fffff)};
+        for (int i = 0; i < k.length; i++) {
+            k[i] = i < special.length ? special[i] : (float) (r.nextGaussian() * Math.pow(10, r.nextInt(9) - 4));
+        }
+        float[] v = gaussian(r, tokens * row, 3);
+        v[5] = Float.NaN;
+        int[] slots = new int[tokens];
+        for (int t = 0; t < tokens; t++) {
+            slots[t] = (t * 5) % tokens; // 5 is prime to 12: every slot once, out of order
+        }
+        for (KvDtype dtype : new KvDtype[] {KvDtype.F16, KvDtype.BF16}) {
+            try (KvCache cache = gpu.allocateKvCache(1, numBlocks, blockSize, kvHeads, headDim, dtype)) {
+                assertEquals(dtype, cache.dtype());
+                gpu.writeKv(cache, 0, gpuTensor(k, tokens, row), gpuTensor(v, tokens, row), slots);
+                DeviceKvCache c = (DeviceKvCache) cache;
+                short[] keys = downloadShorts(c.keys[0], (long) tokens * row);
+                short[] values = downloadShorts(c.values[0], (long) tokens * row);
+                for (int t = 0; t < tokens; t++) {
+                    for (int i = 0; i < row; i++) {
+                        int src = t * row + i;
+                        int dst = slots[t] * row + i;
+                        assertStored(dtype, k[src], keys[dst], "K token " + t + " value " + i);
+                        assertStored(dtype, v[src], values[dst], "V token " + t + " value " + i);
+                    }
+                }
+            }
+        }
+    }
+
+    private static void assertStored(KvDtype dtype, float value, short stored, String what) {
+        if (dtype == KvDtype.F16 && Float.isNaN(value)) {
+            assertTrue(Float.isNaN(Float.float16ToFloat(stored)), what + ": NaN stays NaN");
+            return;
+        }
+        short expected = dtype == KvDtype.F16 ? Float.floatToFloat16(value) : bf16(value);
+        assertEquals(expected, stored, dtype + " " + what + " of " + value);
+    }
+
+    /** java/core Bf16Matrix.toBf16 (package-private there): nearest even, NaN quiet with its payload. */
+    private static short bf16(float value) {
+        int bits = Float.floatToRawIntBits(value);
+        if ((bits & 0x7FFFFFFF) > 0x7F800000) {
+            return (short) ((bits >>> 16) | 0x40);
+        }
+        return (short) ((bits + 0x7FFF + ((bits >>> 16) & 1)) >>> 16);
+    }
+
+    private static short[] downloadShorts(long address, long count) {
+        gpu.synchronize();
+        MemorySegment host = arena.allocate(2 * count, 2);
+        dev.lathe.bindings.LatheNative.memcpyD2h(gpu.stream(), host, address, 2 * count);
+        return host.toArray(java.lang.foreign.ValueLayout.JAVA_SHORT);
+    }
+
+    /** Copy on write (KvCache.copyBlock) of a 16-bit pool: block 1's bytes land in block 3, every layer, K and V. */
+    @Test
+    void copyBlockCopiesHalfPools() {
+        Random r = TestRandom.create("CudaParityTest.copyBlockHalf");
+        int blockSize = 5;
+        int row = 3 * 24;
+        for (KvDtype dtype : new KvDtype[] {KvDtype.F32, KvDtype.F16, KvDtype.BF16}) {
+            try (KvCache cache = gpu.allocateKvCache(2, 4, blockSize, 3, 24, dtype)) {
+                int[] slots = {5, 6, 7, 8, 9};
+                for (int layer = 0; layer < 2; layer++) {
+                    gpu.writeKv(cache, layer, gpuTensor(gaussian(r, blockSize * row, 1), blockSize, row),
+                            gpuTensor(gaussian(r, blockSize * row, 1), blockSize, row), slots);
+                }
+                cache.copyBlock(1, 3);
+                DeviceKvCache c = (DeviceKvCache) cache;
+                long shortsPerBlock = c.shape.blockBytes() / 2;
+                for (int layer = 0; layer < 2; layer++) {
+                    for (long pool : new long[] {c.keys[layer], c.values[layer]}) {
+                        short[] all = downloadShorts(pool, c.shape.poolBytes() / 2);
+                        short[] source = Arrays.copyOfRange(all, (int) shortsPerBlock, (int) (2 * shortsPerBlock));
+                        short[] target = Arrays.copyOfRange(all, (int) (3 * shortsPerBlock), (int) (4 * shortsPerBlock));
+                        assertArrayEquals(source, target, dtype + " layer " + layer);
+                        assertTrue(Arrays.equals(new short[(int) shortsPerBlock],
+                                Arrays.copyOfRange(all, (int) (2 * shortsPerBlock), (int) (3 * shortsPerBlock))),
+                                dtype + ": block 2 untouched");
+                    }
+                }
+            }
+        }
+    }
+
     private static void checkAttention(Random r, int heads, int kvHeads, int headDim, int blockSize, int[] context,
                                        int[] newTokens) {
+        checkAttention(r, heads, kvHeads, headDim, blockSize, context, newTokens, KvDtype.F32);
+    }
+
+    private static void checkAttention(Random r, int heads, int kvHeads, int headDim, int blockSize, int[] context,
+                                       int[] newTokens, KvDtype dtype) {
         int sequences = context.length;
         int numBlocks = 0;
         for (int s = 0; s < sequences; s++) {
@@ -366,8 +491,8 @@ class CudaParityTest {
                 new int[0], blockSize);
 
         int kvCols = kvHeads * headDim;
-        KvCache cpuCache = cpu.allocateKvCache(1, numBlocks, blockSize, kvHeads, headDim);
-        KvCache gpuCache = gpu.allocateKvCache(1, numBlocks, blockSize, kvHeads, headDim);
+        KvCache cpuCache = cpu.allocateKvCache(1, numBlocks, blockSize, kvHeads, headDim, dtype);
+        KvCache gpuCache = gpu.allocateKvCache(1, numBlocks, blockSize, kvHeads, headDim, dtype);
         // Fill every cached position of every sequence (the context and the new tokens).
         for (int s = 0; s < sequences; s++) {
             int total = context[s] + newTokens[s];
@@ -386,9 +511,10 @@ class CudaParityTest {
         cpu.attention(expected, new HostTensor(q, tokens, heads * headDim), cpuCache, 0, plan, heads, scale);
         Tensor out = poisoned(tokens, heads * headDim);
         gpu.attention(out, gpuTensor(q, tokens, heads * headDim), gpuCache, 0, plan, heads, scale);
-        // Online softmax in f32 vs the CPU's two-pass softmax: rounding differences only.
-        assertClose(expected.data(), gpu.download(out), 1e-5,
-                "attention heads=" + heads + " kvHeads=" + kvHeads + " headDim=" + headDim + " blockSize=" + blockSize);
+        // Online softmax in f32 vs the CPU's two-pass softmax: rounding differences only (f16/bf16
+        // pools too: both caches hold the same rounded values, widened exactly).
+        assertClose(expected.data(), gpu.download(out), 1e-5, "attention " + dtype.label() + " heads=" + heads
+                + " kvHeads=" + kvHeads + " headDim=" + headDim + " blockSize=" + blockSize);
         gpuCache.close();
     }
 
@@ -709,5 +835,13 @@ class CudaParityTest {
         assertThrows(IllegalArgumentException.class, () -> gpu.matmul(gpu.allocate(1, 3), gpu.allocate(1, 5),
                 gpu.upload(weight(GgmlType.F32, new float[12], 3, 4))));
         cache.close();
+        // A dtype the kernels do not store (int8 once java/core has it) is refused before allocating.
+        for (KvDtype dtype : KvDtype.values()) {
+            if (dtype != KvDtype.F32 && dtype != KvDtype.F16 && dtype != KvDtype.BF16) {
+                IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                        () -> gpu.allocateKvCache(1, 2, 4, 1, 8, dtype));
+                assertTrue(e.getMessage().contains(dtype.label()), e.getMessage());
+            }
+        }
     }
 }

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.lathe.core.backend.BatchPlan;
 import dev.lathe.core.backend.KvCache;
+import dev.lathe.core.backend.KvDtype;
 import dev.lathe.core.backend.Tensor;
 import dev.lathe.core.format.LoadedModel;
 import dev.lathe.core.format.ModelLoader;
@@ -59,9 +60,9 @@ class DecodeGraphParityTest {
              CudaBackend eager = CudaBackend.open(0, false);
              CudaBackend graphs = CudaBackend.open(0, true)) {
             float[][] expected = new float[steps][];
-            int[] plain = greedy(new LlamaModel(loaded, eager), eager, prompt, steps, expected);
+            int[] plain = greedy(new LlamaModel(loaded, eager), eager, prompt, steps, expected, KvDtype.F32);
             float[][] actual = new float[steps][];
-            int[] graphed = greedy(new LlamaModel(loaded, graphs), graphs, prompt, steps, actual);
+            int[] graphed = greedy(new LlamaModel(loaded, graphs), graphs, prompt, steps, actual, KvDtype.F32);
             for (int s = 0; s < steps; s++) {
                 CudaParityTest.assertClose(expected[s], actual[s], TOLERANCE, type + " decode step " + s);
             }
@@ -71,6 +72,35 @@ class DecodeGraphParityTest {
             assertEquals(0, stats.failures(), stats.lastFailure());
             assertTrue(stats.captures() >= 2, "a capture at bound 256 and a recapture at 512: " + stats);
             assertTrue(stats.replays() >= steps - 4, "most decode steps replayed: " + stats);
+        }
+    }
+
+    /** A 16-bit KV cache under graphs: the pools' dtype is fixed per cache, so per graph. */
+    @ParameterizedTest
+    @EnumSource(value = KvDtype.class, names = {"F16", "BF16"})
+    void halfKvCacheDecodesIdenticallyWithGraphs(KvDtype kvDtype) {
+        Random r = TestRandom.create("DecodeGraphParityTest.kv-" + kvDtype.label());
+        Path file = model(GgmlType.Q8_0, r.nextLong());
+        int[] prompt = new int[9];
+        for (int i = 0; i < prompt.length; i++) {
+            prompt[i] = 3 + r.nextInt(990);
+        }
+        int steps = 40;
+        try (LoadedModel loaded = ModelLoader.load(file);
+             CudaBackend eager = CudaBackend.open(0, false);
+             CudaBackend graphs = CudaBackend.open(0, true)) {
+            float[][] expected = new float[steps][];
+            int[] plain = greedy(new LlamaModel(loaded, eager), eager, prompt, steps, expected, kvDtype);
+            float[][] actual = new float[steps][];
+            int[] graphed = greedy(new LlamaModel(loaded, graphs), graphs, prompt, steps, actual, kvDtype);
+            for (int s = 0; s < steps; s++) {
+                CudaParityTest.assertClose(expected[s], actual[s], TOLERANCE, kvDtype + " decode step " + s);
+            }
+            assertArrayEquals(plain, graphed, kvDtype + ": greedy tokens with graphs");
+            DecodeGraphs.Stats stats = graphs.decodeGraphStats();
+            System.out.println("[graphs] kv " + kvDtype.label() + " " + stats);
+            assertEquals(0, stats.failures(), stats.lastFailure());
+            assertTrue(stats.captures() >= 1 && stats.replays() >= steps - 4, stats.toString());
         }
     }
 
@@ -154,14 +184,15 @@ class DecodeGraphParityTest {
         return new BatchPlan(tokens, positions, seqStart, contextLen, tableStart, table, slots, logits, BLOCK_SIZE);
     }
 
-    private static int[] greedy(LlamaModel model, CudaBackend backend, int[] prompt, int steps, float[][] logits) {
+    private static int[] greedy(LlamaModel model, CudaBackend backend, int[] prompt, int steps, float[][] logits,
+                                KvDtype kvDtype) {
         int vocab = model.config().vocabSize();
         int total = prompt.length + steps;
         int[] table = new int[(total + BLOCK_SIZE - 1) / BLOCK_SIZE];
         for (int i = 0; i < table.length; i++) {
             table[i] = table.length - 1 - i; // not in order, so a wrong block lookup shows
         }
-        KvCache cache = model.newKvCache(table.length, BLOCK_SIZE);
+        KvCache cache = model.newKvCache(table.length, BLOCK_SIZE, kvDtype);
         int[] tokens = new int[steps];
         float[] row = row(backend, model.forward(BatchPlan.singleSequence(prompt, 0, table, BLOCK_SIZE, true), cache), 0,
                 vocab);
