@@ -134,9 +134,23 @@ public final class LatheNative {
         throw new UnsatisfiedLinkError((String) outcome);
     }
 
-    /** Loads the library and binds every function; throws {@link UnsatisfiedLinkError} with the reason. */
+    /** The {@code LATHE_ABI_VERSION} of the lathe.h these bindings were written against (HeaderBindingsTest checks it). */
+    public static final int ABI_VERSION = 2;
+
+    /**
+     * Loads the library, binds every function and checks its ABI version; throws
+     * {@link UnsatisfiedLinkError} with the reason.
+     */
+    // NOTE: a library built from another lathe.h can have every symbol with other signatures
+    // (version 2 added the K/V dtype argument); calling it would pass the wrong arguments silently.
     public static void load() {
         h("lathe_last_error");
+        int version = abiVersion();
+        if (version != ABI_VERSION) {
+            throw new UnsatisfiedLinkError("liblathe_cuda.so has ABI version " + version + " but these bindings need "
+                    + ABI_VERSION + ": rebuild the library from this checkout (./lathe mvn -pl bindings -am package)"
+                    + " or point -D" + LatheLibrary.PROPERTY + " / $" + LatheLibrary.ENVIRONMENT + " at a matching one");
+        }
     }
 
     private static void check(String function, int status) {

@@ -113,6 +113,15 @@ class HeaderBindingsTest {
     }
 
     @Test
+    void bindingsNameTheHeadersAbiVersion() throws Exception {
+        java.util.regex.Matcher m = Pattern.compile("#define\\s+LATHE_ABI_VERSION\\s+(\\d+)").matcher(Files.readString(header()));
+        if (!m.find()) {
+            fail("lathe.h defines no LATHE_ABI_VERSION");
+        }
+        assertEquals(Integer.parseInt(m.group(1)), LatheNative.ABI_VERSION, "LatheNative.ABI_VERSION must follow lathe.h");
+    }
+
+    @Test
     void parserReadsMultiLineDeclarationsAndRejectsStructsByValue() {
         Map<String, FunctionDescriptor> f = parse("""
                 /* comment with LATHE_API int32_t lathe_fake(void); inside */
