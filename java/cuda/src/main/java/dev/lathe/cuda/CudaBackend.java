@@ -533,6 +533,10 @@ public final class CudaBackend implements Backend {
             throw new IllegalArgumentException("the plan's block size " + plan.blockSize() + " differs from the cache's "
                     + c.blockSize());
         }
+        if (flash && !FlashPrefill.supports(c.headDim(), heads / c.kvHeads())) {
+            throw new IllegalArgumentException("flash prefill has no kernel for headDim " + c.headDim() + " with "
+                    + heads / c.kvHeads() + " query heads per KV head");
+        }
         long positions = ints(plan.positions(), () -> checkWindows(plan));
         long seqStart = ints(plan.seqStart(), () -> { });
         long tableStart = ints(plan.blockTableStart(), () -> { });
@@ -545,10 +549,6 @@ public final class CudaBackend implements Backend {
             }
         });
         if (flash) {
-            if (!FlashPrefill.supports(c.headDim(), heads / c.kvHeads())) {
-                throw new IllegalArgumentException("flash prefill has no kernel for headDim " + c.headDim() + " with "
-                        + heads / c.kvHeads() + " query heads per KV head");
-            }
             LatheNative.flashPrefill(device.stream, c.dtypeCode(), o.address, qt.address, c.keys[layer],
                     c.values[layer], positions, seqStart, tableStart, table, tokens, plan.sequenceCount(), heads,
                     c.kvHeads(), c.headDim(), c.blockSize(), numBlocks, Math.max(1, FlashPrefill.longestChunk(plan)),
