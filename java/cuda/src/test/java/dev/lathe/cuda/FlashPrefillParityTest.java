@@ -99,7 +99,10 @@ class FlashPrefillParityTest {
             runThrough(on, r, new int[] {100, 40}, new int[] {1, 1});
             assertEquals(before + 1, on.flashPrefillLaunches(), "decode tokens stay on the paged kernel");
         }
-        assertEquals(0, gpu.flashPrefillLaunches(), "the switch is off: nothing changes");
+        // The switch off: the same prefill step stays on the paged kernel.
+        long before = gpu.flashPrefillLaunches();
+        runThrough(gpu, TestRandom.create("FlashPrefillParityTest.switchOff"), new int[] {0}, new int[] {100});
+        assertEquals(before, gpu.flashPrefillLaunches(), "the switch is off: nothing changes");
     }
 
     private static void runThrough(CudaBackend backend, Random r, int[] context, int[] newTokens) {
