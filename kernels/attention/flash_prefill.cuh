@@ -34,7 +34,13 @@
 // Variants:
 //   1. (this file) single-buffered K/V tiles (BN = 64 for head_dim 64, 32 for 128, so shared
 //      memory stays under the 48 KB default), no split across the window, head_dim 64 and 128
-//      only (anything else stays on paged_attention.cuh). Written without a GPU: unmeasured.
+//      only (anything else stays on paged_attention.cuh). Written without a GPU: unmeasured;
+//      its fragment arithmetic is emulated on the CPU (java/cuda FlashPrefillEmulationTest).
+//      Prediction to check first (KernelBenchmark, T=2048 from position 0, 16/4 heads, d=64:
+//      8.6 GFLOP): the paged kernel's f32 FMAs at ~15 TFLOP/s would take ~0.6 ms; this kernel at
+//      2 blocks/SM (165-186 registers) with single-buffered tiles maybe 100 TFLOP/s of mma.sync,
+//      ~0.1 ms. Far less than that speed-up means the K/V tile loads are not overlapped with the
+//      mma (the next variant's cp.async double buffer).
 //   (next: cp.async double-buffered K/V, 128-row tiles, wgmma on sm_90a.)
 #pragma once
 
