@@ -2,11 +2,11 @@
 # The one command on the GPU machine (after bench/gpu/prepare.sh here, carrying bench/gpu/carry):
 #   bash bench/gpu/run.sh
 # 1. builds liblathe_cuda.so with that machine's nvcc/cmake (and uses it: LATHE_CUDA_LIB);
-# 2. runs every @Tag("gpu") parity test (GpuSuite);
+# 2. runs every @Tag("gpu") parity test (GpuSuite), then the flash prefill ones again with its switch on;
 # 3. runs the kernel benchmarks (KernelBenchmark) and the launch-overhead probe (launch/run.sh);
 # 4. runs `lathe generate` (stories260K, greedy, cpu vs cuda, f32 and f16/bf16 KV) and
 #    `lathe bench --backend cuda` on the synthetic 200M model in Q4_0, Q8_0 and F16 (and Q4_0
-#    with --kv-dtype f16);
+#    with --kv-dtype f16; F16 with the flash prefill kernel off and on at 512 and 2000 prompt tokens);
 # 5. writes bench/results/gpu-<date>/ (summary.md, kernels.md, logs) and copies it to $OUT when set.
 # Exit status: non-zero if a step failed (each step still runs).
 set -uo pipefail
@@ -74,6 +74,10 @@ echo "cuBLAS baseline: ${LATHE_CUBLAS_LIB:-not found}" | tee -a "$results/steps.
 
 cp_tests="$carry/lib/lathe-cuda-gpu-tests.jar:$carry/lib/*"
 step gpu-tests "$java" "${flags[@]}" -cp "$cp_tests" dev.lathe.cuda.GpuSuite
+# The flash prefill kernel's parity tests again with LATHE_CUDA_FLASH_PREFILL=on, so that the
+# backends the tests open by the switch route prefill-heavy steps to it as well.
+step gpu-tests-flash-prefill-on env LATHE_CUDA_FLASH_PREFILL=on "$java" "${flags[@]}" -cp "$cp_tests" \
+  dev.lathe.cuda.GpuSuite '.*(FlashPrefill|ModelParity).*'
 step kernel-bench "$java" "${flags[@]}" -cp "$carry/lib/lathe.jar" dev.lathe.cuda.KernelBenchmark "$results/kernels.md"
 
 lathe() { "$java" "${flags[@]}" -jar "$carry/lib/lathe.jar" "$@"; }
@@ -144,6 +148,16 @@ step lathe-bench-cuda-kv-f16-Q4_0 lathe bench -m /tmp/lathe-synthetic-200M-Q4_0.
 step lathe-bench-cuda-graphs-kv-f16-Q4_0 env LATHE_CUDA_GRAPHS=on "$java" "${flags[@]}" -jar "$carry/lib/lathe.jar" \
   bench -m /tmp/lathe-synthetic-200M-Q4_0.gguf --backend cuda --kv-dtype f16 --prompt-tokens 128 --gen-tokens 64 \
   --repeat 3 --no-bandwidth
+# Prefill with the flash kernel off and on (LATHE_CUDA_FLASH_PREFILL), long prompts on the F16
+# model (head_dim 64, 4 query heads per KV head): chunks of 256 tokens over a growing cached prefix.
+# 2000 rather than 2048 prompt tokens: the model's context is 2048 and the bench decodes 16 more.
+for prompt in 512 2000; do
+  for flash in off on; do
+    step "lathe-bench-cuda-flash-$flash-F16-P$prompt" env LATHE_CUDA_FLASH_PREFILL=$flash "$java" "${flags[@]}" \
+      -jar "$carry/lib/lathe.jar" bench -m /tmp/lathe-synthetic-200M-F16.gguf --backend cuda --prompt-tokens "$prompt" \
+      --gen-tokens 16 --repeat 3 --no-bandwidth
+  done
+done
 step lathe-bench-cpu-Q4_0 lathe bench -m /tmp/lathe-synthetic-200M-Q4_0.gguf --backend cpu --prompt-tokens 32 --gen-tokens 16 --repeat 1
 
 {

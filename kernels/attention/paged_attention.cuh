@@ -20,8 +20,8 @@
 //   2. + split-KV across grid.z for few long sequences.
 //   3. + templated on the K/V element type: f16/bf16 pools (this file). Lane d still reads
 //      dims d, d+32, ...: 64-byte warp loads for 16-bit pools, unmeasured (no GPU when written).
-//   (next: 4-byte (half2) K/V loads for 16-bit pools; a tensor-core prefill kernel for long
-//   prompt chunks.)
+//   (next: 4-byte (half2) K/V loads for 16-bit pools. Long prefill chunks have a tensor-core
+//   kernel of their own, flash_prefill.cuh, behind LATHE_CUDA_FLASH_PREFILL.)
 #pragma once
 
 #include <cuda_runtime.h>

@@ -292,6 +292,31 @@ LATHE_API int32_t lathe_paged_attention(lathe_stream* stream,
                                         int64_t max_context,
                                         float scale);
 
+/* The same attention as lathe_paged_attention on the tensor cores (kernels/attention/
+ * flash_prefill.cuh), for batches of prefill chunks: tiles of 64 query rows (new tokens x the
+ * query heads of one KV head) walk their causal windows through the block table once per tile,
+ * with f16 operands and f32 accumulation (the header bounds the error). head_dim must be 64 or
+ * 128 and heads / kv_heads at most 64 (LATHE_ERR_INVALID_ARGUMENT names which, so the caller
+ * runs lathe_paged_attention instead); the pools, q and out 16-, 16- and 8-byte aligned.
+ * max_seq_tokens is the most new tokens of any sequence (it sizes the grid); a sequence with more
+ * gets NaN in the rows the grid does not reach. */
+LATHE_API int32_t lathe_flash_prefill(lathe_stream* stream,
+                                      int32_t kv_dtype,            /* LATHE_KV_*: the pools' element type */
+                                      float* out,                  /* [tokens, heads * head_dim] */
+                                      const float* q,              /* [tokens, heads * head_dim] */
+                                      const void* k_cache,         /* [num_blocks * block_size, kv_heads * head_dim]
+                                                                      of kv_dtype */
+                                      const void* v_cache,         /* same */
+                                      const int32_t* positions,    /* [tokens] device */
+                                      const int32_t* seq_start,    /* [seqs + 1] device, CSR */
+                                      const int32_t* block_table_start, /* [seqs + 1] device, CSR */
+                                      const int32_t* block_table,  /* [block_table_start[seqs]] device */
+                                      int64_t tokens, int64_t seqs,
+                                      int64_t heads, int64_t kv_heads, int64_t head_dim,
+                                      int64_t block_size, int64_t num_blocks,
+                                      int64_t max_seq_tokens,
+                                      float scale);
+
 /* ---- speculative verification (kernels/spec) --------------------------------------------- */
 
 /* For each of `batch` sequences with k draft tokens: keeps the longest accepted prefix of drafts

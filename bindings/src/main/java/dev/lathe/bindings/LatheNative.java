@@ -95,6 +95,8 @@ public final class LatheNative {
         status("lathe_write_kv", PTR, I32, PTR, PTR, PTR, PTR, PTR, I64, I64, I64);
         status("lathe_paged_attention", PTR, I32, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR,
                 I64, I64, I64, I64, I64, I64, I64, I64, F32);
+        status("lathe_flash_prefill", PTR, I32, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR,
+                I64, I64, I64, I64, I64, I64, I64, I64, F32);
         status("lathe_spec_verify", PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, PTR, I64, I64, I64, F32, I32, F32);
         status("lathe_cublas_gemm_f16", PTR, PTR, PTR, PTR, I64, I64, I64);
     }
@@ -587,6 +589,25 @@ public final class LatheNative {
                     address(q),
                     address(kCache), address(vCache), address(positions), address(seqStart), address(blockTableStart),
                     address(blockTable), tokens, seqs, heads, kvHeads, headDim, blockSize, numBlocks, maxContext, scale));
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /**
+     * The same attention on the tensor cores for prefill chunks (head_dim 64 or 128, at most 64
+     * query heads per KV head); {@code maxSeqTokens}: the most new tokens of any sequence.
+     */
+    public static void flashPrefill(MemorySegment stream, int kvDtype, long out, long q, long kCache, long vCache,
+                                    long positions, long seqStart, long blockTableStart, long blockTable, long tokens,
+                                    long seqs, long heads, long kvHeads, long headDim, long blockSize,
+                                    long numBlocks, long maxSeqTokens, float scale) {
+        try {
+            check("lathe_flash_prefill", (int) h("lathe_flash_prefill").invokeExact(stream, kvDtype, address(out),
+                    address(q),
+                    address(kCache), address(vCache), address(positions), address(seqStart), address(blockTableStart),
+                    address(blockTable), tokens, seqs, heads, kvHeads, headDim, blockSize, numBlocks, maxSeqTokens,
+                    scale));
         } catch (Throwable t) {
             throw rethrow(t);
         }

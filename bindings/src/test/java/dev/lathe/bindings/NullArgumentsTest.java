@@ -97,6 +97,8 @@ class NullArgumentsTest {
             rejects("lathe_write_kv", "stream is NULL", () -> LatheNative.writeKv(NULL, code, 0, 0, 0, 0, 0, 1, 1, 1));
             rejects("lathe_paged_attention", "stream is NULL", () -> LatheNative.pagedAttention(NULL, code, 0, 0, 0, 0, 0,
                     0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1f));
+            rejects("lathe_flash_prefill", "stream is NULL", () -> LatheNative.flashPrefill(NULL, code, 0, 0, 0, 0, 0,
+                    0, 0, 0, 1, 1, 1, 1, 64, 1, 1, 1, 1f));
         }
         rejects("lathe_spec_verify", "stream is NULL", () -> LatheNative.specVerify(NULL, 0, 0, 0, 0, 0, 0, 0, 0,
                 1, 1, 1, 1f, 0, 1f));
@@ -109,13 +111,27 @@ class NullArgumentsTest {
         for (int code : new int[] {3, -1, 99}) {
             List<Executable> calls = List.of(
                     () -> LatheNative.writeKv(NULL, code, 0, 0, 0, 0, 0, 1, 1, 1),
-                    () -> LatheNative.pagedAttention(NULL, code, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1f));
+                    () -> LatheNative.pagedAttention(NULL, code, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1f),
+                    () -> LatheNative.flashPrefill(NULL, code, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 64, 1, 1, 1, 1f));
             for (Executable call : calls) {
                 LatheException e = assertThrows(LatheException.class, call);
                 assertEquals(LatheStatus.UNSUPPORTED, e.status(), e.getMessage());
                 assertTrue(e.getMessage().contains("kv_dtype " + code + " is not a K/V pool type"), e.getMessage());
             }
         }
+    }
+
+    /** What the flash prefill kernel lacks is refused by name before the stream, so the caller can fall back. */
+    @Test
+    void flashPrefillRefusesShapesItHasNoKernelFor() {
+        rejects("lathe_flash_prefill", "head_dim 64 and 128 only, got 80",
+                () -> LatheNative.flashPrefill(NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 8, 2, 80, 16, 1, 1, 1f));
+        rejects("lathe_flash_prefill", "at most 64 query heads per KV head",
+                () -> LatheNative.flashPrefill(NULL, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 128, 1, 64, 16, 1, 1, 1f));
+        rejects("lathe_flash_prefill", "max_seq_tokens must be in [1, tokens = 5], got 6",
+                () -> LatheNative.flashPrefill(NULL, 2, 0, 0, 0, 0, 0, 0, 0, 0, 5, 1, 8, 8, 128, 16, 1, 6, 1f));
+        rejects("lathe_flash_prefill", "heads (6) must be a positive multiple of kv_heads (4)",
+                () -> LatheNative.flashPrefill(NULL, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 6, 4, 64, 16, 1, 1, 1f));
     }
 
     @Test

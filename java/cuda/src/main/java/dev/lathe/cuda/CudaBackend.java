@@ -28,6 +28,9 @@ import java.util.function.Function;
  * <p>Decode steps may run as CUDA graphs ({@link DecodeGraphs}, off by default): while one is
  * being recorded, allocations and host-array uploads go to the graph ({@link DecodeGraph}) and
  * the ops that need the host mid-step refuse ({@link #notRecording}).
+ *
+ * <p>Attention of prefill-heavy steps may run on the tensor-core flash prefill kernel
+ * ({@link FlashPrefill}, off by default); otherwise every step runs the paged kernel.
  */
 public final class CudaBackend implements Backend {
     private static final long DEFAULT_POOL_SOFT_LIMIT = 1L << 30;
@@ -40,12 +43,15 @@ public final class CudaBackend implements Backend {
     private final List<MemorySegment> weightBuffers = new ArrayList<>();
     private final Map<WeightMatrix, DeviceWeight> uploaded = new IdentityHashMap<>();
     private final DecodeGraphs graphs;  // null when decode graphs are off
+    private final boolean flashPrefill; // prefill-heavy steps' attention on the flash kernel
+    private long flashPrefillLaunches;  // steps whose attention ran it, for tests and benchmarks
     private DecodeGraph recording;      // the graph being captured, else null
     private int contextBound;           // > 0 during a graph's step: attention's grid bound
     private boolean closed;
 
-    private CudaBackend(CudaDevice device, boolean decodeGraphs) {
+    private CudaBackend(CudaDevice device, boolean decodeGraphs, boolean flashPrefill) {
         this.device = device;
+        this.flashPrefill = flashPrefill;
         this.pool = new DeviceMemoryPool(device.context, DEFAULT_POOL_SOFT_LIMIT);
         this.arrays = new DeviceArrays(pool, device.stream);
         this.graphs = decodeGraphs
@@ -54,15 +60,21 @@ public final class CudaBackend implements Backend {
 
     /**
      * Opens GPU {@code ordinal}; throws with the reason when it cannot (library, driver, device).
-     * Decode graphs follow {@code -Dlathe.cuda.graphs} / {@code LATHE_CUDA_GRAPHS} (off when unset).
+     * Decode graphs follow {@code -Dlathe.cuda.graphs} / {@code LATHE_CUDA_GRAPHS}, the flash
+     * prefill kernel {@code -Dlathe.cuda.flashPrefill} / {@code LATHE_CUDA_FLASH_PREFILL} (both off when unset).
      */
     public static CudaBackend open(int ordinal) {
         return open(ordinal, DecodeGraphs.enabled());
     }
 
-    /** Opens GPU {@code ordinal} with decode steps captured as CUDA graphs or not. */
+    /** Opens GPU {@code ordinal} with decode steps captured as CUDA graphs or not (flash prefill by its switch). */
     public static CudaBackend open(int ordinal, boolean decodeGraphs) {
-        return new CudaBackend(CudaDevice.open(ordinal), decodeGraphs);
+        return open(ordinal, decodeGraphs, FlashPrefill.enabled());
+    }
+
+    /** Opens GPU {@code ordinal} with decode graphs and the flash prefill kernel on or off. */
+    public static CudaBackend open(int ordinal, boolean decodeGraphs, boolean flashPrefill) {
+        return new CudaBackend(CudaDevice.open(ordinal), decodeGraphs, flashPrefill);
     }
 
     @Override
@@ -72,7 +84,8 @@ public final class CudaBackend implements Backend {
 
     @Override
     public String describe() {
-        return device.describe() + (graphs != null ? ", decode graphs on" : "");
+        return device.describe() + (graphs != null ? ", decode graphs on" : "")
+                + (flashPrefill ? ", flash prefill on" : "");
     }
 
     /** Waits for all queued work (benchmarks; the ops never need it). */
@@ -484,6 +497,26 @@ public final class CudaBackend implements Backend {
     @Override
     public void attention(Tensor out, Tensor q, KvCache cache, int layer, BatchPlan plan, int heads, float scale) {
         DeviceKvCache c = kv(cache);
+        boolean flash = flashPrefill && recording == null && heads % c.kvHeads() == 0
+                && FlashPrefill.worthIt(plan, c.headDim(), heads / c.kvHeads());
+        attention(out, q, c, layer, plan, heads, scale, flash);
+    }
+
+    /**
+     * The same attention on the flash prefill kernel whatever the switch and the plan (parity tests,
+     * benchmarks); its shapes must be supported ({@link FlashPrefill#supports}).
+     */
+    void flashAttention(Tensor out, Tensor q, KvCache cache, int layer, BatchPlan plan, int heads, float scale) {
+        attention(out, q, kv(cache), layer, plan, heads, scale, true);
+    }
+
+    /** How many attention calls ran the flash prefill kernel. */
+    long flashPrefillLaunches() {
+        return flashPrefillLaunches;
+    }
+
+    private void attention(Tensor out, Tensor q, DeviceKvCache c, int layer, BatchPlan plan, int heads, float scale,
+                           boolean flash) {
         DeviceTensor o = device(out, "attention");
         DeviceTensor qt = device(q, "attention");
         checkLayer(c, layer);
@@ -500,6 +533,10 @@ public final class CudaBackend implements Backend {
             throw new IllegalArgumentException("the plan's block size " + plan.blockSize() + " differs from the cache's "
                     + c.blockSize());
         }
+        if (flash && !FlashPrefill.supports(c.headDim(), heads / c.kvHeads())) {
+            throw new IllegalArgumentException("flash prefill has no kernel for headDim " + c.headDim() + " with "
+                    + heads / c.kvHeads() + " query heads per KV head");
+        }
         long positions = ints(plan.positions(), () -> checkWindows(plan));
         long seqStart = ints(plan.seqStart(), () -> { });
         long tableStart = ints(plan.blockTableStart(), () -> { });
@@ -511,6 +548,14 @@ public final class CudaBackend implements Backend {
                 }
             }
         });
+        if (flash) {
+            LatheNative.flashPrefill(device.stream, c.dtypeCode(), o.address, qt.address, c.keys[layer],
+                    c.values[layer], positions, seqStart, tableStart, table, tokens, plan.sequenceCount(), heads,
+                    c.kvHeads(), c.headDim(), c.blockSize(), numBlocks, Math.max(1, FlashPrefill.longestChunk(plan)),
+                    scale);
+            flashPrefillLaunches++;
+            return;
+        }
         // NOTE: in a graph's step the grid is sized by the graph's bound, so that the recorded
         // launch covers every window up to it (the kernel reads the real ones from positions).
         int maxContext = Math.max(1, contextBound);

@@ -56,7 +56,9 @@ public final class KernelBenchmark {
 
     public static void main(String[] args) throws IOException {
         Path out = args.length > 0 ? Path.of(args[0]) : Path.of("kernel-bench.md");
-        try (CudaBackend gpu = CudaBackend.open(0)) {
+        // NOTE: flash prefill off whatever its switch, so that the "paged attention" rows are always
+        // the paged kernel; the flash rows call it directly.
+        try (CudaBackend gpu = CudaBackend.open(0, DecodeGraphs.enabled(), false)) {
             KernelBenchmark b = new KernelBenchmark(gpu);
             b.run();
             String table = b.table();
@@ -165,6 +167,16 @@ public final class KernelBenchmark {
         for (KvDtype dtype : new KvDtype[] {KvDtype.F16, KvDtype.BF16}) {
             for (int[] c : new int[][] {{1, 4096}, {16, 4096}, {64, 2048}}) {
                 attentionDecode(c[0], c[1], 32, 8, 128, dtype);
+            }
+        }
+        // Prefill chunks: the paged kernel (a block per token) vs the tensor-core flash kernel, the
+        // 200M bench model's attention shape (16/4 heads, d=64) and a Llama-3-8B-like one.
+        for (KvDtype dtype : new KvDtype[] {KvDtype.F32, KvDtype.F16}) {
+            for (int[] c : new int[][] {{512, 0}, {2048, 0}, {512, 1536}}) { // new tokens, cached prefix
+                for (boolean flash : new boolean[] {false, true}) {
+                    attentionPrefill(c[0], c[1], 16, 4, 64, dtype, flash);
+                    attentionPrefill(c[0], c[1], 32, 8, 128, dtype, flash);
+                }
             }
         }
         elementwise();
@@ -354,10 +366,8 @@ public final class KernelBenchmark {
                 cublas(rows, cols, tokens));
     }
 
-    private void attentionDecode(int sequences, int context, int heads, int kvHeads, int headDim, KvDtype dtype) {
-        int blockSize = 16;
-        int blocksPerSeq = (context + blockSize - 1) / blockSize;
-        int numBlocks = sequences * blocksPerSeq;
+    /** A one-layer cache of numBlocks blocks of 16, every slot holding random K/V. */
+    private KvCache filledCache(int numBlocks, int blockSize, int kvHeads, int headDim, KvDtype dtype) {
         KvCache cache = gpu.allocateKvCache(1, numBlocks, blockSize, kvHeads, headDim, dtype);
         // Fill the pools with random values (never time on zeros) through the write kernel, so
         // 16-bit pools hold properly rounded values, never the NaN patterns raw noise bits could be.
@@ -373,6 +383,42 @@ public final class KernelBenchmark {
             }
             gpu.writeKv(cache, 0, noiseK, noiseV, slots);
         }
+        return cache;
+    }
+
+    /** One sequence's prefill chunk of {@code chunk} new tokens after {@code prefix} cached ones. */
+    private void attentionPrefill(int chunk, int prefix, int heads, int kvHeads, int headDim, KvDtype dtype,
+                                  boolean flash) {
+        int blockSize = 16;
+        int context = prefix + chunk;
+        int numBlocks = (context + blockSize - 1) / blockSize;
+        KvCache cache = filledCache(numBlocks, blockSize, kvHeads, headDim, dtype);
+        int[] table = new int[numBlocks];
+        for (int b = 0; b < numBlocks; b++) {
+            table[b] = b;
+        }
+        BatchPlan plan = BatchPlan.singleSequence(new int[chunk], prefix, table, blockSize, false);
+        Tensor q = gpu.upload(randomFloats(chunk * heads * headDim), chunk, heads * headDim);
+        Tensor out = gpu.allocate(chunk, heads * headDim);
+        float scale = (float) (1 / Math.sqrt(headDim));
+        double seconds = flash
+                ? time(i -> gpu.flashAttention(out, q, cache, 0, plan, heads, scale))
+                : time(i -> gpu.attention(out, q, cache, 0, plan, heads, scale));
+        // Fewest bytes: the window's K/V once, q read and out written once.
+        double bytes = 2.0 * context * kvHeads * headDim * dtype.bytes() + 8.0 * chunk * heads * headDim;
+        double windows = (double) chunk * prefix + (double) chunk * (chunk + 1) / 2; // sum of (position + 1)
+        double flops = 4.0 * windows * heads * headDim;
+        record((flash ? "flash prefill (mma.sync) " : "paged attention prefill ") + dtype.label() + " KV",
+                "T=" + chunk + " prefix=" + prefix + " H=" + heads + "/" + kvHeads + " d=" + headDim, seconds, bytes,
+                flops);
+        cache.close();
+    }
+
+    private void attentionDecode(int sequences, int context, int heads, int kvHeads, int headDim, KvDtype dtype) {
+        int blockSize = 16;
+        int blocksPerSeq = (context + blockSize - 1) / blockSize;
+        int numBlocks = sequences * blocksPerSeq;
+        KvCache cache = filledCache(numBlocks, blockSize, kvHeads, headDim, dtype);
         int[] positions = new int[sequences];
         int[] seqStart = new int[sequences + 1];
         int[] tableStart = new int[sequences + 1];
