@@ -43,7 +43,7 @@ class KvDtypeOptionTest {
             StringWriter err = new StringWriter();
             assertEquals(2, run(new StringWriter(), err, args.toArray(String[]::new)), command[0] + ": " + err);
             assertTrue(err.toString().startsWith("lathe: ") && err.toString().contains("--kv-dtype: 'fp8'")
-                    && err.toString().contains("f32, f16 or bf16"), command[0] + ": " + err);
+                    && err.toString().contains("f32, f16, bf16 or int8"), command[0] + ": " + err);
         }
     }
 
