@@ -28,12 +28,14 @@ import java.util.SplittableRandom;
  * more than the caches hold, as in a real decode step (which also streams the weights, not here).
  *
  * <p>Run: {@code java --add-modules jdk.incubator.vector -cp bench/target/benchmarks.jar
- * dev.lathe.bench.KvAttentionThroughput [ctx=1024] [layers=12] [heads=16] [kvHeads=4] [headDim=64] [rounds=9]}
+ * dev.lathe.bench.KvAttentionThroughput [ctx=1024] [layers=12] [heads=16] [kvHeads=4] [headDim=64] [rounds=9]
+ * [types=f32,f16,bf16,int8]}. The first type is the reference of the ratios. NOTE: every type runs
+ * through the same attention method, so each one added changes what C2 sees there; run two types
+ * at a time ({@code f32,f16}) to see each path as a single-type process (lathe bench) compiles it.
  */
 public final class KvAttentionThroughput {
     private static final int BLOCK_SIZE = 16;
     private static final int STEPS = 20;
-    private static final KvDtype[] TYPES = {KvDtype.F32, KvDtype.F16, KvDtype.BF16, KvDtype.INT8};
 
     private KvAttentionThroughput() {
     }
@@ -45,6 +47,8 @@ public final class KvAttentionThroughput {
         int kvHeads = arg(args, 3, 4);
         int headDim = arg(args, 4, 64);
         int rounds = arg(args, 5, 9);
+        KvDtype[] types = Arrays.stream((args.length > 6 ? args[6] : "f32,f16,bf16,int8").split(","))
+                .map(t -> KvDtype.parse(t, "types")).toArray(KvDtype[]::new);
         int blocks = (ctx + BLOCK_SIZE - 1) / BLOCK_SIZE;
         int[] table = new int[blocks];
         for (int b = 0; b < blocks; b++) {
@@ -68,7 +72,7 @@ public final class KvAttentionThroughput {
         float scale = (float) (1 / Math.sqrt(headDim));
 
         List<KvCache> caches = new ArrayList<>();
-        for (KvDtype type : TYPES) {
+        for (KvDtype type : types) {
             KvCache cache = backend.allocateKvCache(layers, blocks, BLOCK_SIZE, kvHeads, headDim, type);
             for (int layer = 0; layer < layers; layer++) {
                 backend.writeKv(cache, layer, k, v, prefill.slotMapping());
@@ -83,10 +87,10 @@ public final class KvAttentionThroughput {
                 }
             }
         }
-        double[][] ns = new double[TYPES.length][rounds];
+        double[][] ns = new double[types.length][rounds];
         for (int round = 0; round < rounds; round++) {
-            for (int j = 0; j < TYPES.length; j++) {
-                int t = (j + round) % TYPES.length;
+            for (int j = 0; j < types.length; j++) {
+                int t = (j + round) % types.length;
                 long start = threads.getCurrentThreadCpuTime();
                 for (int i = 0; i < STEPS; i++) {
                     step(backend, out, q, caches.get(t), decode, heads, scale);
@@ -97,13 +101,13 @@ public final class KvAttentionThroughput {
         System.out.printf("decode-step attention: ctx %d, %d layers, %d heads, %d kv heads, headDim %d, %d rounds x %d steps, %s%n",
                 ctx, layers, heads, kvHeads, headDim, rounds, STEPS, backend.describe());
         System.out.printf("%-5s %14s %14s %22s   %s%n", "KV", "K+V bytes", "us/step median", "(min, max)", "vs f32 per round: median (min, max)");
-        for (int t = 0; t < TYPES.length; t++) {
+        for (int t = 0; t < types.length; t++) {
             double[] ratio = new double[rounds];
             for (int r = 0; r < rounds; r++) {
                 ratio[r] = ns[t][r] / ns[0][r];
             }
-            long bytes = 2L * layers * ctx * kvHeads * TYPES[t].bytesPerVector(headDim);
-            System.out.printf("%-5s %14d %14.1f %22s   %s%n", TYPES[t].label(), bytes, median(ns[t]) / 1e3,
+            long bytes = 2L * layers * ctx * kvHeads * types[t].bytesPerVector(headDim);
+            System.out.printf("%-5s %14d %14.1f %22s   %s%n", types[t].label(), bytes, median(ns[t]) / 1e3,
                     String.format("(%.1f, %.1f)", min(ns[t]) / 1e3, max(ns[t]) / 1e3),
                     String.format("%.3f (%.3f, %.3f)", median(ratio), min(ratio), max(ratio)));
         }
