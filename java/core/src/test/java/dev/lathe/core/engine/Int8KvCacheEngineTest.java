@@ -108,8 +108,8 @@ class Int8KvCacheEngineTest {
      * pool turns an ulp into a whole quantization step when a value sits on a rounding boundary, so
      * int8 outputs are more sensitive to batch composition than f32 ones: on the m200 random-weight
      * model (flat logits), two identical `lathe batch --kv-dtype int8` runs differed in 4 of 16
-     * requests after 7 to 61 tokens (bench/results/kv-cache.md). stories260K's logits are far from
-     * ties at these prompts, so its int8 tokens here are stable.
+     * requests after 7 to 61 tokens (bench/results/kv-cache.md). With stories260K's sharper logits
+     * this test gave the same tokens in every run tried (6 at 512-bit vectors, 2 at 256-bit).
      */
     @Test
     void prefixReuseForkAndPreemptionWithInt8EqualColdInt8Runs() {
