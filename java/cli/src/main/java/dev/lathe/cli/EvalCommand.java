@@ -1,5 +1,6 @@
 package dev.lathe.cli;
 
+import dev.lathe.core.backend.KvDtype;
 import dev.lathe.core.backend.cpu.CpuBackend;
 import dev.lathe.core.format.LoadedModel;
 import dev.lathe.core.format.ModelLoader;
@@ -10,6 +11,7 @@ import dev.lathe.tools.eval.ModelComparison;
 import dev.lathe.tools.eval.Perplexity;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 import java.nio.file.Files;
@@ -58,8 +60,12 @@ final class EvalCommand implements Runnable {
         @Option(names = {"-t", "--threads"}, paramLabel = "N", description = "CPU threads (default: all cores).")
         int threads = Runtime.getRuntime().availableProcessors();
 
+        @Mixin
+        KvOptions kvOptions = new KvOptions();
+
         @Override
         public Integer call() throws Exception {
+            KvDtype kvDtype = kvOptions.dtype(); // option errors before the model loads
             String content = read(text);
             try (LoadedModel m = ModelLoader.load(model); CpuBackend backend = new CpuBackend(threads)) {
                 if (m.vocabulary() == null) {
@@ -68,9 +74,10 @@ final class EvalCommand implements Runnable {
                 int[] tokens = ModelComparison.encodeWithBos(Tokenizers.create(m.vocabulary()), content);
                 int window = ctx != null ? ctx : Math.min(512, m.config().contextLength());
                 int step = stride != null ? stride : Math.max(1, window / 2);
-                Perplexity.Result r = Perplexity.evaluate(new LlamaModel(m, backend), tokens, window, step);
-                System.out.printf("perplexity %.4f (mean NLL %.5f nats) over %d scored tokens, %d windows of %d, stride %d, %.1f s%n",
-                        r.perplexity(), r.meanNll(), r.scored(), r.windows(), window, step, r.seconds());
+                Perplexity.Result r = Perplexity.evaluate(new LlamaModel(m, backend), tokens, window, step, kvDtype);
+                System.out.printf("perplexity %.4f (mean NLL %.5f nats) over %d scored tokens, %d windows of %d, stride %d, %.1f s%s%n",
+                        r.perplexity(), r.meanNll(), r.scored(), r.windows(), window, step, r.seconds(),
+                        kvDtype == KvDtype.F32 ? "" : ", " + kvDtype.label() + " KV");
             }
             return 0;
         }

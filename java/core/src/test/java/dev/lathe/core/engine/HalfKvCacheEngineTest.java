@@ -64,7 +64,7 @@ class HalfKvCacheEngineTest {
         assertEquals(KvDtype.F32, KvDtype.parse(" f32 ", "--kv-dtype"));
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> KvDtype.parse("fp8", "--kv-dtype"));
         assertTrue(e.getMessage().contains("--kv-dtype") && e.getMessage().contains("'fp8'")
-                && e.getMessage().contains("f32, f16 or bf16"), e.getMessage());
+                && e.getMessage().contains("f32, f16, bf16 or int8"), e.getMessage());
     }
 
     /**

@@ -2,6 +2,7 @@ package dev.lathe.tools.eval;
 
 import dev.lathe.core.backend.BatchPlan;
 import dev.lathe.core.backend.KvCache;
+import dev.lathe.core.backend.KvDtype;
 import dev.lathe.core.backend.Tensor;
 import dev.lathe.core.model.LlamaModel;
 import dev.lathe.core.sample.LogSumExp;
@@ -38,8 +39,13 @@ public final class Perplexity {
         }
     }
 
-    /** Perplexity of {@code model} on {@code tokens} (already tokenized, BOS included when wanted). */
+    /** Perplexity of {@code model} on {@code tokens} (already tokenized, BOS included when wanted), f32 KV cache. */
     public static Result evaluate(LlamaModel model, int[] tokens, int ctx, int stride) {
+        return evaluate(model, tokens, ctx, stride, KvDtype.F32);
+    }
+
+    /** {@link #evaluate(LlamaModel, int[], int, int)} with K and V stored as {@code kvDtype}. */
+    public static Result evaluate(LlamaModel model, int[] tokens, int ctx, int stride, KvDtype kvDtype) {
         if (ctx < 2) {
             throw new IllegalArgumentException("--ctx must be at least 2, not " + ctx);
         }
@@ -64,7 +70,7 @@ public final class Perplexity {
         int previousEnd = 0;
         float[] logits = new float[vocab];
         long start = System.nanoTime();
-        try (KvCache cache = model.newKvCache(blocks, BLOCK_SIZE)) {
+        try (KvCache cache = model.newKvCache(blocks, BLOCK_SIZE, kvDtype)) {
             for (int begin = 0; previousEnd < tokens.length; begin += stride) {
                 int end = Math.min(tokens.length, begin + ctx);
                 // Positions begin+firstScored .. end-1 are predicted from the logits one position earlier.

@@ -8,6 +8,7 @@ import dev.lathe.core.backend.Parallel;
 import dev.lathe.core.backend.Tensor;
 import dev.lathe.core.model.RopeStyle;
 import dev.lathe.core.tensor.HalfRows;
+import dev.lathe.core.tensor.Int8Rows;
 import dev.lathe.core.tensor.WeightMatrix;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorOperators;
@@ -168,6 +169,15 @@ public final class CpuBackend implements Backend {
             if (c.keys != null) {
                 System.arraycopy(kt.data(), kt.offset(t), c.keys[layer], slot * rowFloats, rowFloats);
                 System.arraycopy(vt.data(), vt.offset(t), c.values[layer], slot * rowFloats, rowFloats);
+            } else if (c.keyBytes != null) {
+                // One scale per (token, kv-head) vector: heads differ in range, tokens too.
+                int headDim = c.headDim();
+                for (int h = 0; h < c.kvHeads(); h++) {
+                    int at = slot * rowFloats + h * headDim;
+                    int vector = slot * c.kvHeads() + h;
+                    c.keyScales[layer][vector] = Int8Rows.quantize(kt.data(), kt.offset(t) + h * headDim, c.keyBytes[layer], at, headDim);
+                    c.valueScales[layer][vector] = Int8Rows.quantize(vt.data(), vt.offset(t) + h * headDim, c.valueBytes[layer], at, headDim);
+                }
             } else {
                 HalfRows.encode(kt.data(), kt.offset(t), c.keyHalves[layer], slot * rowFloats, rowFloats, c.bfloat16());
                 HalfRows.encode(vt.data(), vt.offset(t), c.valueHalves[layer], slot * rowFloats, rowFloats, c.bfloat16());
@@ -198,12 +208,17 @@ public final class CpuBackend implements Backend {
         int group = heads / kvHeads;
         int blockSize = cache.blockSize();
         int rowFloats = kvHeads * headDim;
-        // One of the two pairs is set: f32 pools, or 16-bit pools widened to f32 as they are read.
+        // One of the three pairs is set: f32 pools; 16-bit pools widened to f32 as they are read; or
+        // int8 pools widened in registers, each vector's scale applied once to its score or weight.
         float[] keys = cache.keys == null ? null : cache.keys[layer];
         float[] values = cache.values == null ? null : cache.values[layer];
         short[] keyHalves = cache.keyHalves == null ? null : cache.keyHalves[layer];
         short[] valueHalves = cache.valueHalves == null ? null : cache.valueHalves[layer];
         boolean bfloat16 = cache.bfloat16();
+        byte[] keyBytes = cache.keyBytes == null ? null : cache.keyBytes[layer];
+        byte[] valueBytes = cache.valueBytes == null ? null : cache.valueBytes[layer];
+        float[] keyScales = cache.keyScales == null ? null : cache.keyScales[layer];
+        float[] valueScales = cache.valueScales == null ? null : cache.valueScales[layer];
         int[] seqStart = plan.seqStart();
         float[] scores = null;
         int seq = 0;
@@ -224,8 +239,15 @@ public final class CpuBackend implements Backend {
             for (int pos = 0; pos < contextLen; pos++) {
                 int slot = plan.blockTable()[tableStart + pos / blockSize] * blockSize + pos % blockSize;
                 int at = slot * rowFloats + kvHead * headDim;
-                float s = (keys != null ? VectorMath.dot(q.data(), qBase, keys, at, headDim)
-                        : HalfRows.dot(q.data(), qBase, keyHalves, at, headDim, bfloat16)) * scale;
+                float dot;
+                if (keys != null) {
+                    dot = VectorMath.dot(q.data(), qBase, keys, at, headDim);
+                } else if (keyBytes != null) {
+                    dot = keyScales[slot * kvHeads + kvHead] * Int8Rows.dot(q.data(), qBase, keyBytes, at, headDim);
+                } else {
+                    dot = HalfRows.dot(q.data(), qBase, keyHalves, at, headDim, bfloat16);
+                }
+                float s = dot * scale;
                 scores[pos] = s;
                 max = Math.max(max, s);
             }
@@ -242,6 +264,8 @@ public final class CpuBackend implements Backend {
                 int at = slot * rowFloats + kvHead * headDim;
                 if (values != null) {
                     VectorMath.axpy(scores[pos] / sum, values, at, out.data(), oBase, headDim);
+                } else if (valueBytes != null) {
+                    Int8Rows.axpy(scores[pos] / sum * valueScales[slot * kvHeads + kvHead], valueBytes, at, out.data(), oBase, headDim);
                 } else {
                     HalfRows.axpy(scores[pos] / sum, valueHalves, at, out.data(), oBase, headDim, bfloat16);
                 }
