@@ -20,14 +20,10 @@ final class BlockLanes {
     private BlockLanes() {
     }
 
-    // NOTE: LANES is 16 (AVX-512) or 8 (AVX2, and the fallback). The block kernels walk a block's
-    // 16- and 32-value halves in steps of LANES, so LANES must divide 16; and a byte vector of
-    // LANES lanes needs LANES >= 8 (there is no 32-bit vector shape). A 128-bit machine (NEON)
-    // therefore runs the 256-bit species, which is correct but not fast there.
-    // -Dlathe.cpu.vectorBits=256 forces the 8-lane kernels on an AVX-512 machine (to test them).
-    static final VectorSpecies<Float> FLOATS =
-            FloatVector.SPECIES_PREFERRED.length() >= 16 && Integer.getInteger("lathe.cpu.vectorBits", 512) >= 512
-                    ? FloatVector.SPECIES_512 : FloatVector.SPECIES_256;
+    // NOTE: LANES is 16 (AVX-512) or 8 (AVX2, and the fallback): CpuVectorWidth decides. The block
+    // kernels walk a block's 16- and 32-value halves in steps of LANES, so LANES must divide 16;
+    // and a byte vector of LANES lanes needs LANES >= 8 (there is no 32-bit vector shape).
+    static final VectorSpecies<Float> FLOATS = CpuVectorWidth.FLOATS;
     static final int LANES = FLOATS.length();
     static final VectorSpecies<Integer> INTS = IntVector.SPECIES_512.length() == LANES
             ? IntVector.SPECIES_512 : IntVector.SPECIES_256;

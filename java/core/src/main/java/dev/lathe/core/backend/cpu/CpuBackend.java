@@ -7,6 +7,7 @@ import dev.lathe.core.backend.KvDtype;
 import dev.lathe.core.backend.Parallel;
 import dev.lathe.core.backend.Tensor;
 import dev.lathe.core.model.RopeStyle;
+import dev.lathe.core.tensor.CpuVectorWidth;
 import dev.lathe.core.tensor.HalfRows;
 import dev.lathe.core.tensor.Int8Rows;
 import dev.lathe.core.tensor.WeightMatrix;
@@ -19,7 +20,7 @@ import jdk.incubator.vector.VectorSpecies;
  * for the products, multi-threaded across output rows (matmul) and heads (attention).
  */
 public final class CpuBackend implements Backend {
-    private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
+    private static final VectorSpecies<Float> F = CpuVectorWidth.FLOATS; // the weight kernels' width (one switch for all)
     /** Below this many multiply-adds a matmul runs on the calling thread. */
     private static final long PARALLEL_THRESHOLD = 1 << 15;
 
