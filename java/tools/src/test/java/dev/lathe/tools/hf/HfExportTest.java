@@ -88,35 +88,58 @@ class HfExportTest {
     @ParameterizedTest(name = "{0}")
     @MethodSource("packings")
     void exportedDirectoryReadsBackAsTheSameModel(String label, QuantOptions options, @TempDir Path dir) throws Exception {
-        Path out = dir.resolve(label);
-        // NOTE: a small shard limit: the 260K model is written as several shards with an index.
-        ModelQuantizer.HfSummary summary = ModelQuantizer.quantizeToHf(stories(), out, options, null, null, false, 200_000, QUIET);
-        assertEquals("written", summary.export().tokenizer());
-        assertTrue(Files.exists(out.resolve("model.safetensors.index.json")), "sharded");
-        JsonNode config = new ObjectMapper().readTree(out.resolve("config.json").toFile());
-        JsonNode qc = config.path("quantization_config");
-        switch (options.method()) {
-            case NF4 -> {
-                assertEquals("bitsandbytes", qc.path("quant_method").asText());
-                assertEquals(options.doubleQuant(), qc.path("bnb_4bit_use_double_quant").asBoolean());
-            }
-            case AWQ -> assertEquals("gemm", qc.path("version").asText());
-            default -> {
-                assertEquals("gptq", qc.path("quant_method").asText());
-                assertEquals(options.bits(), qc.path("bits").asInt());
-                assertEquals(options.groupSize(), qc.path("group_size").asInt());
-                assertEquals(!options.zeroPoint(), qc.path("sym").asBoolean());
-                assertEquals(options.actOrder(), qc.path("desc_act").asBoolean());
-            }
-        }
+        Path out = Files.createDirectories(dir.resolve(label));
+        // NOTE: the model exported is the model compared: quantized once. The calibrated methods
+        // (AWQ seen, 2026-11-23) are not bit-identical from one run to the next in a JVM: the
+        // first run's forward passes partly run before C2 compiles them and differ in the last ulp
+        // (an AWQ-folded ffn_norm weight, 0.6357129 vs 0.63571286), so quantizing twice and
+        // comparing failed now and then.
         try (Arena arena = Arena.ofShared(); LoadedModel source = ModelLoader.load(stories())) {
             LoadedModel expected = ModelQuantizer.quantizeForHf(source, options, null, arena, QUIET);
+            // NOTE: a small shard limit: the 260K model is written as several shards with an index.
+            HfExporter.Result export = HfExporter.write(expected, ModelQuantizer.hfPacking(options), options.actOrder(),
+                    null, out, 200_000);
+            assertEquals("written", export.tokenizer());
+            assertTrue(Files.exists(out.resolve("model.safetensors.index.json")), "sharded");
+            JsonNode config = new ObjectMapper().readTree(out.resolve("config.json").toFile());
+            JsonNode qc = config.path("quantization_config");
+            switch (options.method()) {
+                case NF4 -> {
+                    assertEquals("bitsandbytes", qc.path("quant_method").asText());
+                    assertEquals(options.doubleQuant(), qc.path("bnb_4bit_use_double_quant").asBoolean());
+                }
+                case AWQ -> assertEquals("gemm", qc.path("version").asText());
+                default -> {
+                    assertEquals("gptq", qc.path("quant_method").asText());
+                    assertEquals(options.bits(), qc.path("bits").asInt());
+                    assertEquals(options.groupSize(), qc.path("group_size").asInt());
+                    assertEquals(!options.zeroPoint(), qc.path("sym").asBoolean());
+                    assertEquals(options.actOrder(), qc.path("desc_act").asBoolean());
+                }
+            }
             try (LoadedModel back = HfModelReader.read(out)) {
                 int packed = assertSameTensors(expected, back);
-                assertEquals(summary.export().packed().size(), packed, "packed layers read back in their Lathe format");
+                assertEquals(export.packed().size(), packed, "packed layers read back in their Lathe format");
                 assertTrue(packed >= 20, label + ": " + packed + " packed layers");
                 assertSameGeneration(expected, back);
             }
+        }
+    }
+
+    /**
+     * {@code lathe quantize --output-format hf}'s path (quantize, then write atomically): RTN, which
+     * is deterministic, so a second in-memory quantization is the same model.
+     */
+    @Test
+    void quantizeToHfWritesWhatTheInMemoryQuantizationHolds(@TempDir Path dir) throws Exception {
+        QuantOptions options = new QuantOptions(QuantMethod.RTN, 4, 32, true, null, 0, 0, false);
+        Path out = dir.resolve("rtn");
+        ModelQuantizer.HfSummary summary = ModelQuantizer.quantizeToHf(stories(), out, options, null, null, false, 200_000, QUIET);
+        assertEquals("written", summary.export().tokenizer());
+        try (Arena arena = Arena.ofShared(); LoadedModel source = ModelLoader.load(stories());
+             LoadedModel back = HfModelReader.read(out)) {
+            LoadedModel expected = ModelQuantizer.quantizeForHf(source, options, null, arena, QUIET);
+            assertEquals(summary.export().packed().size(), assertSameTensors(expected, back));
         }
     }
 
