@@ -5,7 +5,6 @@ import static dev.lathe.core.tensor.BlockLanes.LANES;
 
 import java.lang.foreign.MemorySegment;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 
 /**
  * BF16: the high 16 bits of an f32, 2 bytes per value, widened by a shift in registers.
@@ -54,7 +53,7 @@ final class Bf16Matrix extends MappedMatrix {
         for (; i <= cols - LANES; i += LANES) {
             acc0 = load(offset + 2L * i).fma(FloatVector.fromArray(FLOATS, x, xOffset + i), acc0);
         }
-        float sum = acc0.add(acc1).add(acc2.add(acc3)).reduceLanes(VectorOperators.ADD);
+        float sum = LaneSums.sum(acc0.add(acc1).add(acc2.add(acc3)));
         for (; i < cols; i++) {
             sum += Float.intBitsToFloat(data.get(HALF, offset + 2L * i) << 16) * x[xOffset + i];
         }
@@ -80,10 +79,10 @@ final class Bf16Matrix extends MappedMatrix {
             acc2 = w.fma(FloatVector.fromArray(FLOATS, x, x2 + i), acc2);
             acc3 = w.fma(FloatVector.fromArray(FLOATS, x, x3 + i), acc3);
         }
-        float s0 = acc0.reduceLanes(VectorOperators.ADD);
-        float s1 = acc1.reduceLanes(VectorOperators.ADD);
-        float s2 = acc2.reduceLanes(VectorOperators.ADD);
-        float s3 = acc3.reduceLanes(VectorOperators.ADD);
+        float s0 = LaneSums.sum(acc0);
+        float s1 = LaneSums.sum(acc1);
+        float s2 = LaneSums.sum(acc2);
+        float s3 = LaneSums.sum(acc3);
         for (; i < cols; i++) {
             float w = Float.intBitsToFloat(data.get(HALF, offset + 2L * i) << 16);
             s0 += w * x[x0 + i];

@@ -4,7 +4,6 @@ import static dev.lathe.core.tensor.BlockLanes.FLOATS;
 import static dev.lathe.core.tensor.BlockLanes.LANES;
 
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 
 /**
  * Dot products of already dequantized weight rows (f32 in a Java array) with many inputs: the
@@ -37,10 +36,10 @@ final class DenseRows {
             acc2 = wv.fma(FloatVector.fromArray(FLOATS, x, x2 + i), acc2);
             acc3 = wv.fma(FloatVector.fromArray(FLOATS, x, x3 + i), acc3);
         }
-        float s0 = acc0.reduceLanes(VectorOperators.ADD);
-        float s1 = acc1.reduceLanes(VectorOperators.ADD);
-        float s2 = acc2.reduceLanes(VectorOperators.ADD);
-        float s3 = acc3.reduceLanes(VectorOperators.ADD);
+        float s0 = LaneSums.sum(acc0);
+        float s1 = LaneSums.sum(acc1);
+        float s2 = LaneSums.sum(acc2);
+        float s3 = LaneSums.sum(acc3);
         for (; i < cols; i++) {
             s0 += w[i] * x[x0 + i];
             s1 += w[i] * x[x1 + i];
@@ -117,7 +116,7 @@ final class DenseRows {
 
     /** The lanes of {@code acc} summed, plus the scalar tail {@code [from, cols)} of one row-input pair. */
     private static float finish(FloatVector acc, float[] w, int wOffset, float[] x, int xOffset, int from, int cols) {
-        float s = acc.reduceLanes(VectorOperators.ADD);
+        float s = LaneSums.sum(acc);
         for (int i = from; i < cols; i++) {
             s += w[wOffset + i] * x[xOffset + i];
         }
@@ -131,7 +130,7 @@ final class DenseRows {
         for (; i <= cols - LANES; i += LANES) {
             acc = FloatVector.fromArray(FLOATS, w, wOffset + i).fma(FloatVector.fromArray(FLOATS, x, xOffset + i), acc);
         }
-        float sum = acc.reduceLanes(VectorOperators.ADD);
+        float sum = LaneSums.sum(acc);
         for (; i < cols; i++) {
             sum += w[wOffset + i] * x[xOffset + i];
         }

@@ -6,7 +6,6 @@ import static dev.lathe.core.tensor.BlockLanes.LANES;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteOrder;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 
 /** F32: plain little-endian floats, 4 bytes per value. Roofline: 4 bytes and 2 FLOPs per value. */
 final class F32Matrix extends MappedMatrix {
@@ -52,7 +51,7 @@ final class F32Matrix extends MappedMatrix {
         for (; i <= cols - LANES; i += LANES) {
             acc0 = load(offset + 4L * i).fma(FloatVector.fromArray(FLOATS, x, xOffset + i), acc0);
         }
-        float sum = acc0.add(acc1).add(acc2.add(acc3)).reduceLanes(VectorOperators.ADD);
+        float sum = LaneSums.sum(acc0.add(acc1).add(acc2.add(acc3)));
         for (; i < cols; i++) {
             sum += data.get(FLOAT, offset + 4L * i) * x[xOffset + i];
         }
@@ -78,10 +77,10 @@ final class F32Matrix extends MappedMatrix {
             acc2 = w.fma(FloatVector.fromArray(FLOATS, x, x2 + i), acc2);
             acc3 = w.fma(FloatVector.fromArray(FLOATS, x, x3 + i), acc3);
         }
-        float s0 = acc0.reduceLanes(VectorOperators.ADD);
-        float s1 = acc1.reduceLanes(VectorOperators.ADD);
-        float s2 = acc2.reduceLanes(VectorOperators.ADD);
-        float s3 = acc3.reduceLanes(VectorOperators.ADD);
+        float s0 = LaneSums.sum(acc0);
+        float s1 = LaneSums.sum(acc1);
+        float s2 = LaneSums.sum(acc2);
+        float s3 = LaneSums.sum(acc3);
         for (; i < cols; i++) {
             float w = data.get(FLOAT, offset + 4L * i);
             s0 += w * x[x0 + i];

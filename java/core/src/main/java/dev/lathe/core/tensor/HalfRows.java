@@ -4,7 +4,6 @@ import static dev.lathe.core.tensor.BlockLanes.FLOATS;
 import static dev.lathe.core.tensor.BlockLanes.LANES;
 
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 
 /**
  * Rows of 16-bit floats (IEEE f16, or bfloat16 when {@code bfloat16} is set) in {@code short[]}
@@ -47,7 +46,7 @@ public final class HalfRows {
         for (; i <= n - LANES; i += LANES) {
             acc = load(halves, hOffset + i, bfloat16).fma(FloatVector.fromArray(FLOATS, x, xOffset + i), acc);
         }
-        float sum = acc.reduceLanes(VectorOperators.ADD);
+        float sum = LaneSums.sum(acc);
         for (; i < n; i++) {
             sum += x[xOffset + i] * widen(halves[hOffset + i], bfloat16);
         }

@@ -7,7 +7,6 @@ import static dev.lathe.core.tensor.BlockLanes.toFloats;
 
 import java.lang.foreign.MemorySegment;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 
 /**
  * INT8 per output channel ({@link LatheFormat.Kind#INT8_CHANNEL}): per row an f32 scale then
@@ -41,7 +40,7 @@ final class Int8ChannelMatrix extends LatheMatrix {
             acc0 = toFloats(loadBytes(data, base + QS + i)).fma(FloatVector.fromArray(FLOATS, x, xOffset + i), acc0);
             acc1 = toFloats(loadBytes(data, base + QS + i + LANES)).fma(FloatVector.fromArray(FLOATS, x, xOffset + i + LANES), acc1);
         }
-        float sum = acc0.add(acc1).reduceLanes(VectorOperators.ADD);
+        float sum = LaneSums.sum(acc0.add(acc1));
         for (; i < cols; i++) {
             sum += data.get(BYTE, base + QS + i) * x[xOffset + i];
         }
@@ -64,10 +63,10 @@ final class Int8ChannelMatrix extends LatheMatrix {
             acc2 = w.fma(FloatVector.fromArray(FLOATS, x, xi + 2 * xStride), acc2);
             acc3 = w.fma(FloatVector.fromArray(FLOATS, x, xi + 3 * xStride), acc3);
         }
-        float s0 = acc0.reduceLanes(VectorOperators.ADD);
-        float s1 = acc1.reduceLanes(VectorOperators.ADD);
-        float s2 = acc2.reduceLanes(VectorOperators.ADD);
-        float s3 = acc3.reduceLanes(VectorOperators.ADD);
+        float s0 = LaneSums.sum(acc0);
+        float s1 = LaneSums.sum(acc1);
+        float s2 = LaneSums.sum(acc2);
+        float s3 = LaneSums.sum(acc3);
         for (; i < cols; i++) {
             float w = data.get(BYTE, base + QS + i);
             s0 += w * x[xOffset + i];

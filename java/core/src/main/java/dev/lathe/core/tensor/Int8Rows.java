@@ -7,7 +7,6 @@ import static dev.lathe.core.tensor.BlockLanes.toFloats;
 
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 
 /**
  * Vectors of symmetric int8 in {@code byte[]} arrays with one f32 scale each, as the CPU backend's
@@ -55,7 +54,7 @@ public final class Int8Rows {
         for (; i <= n - LANES; i += LANES) {
             acc = toFloats(ByteVector.fromArray(BYTES, q, qOffset + i)).fma(FloatVector.fromArray(FLOATS, x, xOffset + i), acc);
         }
-        float sum = acc.reduceLanes(VectorOperators.ADD);
+        float sum = LaneSums.sum(acc);
         for (; i < n; i++) {
             sum += x[xOffset + i] * q[qOffset + i];
         }

@@ -10,7 +10,6 @@ import static dev.lathe.core.tensor.BlockLanes.toFloats;
 import java.lang.foreign.MemorySegment;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 
 /**
  * Group-wise INT4 (and INT3/INT2 in the same container), the GPTQ / AWQ model
@@ -73,7 +72,7 @@ final class IntGroupMatrix extends LatheMatrix {
             }
             acc = qx.fma(FloatVector.broadcast(FLOATS, half(block + SCALE)), acc);
         }
-        return acc.reduceLanes(VectorOperators.ADD);
+        return LaneSums.sum(acc);
     }
 
     @Override
@@ -99,10 +98,10 @@ final class IntGroupMatrix extends LatheMatrix {
                 }
             }
         }
-        sums[0] = acc0.reduceLanes(VectorOperators.ADD);
-        sums[1] = acc1.reduceLanes(VectorOperators.ADD);
-        sums[2] = acc2.reduceLanes(VectorOperators.ADD);
-        sums[3] = acc3.reduceLanes(VectorOperators.ADD);
+        sums[0] = LaneSums.sum(acc0);
+        sums[1] = LaneSums.sum(acc1);
+        sums[2] = LaneSums.sum(acc2);
+        sums[3] = LaneSums.sum(acc3);
     }
 
     /** Row {@code row}'s levels and grids (see LatheEncoder.unpackIntGroupRow). */

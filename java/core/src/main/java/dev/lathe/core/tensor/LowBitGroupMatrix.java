@@ -140,7 +140,7 @@ final class LowBitGroupMatrix extends LatheMatrix {
                 }
             }
         }
-        return acc.reduceLanes(VectorOperators.ADD);
+        return LaneSums.sum(acc);
     }
 
     @Override
@@ -175,10 +175,10 @@ final class LowBitGroupMatrix extends LatheMatrix {
                 }
             }
         }
-        sums[0] = acc0.reduceLanes(VectorOperators.ADD);
-        sums[1] = acc1.reduceLanes(VectorOperators.ADD);
-        sums[2] = acc2.reduceLanes(VectorOperators.ADD);
-        sums[3] = acc3.reduceLanes(VectorOperators.ADD);
+        sums[0] = LaneSums.sum(acc0);
+        sums[1] = LaneSums.sum(acc1);
+        sums[2] = LaneSums.sum(acc2);
+        sums[3] = LaneSums.sum(acc3);
     }
 
     /** Row {@code row}'s levels and grids (see LatheEncoder.unpackIntGroupRow). */

@@ -10,7 +10,6 @@ import static dev.lathe.core.tensor.BlockLanes.toFloats;
 import java.lang.foreign.MemorySegment;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 
 /**
  * NF4 ({@link LatheFormat.Kind#NF4}): per group of g values an f32 absmax, then g/2 bytes of
@@ -109,7 +108,7 @@ final class Nf4Matrix extends LatheMatrix {
             }
             acc = sum.fma(FloatVector.broadcast(FLOATS, absmax(row, g, block)), acc);
         }
-        return acc.reduceLanes(VectorOperators.ADD);
+        return LaneSums.sum(acc);
     }
 
     @Override
@@ -133,10 +132,10 @@ final class Nf4Matrix extends LatheMatrix {
                 }
             }
         }
-        sums[0] = acc0.reduceLanes(VectorOperators.ADD);
-        sums[1] = acc1.reduceLanes(VectorOperators.ADD);
-        sums[2] = acc2.reduceLanes(VectorOperators.ADD);
-        sums[3] = acc3.reduceLanes(VectorOperators.ADD);
+        sums[0] = LaneSums.sum(acc0);
+        sums[1] = LaneSums.sum(acc1);
+        sums[2] = LaneSums.sum(acc2);
+        sums[3] = LaneSums.sum(acc3);
     }
 
     /** Row {@code row}'s codes and absmax values, dequantized for double quant (see LatheEncoder.unpackNf4Row). */

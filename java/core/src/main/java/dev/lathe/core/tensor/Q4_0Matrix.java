@@ -10,7 +10,6 @@ import static dev.lathe.core.tensor.BlockLanes.toFloats;
 import java.lang.foreign.MemorySegment;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 
 /**
  * Q4_0 (ggml block_q4_0): blocks of 32 values, 18 bytes: {@code f16 d} then {@code uint8 qs[16]};
@@ -94,7 +93,7 @@ final class Q4_0Matrix extends MappedMatrix {
         if (b < blocksPerRow) {
             acc0 = blockSum(block, x, xi).fma(FloatVector.broadcast(FLOATS, half(block)), acc0);
         }
-        return acc0.add(acc1).reduceLanes(VectorOperators.ADD);
+        return LaneSums.sum(acc0.add(acc1));
     }
 
     @Override
@@ -119,10 +118,10 @@ final class Q4_0Matrix extends MappedMatrix {
                 }
             }
         }
-        sums[0] = acc0.reduceLanes(VectorOperators.ADD);
-        sums[1] = acc1.reduceLanes(VectorOperators.ADD);
-        sums[2] = acc2.reduceLanes(VectorOperators.ADD);
-        sums[3] = acc3.reduceLanes(VectorOperators.ADD);
+        sums[0] = LaneSums.sum(acc0);
+        sums[1] = LaneSums.sum(acc1);
+        sums[2] = LaneSums.sum(acc2);
+        sums[3] = LaneSums.sum(acc3);
     }
 
     /**

@@ -10,7 +10,6 @@ import static dev.lathe.core.tensor.BlockLanes.toFloats;
 import java.lang.foreign.MemorySegment;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 
 /**
  * Q4_1 (ggml block_q4_1): blocks of 32 values, 20 bytes: {@code f16 d}, {@code f16 m}, then
@@ -74,7 +73,7 @@ final class Q4_1Matrix extends MappedMatrix {
             acc = qx.fma(FloatVector.broadcast(FLOATS, half(block)), acc);
             accMin = xs.fma(FloatVector.broadcast(FLOATS, half(block + MIN)), accMin);
         }
-        return acc.add(accMin).reduceLanes(VectorOperators.ADD);
+        return LaneSums.sum(acc.add(accMin));
     }
 
     @Override
@@ -99,9 +98,9 @@ final class Q4_1Matrix extends MappedMatrix {
                 }
             }
         }
-        sums[0] = acc0.reduceLanes(VectorOperators.ADD);
-        sums[1] = acc1.reduceLanes(VectorOperators.ADD);
-        sums[2] = acc2.reduceLanes(VectorOperators.ADD);
-        sums[3] = acc3.reduceLanes(VectorOperators.ADD);
+        sums[0] = LaneSums.sum(acc0);
+        sums[1] = LaneSums.sum(acc1);
+        sums[2] = LaneSums.sum(acc2);
+        sums[3] = LaneSums.sum(acc3);
     }
 }

@@ -10,7 +10,6 @@ import static dev.lathe.core.tensor.BlockLanes.toFloats;
 import java.lang.foreign.MemorySegment;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 
 /**
  * Q4_K (ggml block_q4_K): super-blocks of 256 values, 144 bytes: {@code f16 d}, {@code f16 dmin},
@@ -89,7 +88,7 @@ final class Q4_KMatrix extends MappedMatrix {
                 }
             }
         }
-        return acc0.add(acc1).reduceLanes(VectorOperators.ADD);
+        return LaneSums.sum(acc0.add(acc1));
     }
 
     @Override
@@ -119,9 +118,9 @@ final class Q4_KMatrix extends MappedMatrix {
                 }
             }
         }
-        sums[0] = acc0.reduceLanes(VectorOperators.ADD);
-        sums[1] = acc1.reduceLanes(VectorOperators.ADD);
-        sums[2] = acc2.reduceLanes(VectorOperators.ADD);
-        sums[3] = acc3.reduceLanes(VectorOperators.ADD);
+        sums[0] = LaneSums.sum(acc0);
+        sums[1] = LaneSums.sum(acc1);
+        sums[2] = LaneSums.sum(acc2);
+        sums[3] = LaneSums.sum(acc3);
     }
 }

@@ -80,7 +80,7 @@ final class Q5_0Matrix extends MappedMatrix {
             }
             acc = qx.fma(FloatVector.broadcast(FLOATS, half(block)), acc);
         }
-        return acc.reduceLanes(VectorOperators.ADD);
+        return LaneSums.sum(acc);
     }
 
     @Override
@@ -105,9 +105,9 @@ final class Q5_0Matrix extends MappedMatrix {
                 }
             }
         }
-        sums[0] = acc0.reduceLanes(VectorOperators.ADD);
-        sums[1] = acc1.reduceLanes(VectorOperators.ADD);
-        sums[2] = acc2.reduceLanes(VectorOperators.ADD);
-        sums[3] = acc3.reduceLanes(VectorOperators.ADD);
+        sums[0] = LaneSums.sum(acc0);
+        sums[1] = LaneSums.sum(acc1);
+        sums[2] = LaneSums.sum(acc2);
+        sums[3] = LaneSums.sum(acc3);
     }
 }

@@ -7,7 +7,6 @@ import static dev.lathe.core.tensor.BlockLanes.toFloats;
 
 import java.lang.foreign.MemorySegment;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 
 /**
  * Q8_0 (ggml block_q8_0): blocks of 32 values, 34 bytes: {@code f16 d} then {@code int8 qs[32]};
@@ -84,7 +83,7 @@ final class Q8_0Matrix extends MappedMatrix {
         if (b < blocksPerRow) {
             acc0 = blockSum(block, x, xi).fma(FloatVector.broadcast(FLOATS, half(block)), acc0);
         }
-        return acc0.add(acc1).reduceLanes(VectorOperators.ADD);
+        return LaneSums.sum(acc0.add(acc1));
     }
 
     /**
@@ -127,8 +126,8 @@ final class Q8_0Matrix extends MappedMatrix {
             acc0 = sum0.fma(FloatVector.broadcast(FLOATS, half(block0)), acc0);
             acc1 = sum1.fma(FloatVector.broadcast(FLOATS, half(block1)), acc1);
         }
-        out[at] = acc0.reduceLanes(VectorOperators.ADD);
-        out[at + 1] = acc1.reduceLanes(VectorOperators.ADD);
+        out[at] = LaneSums.sum(acc0);
+        out[at + 1] = LaneSums.sum(acc1);
     }
 
     @Override
@@ -149,10 +148,10 @@ final class Q8_0Matrix extends MappedMatrix {
                 acc3 = w.fma(FloatVector.fromArray(FLOATS, x, xi + 3 * xStride), acc3);
             }
         }
-        sums[0] = acc0.reduceLanes(VectorOperators.ADD);
-        sums[1] = acc1.reduceLanes(VectorOperators.ADD);
-        sums[2] = acc2.reduceLanes(VectorOperators.ADD);
-        sums[3] = acc3.reduceLanes(VectorOperators.ADD);
+        sums[0] = LaneSums.sum(acc0);
+        sums[1] = LaneSums.sum(acc1);
+        sums[2] = LaneSums.sum(acc2);
+        sums[3] = LaneSums.sum(acc3);
     }
 
     /**

@@ -6,7 +6,6 @@ import static dev.lathe.core.tensor.BlockLanes.LANES;
 import java.lang.foreign.MemorySegment;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
-import jdk.incubator.vector.VectorOperators;
 
 /**
  * 2:4 sparse with f16 kept values ({@link LatheFormat.Kind#SPARSE24_F16}); the layout, shared
@@ -48,7 +47,7 @@ final class Sparse24F16Matrix extends Sparse24Matrix {
         for (; k < keptCount; k += LANES) { // cols is a multiple of 32, so keptCount is a multiple of LANES
             acc0 = kept(values, k).fma(selectX(denseColumns(metaBits(meta, k)), x, xOffset + 2 * k), acc0);
         }
-        return acc0.add(acc1).reduceLanes(VectorOperators.ADD);
+        return LaneSums.sum(acc0.add(acc1));
     }
 
     @Override
@@ -69,10 +68,10 @@ final class Sparse24F16Matrix extends Sparse24Matrix {
             acc2 = w.fma(selectX(columns, x, xi + 2 * xStride), acc2);
             acc3 = w.fma(selectX(columns, x, xi + 3 * xStride), acc3);
         }
-        sums[0] = acc0.reduceLanes(VectorOperators.ADD);
-        sums[1] = acc1.reduceLanes(VectorOperators.ADD);
-        sums[2] = acc2.reduceLanes(VectorOperators.ADD);
-        sums[3] = acc3.reduceLanes(VectorOperators.ADD);
+        sums[0] = LaneSums.sum(acc0);
+        sums[1] = LaneSums.sum(acc1);
+        sums[2] = LaneSums.sum(acc2);
+        sums[3] = LaneSums.sum(acc3);
     }
 
     /** Writes the values plane (kept values as f16, see {@link #keptColumns}) at {@code dst[0..]}. */

@@ -11,7 +11,6 @@ import java.lang.foreign.MemorySegment;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
-import jdk.incubator.vector.VectorOperators;
 
 /**
  * 2:4 sparse with INT4 group-wise kept values ({@link LatheFormat.Kind#SPARSE24_INT}); layout in
@@ -67,7 +66,7 @@ final class Sparse24IntMatrix extends Sparse24Matrix {
             }
             acc = qx.fma(FloatVector.broadcast(FLOATS, half(block + SCALE)), acc);
         }
-        return acc.reduceLanes(VectorOperators.ADD);
+        return LaneSums.sum(acc);
     }
 
     @Override
@@ -96,10 +95,10 @@ final class Sparse24IntMatrix extends Sparse24Matrix {
                 }
             }
         }
-        sums[0] = acc0.reduceLanes(VectorOperators.ADD);
-        sums[1] = acc1.reduceLanes(VectorOperators.ADD);
-        sums[2] = acc2.reduceLanes(VectorOperators.ADD);
-        sums[3] = acc3.reduceLanes(VectorOperators.ADD);
+        sums[0] = LaneSums.sum(acc0);
+        sums[1] = LaneSums.sum(acc1);
+        sums[2] = LaneSums.sum(acc2);
+        sums[3] = LaneSums.sum(acc3);
     }
 
     /**

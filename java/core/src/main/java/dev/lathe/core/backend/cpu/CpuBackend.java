@@ -10,9 +10,9 @@ import dev.lathe.core.model.RopeStyle;
 import dev.lathe.core.tensor.CpuVectorWidth;
 import dev.lathe.core.tensor.HalfRows;
 import dev.lathe.core.tensor.Int8Rows;
+import dev.lathe.core.tensor.LaneSums;
 import dev.lathe.core.tensor.WeightMatrix;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -332,7 +332,7 @@ public final class CpuBackend implements Backend {
             for (int bound = F.loopBound(n); i < bound; i += F.length()) {
                 acc = FloatVector.fromArray(F, a, aOff + i).fma(FloatVector.fromArray(F, b, bOff + i), acc);
             }
-            float sum = acc.reduceLanes(VectorOperators.ADD);
+            float sum = LaneSums.sum(acc);
             for (; i < n; i++) {
                 sum += a[aOff + i] * b[bOff + i];
             }
