@@ -9,7 +9,7 @@ import jdk.incubator.vector.VectorSpecies;
  *
  * <p>NOTE: {@code reduceLanes(VectorOperators.ADD)} is allowed any order, and HotSpot's C2
  * intrinsic adds the lanes in another order than the interpreter and C1 do: the same 16 floats
- * summed to different last bits before and after a kernel was compiled (/tmp check, 253 vectors of
+ * summed to different last bits before and after a kernel was compiled (/tmp check, 256 vectors of
  * 16 and a 4096-long dot product, -XX:TieredStopAtLevel=1 vs C2). A model's first forward pass runs
  * partly before C2, so the same prompt gave different logits on its first and later runs in one
  * JVM (stories260K perplexity, 6 runs: run 0 differed from runs 1-5), and AWQ quantizing twice
