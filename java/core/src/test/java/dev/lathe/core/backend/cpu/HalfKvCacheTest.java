@@ -7,9 +7,6 @@ import dev.lathe.core.tensor.HalfRows;
 import dev.lathe.core.testing.TestRandom;
 import org.junit.jupiter.api.Test;
 
-import java.util.ArrayList;
-import java.util.Collections;
-import java.util.List;
 import java.util.Random;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -48,41 +45,11 @@ class HalfKvCacheTest {
     private void compare(Random r, KvDtype dtype, int headDim, int blockSize) {
         int heads = 6;
         int kvHeads = 2;
-        int[] lengths = {23, 1, 41};
-        int tokens = 0;
-        int blocksNeeded = 0;
-        for (int len : lengths) {
-            tokens += len;
-            blocksNeeded += (len + blockSize - 1) / blockSize;
-        }
-        int numBlocks = blocksNeeded + 3;
-        List<Integer> free = new ArrayList<>();
-        for (int b = 0; b < numBlocks; b++) {
-            free.add(b);
-        }
-        Collections.shuffle(free, r);
-        int[] positions = new int[tokens];
-        int[] slots = new int[tokens];
-        int[] seqStart = new int[lengths.length + 1];
-        int[] tableStart = new int[lengths.length + 1];
-        int[] table = new int[blocksNeeded];
-        int[] logitsIndex = new int[lengths.length];
-        int t = 0;
-        for (int s = 0; s < lengths.length; s++) {
-            int blocks = (lengths[s] + blockSize - 1) / blockSize;
-            for (int b = 0; b < blocks; b++) {
-                table[tableStart[s] + b] = free.remove(free.size() - 1);
-            }
-            tableStart[s + 1] = tableStart[s] + blocks;
-            for (int pos = 0; pos < lengths[s]; pos++, t++) {
-                positions[t] = pos;
-                slots[t] = table[tableStart[s] + pos / blockSize] * blockSize + pos % blockSize;
-            }
-            seqStart[s + 1] = t;
-            logitsIndex[s] = t - 1;
-        }
-        BatchPlan plan = new BatchPlan(new int[tokens], positions, seqStart, new int[lengths.length], tableStart, table,
-                slots, logitsIndex, blockSize);
+        RaggedPrefill batch = RaggedPrefill.of(r, blockSize);
+        int tokens = batch.tokens();
+        int numBlocks = batch.numBlocks();
+        int[] slots = batch.slots();
+        BatchPlan plan = batch.plan();
         int rowFloats = kvHeads * headDim;
         HostTensor k = gaussian(r, tokens, rowFloats);
         HostTensor v = gaussian(r, tokens, rowFloats);
@@ -108,12 +75,8 @@ class HalfKvCacheTest {
         double u = unitRoundoff(dtype);
         int group = heads / kvHeads;
         boolean anyDifference = false;
-        for (t = 0; t < tokens; t++) {
-            int s = 0;
-            while (t >= seqStart[s + 1]) {
-                s++;
-            }
-            int first = seqStart[s];
+        for (int t = 0; t < tokens; t++) {
+            int first = batch.sequenceStart(t);
             for (int h = 0; h < heads; h++) {
                 int kvHead = h / group;
                 double eps = 0;

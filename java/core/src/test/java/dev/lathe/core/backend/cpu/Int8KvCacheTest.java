@@ -7,10 +7,7 @@ import dev.lathe.core.tensor.Int8Rows;
 import dev.lathe.core.testing.TestRandom;
 import org.junit.jupiter.api.Test;
 
-import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.Collections;
-import java.util.List;
 import java.util.Random;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
@@ -121,39 +118,11 @@ class Int8KvCacheTest {
      */
     private void compare(Random r, int headDim, int blockSize, int heads, int kvHeads) {
         String where = "headDim " + headDim + " blockSize " + blockSize + " heads " + heads + "/" + kvHeads;
-        int[] lengths = {23, 1, 41};
-        int tokens = 0;
-        int blocksNeeded = 0;
-        for (int len : lengths) {
-            tokens += len;
-            blocksNeeded += (len + blockSize - 1) / blockSize;
-        }
-        int numBlocks = blocksNeeded + 3;
-        List<Integer> free = new ArrayList<>();
-        for (int b = 0; b < numBlocks; b++) {
-            free.add(b);
-        }
-        Collections.shuffle(free, r);
-        int[] positions = new int[tokens];
-        int[] slots = new int[tokens];
-        int[] seqStart = new int[lengths.length + 1];
-        int[] tableStart = new int[lengths.length + 1];
-        int[] table = new int[blocksNeeded];
-        int t = 0;
-        for (int s = 0; s < lengths.length; s++) {
-            int blocks = (lengths[s] + blockSize - 1) / blockSize;
-            for (int b = 0; b < blocks; b++) {
-                table[tableStart[s] + b] = free.remove(free.size() - 1);
-            }
-            tableStart[s + 1] = tableStart[s] + blocks;
-            for (int pos = 0; pos < lengths[s]; pos++, t++) {
-                positions[t] = pos;
-                slots[t] = table[tableStart[s] + pos / blockSize] * blockSize + pos % blockSize;
-            }
-            seqStart[s + 1] = t;
-        }
-        BatchPlan plan = new BatchPlan(new int[tokens], positions, seqStart, new int[lengths.length], tableStart, table,
-                slots, new int[] {seqStart[1] - 1, seqStart[2] - 1, seqStart[3] - 1}, blockSize);
+        RaggedPrefill batch = RaggedPrefill.of(r, blockSize);
+        int tokens = batch.tokens();
+        int numBlocks = batch.numBlocks();
+        int[] slots = batch.slots();
+        BatchPlan plan = batch.plan();
         int rowFloats = kvHeads * headDim;
         HostTensor k = gaussian(r, tokens, rowFloats);
         HostTensor v = gaussian(r, tokens, rowFloats);
@@ -180,7 +149,7 @@ class Int8KvCacheTest {
             backend.writeKv(f32, 0, k, v, slots);
             backend.writeKv(quant, 0, k, v, slots);
             CpuKvCache c = (CpuKvCache) quant;
-            for (t = 0; t < tokens; t++) {
+            for (int t = 0; t < tokens; t++) {
                 for (int h = 0; h < kvHeads; h++) {
                     kScale[t][h] = c.keyScales[0][slots[t] * kvHeads + h];
                     vScale[t][h] = c.valueScales[0][slots[t] * kvHeads + h];
@@ -198,12 +167,8 @@ class Int8KvCacheTest {
         }
         int group = heads / kvHeads;
         boolean anyDifference = false;
-        for (t = 0; t < tokens; t++) {
-            int s = 0;
-            while (t >= seqStart[s + 1]) {
-                s++;
-            }
-            int first = seqStart[s];
+        for (int t = 0; t < tokens; t++) {
+            int first = batch.sequenceStart(t);
             for (int h = 0; h < heads; h++) {
                 int kvHead = h / group;
                 // eps: how far a score can move by quantizing K, max over the keys: each stored key
