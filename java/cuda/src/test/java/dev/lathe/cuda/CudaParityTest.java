@@ -20,10 +20,7 @@ import dev.lathe.core.tensor.WeightMatrix;
 import dev.lathe.core.testing.TestRandom;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.Collections;
-import java.util.List;
 import java.util.Random;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -454,41 +451,10 @@ class CudaParityTest {
     private static void checkAttention(Random r, int heads, int kvHeads, int headDim, int blockSize, int[] context,
                                        int[] newTokens, KvDtype dtype) {
         int sequences = context.length;
-        int numBlocks = 0;
-        for (int s = 0; s < sequences; s++) {
-            numBlocks += (context[s] + newTokens[s] + blockSize - 1) / blockSize;
-        }
-        numBlocks += 3; // spare blocks nobody uses
-        List<Integer> ids = new ArrayList<>();
-        for (int b = 0; b < numBlocks; b++) {
-            ids.add(b);
-        }
-        Collections.shuffle(ids, r);
-        int tokens = Arrays.stream(newTokens).sum();
-        int[] seqStart = new int[sequences + 1];
-        int[] tableStart = new int[sequences + 1];
-        List<Integer> table = new ArrayList<>();
-        int[] positions = new int[tokens];
-        int[] slots = new int[tokens];
-        int next = 0;
-        for (int s = 0; s < sequences; s++) {
-            int blocks = (context[s] + newTokens[s] + blockSize - 1) / blockSize;
-            tableStart[s] = table.size();
-            for (int b = 0; b < blocks; b++) {
-                table.add(ids.get(next++));
-            }
-            tableStart[s + 1] = table.size();
-            seqStart[s + 1] = seqStart[s] + newTokens[s];
-            for (int i = 0; i < newTokens[s]; i++) {
-                int t = seqStart[s] + i;
-                int pos = context[s] + i;
-                positions[t] = pos;
-                slots[t] = table.get(tableStart[s] + pos / blockSize) * blockSize + pos % blockSize;
-            }
-        }
-        int[] blockTable = table.stream().mapToInt(Integer::intValue).toArray();
-        BatchPlan plan = new BatchPlan(new int[tokens], positions, seqStart, context.clone(), tableStart, blockTable, slots,
-                new int[0], blockSize);
+        PagedBatch batch = PagedBatch.of(r, blockSize, context, newTokens);
+        int numBlocks = batch.numBlocks();
+        int tokens = batch.tokens();
+        BatchPlan plan = batch.plan();
 
         int kvCols = kvHeads * headDim;
         KvCache cpuCache = cpu.allocateKvCache(1, numBlocks, blockSize, kvHeads, headDim, dtype);
@@ -498,7 +464,7 @@ class CudaParityTest {
             int total = context[s] + newTokens[s];
             int[] allSlots = new int[total];
             for (int pos = 0; pos < total; pos++) {
-                allSlots[pos] = blockTable[tableStart[s] + pos / blockSize] * blockSize + pos % blockSize;
+                allSlots[pos] = batch.slot(s, pos);
             }
             float[] k = gaussian(r, total * kvCols, 1);
             float[] v = gaussian(r, total * kvCols, 1);

@@ -10,10 +10,7 @@ import dev.lathe.core.backend.Tensor;
 import dev.lathe.core.backend.cpu.CpuBackend;
 import dev.lathe.core.backend.cpu.HostTensor;
 import dev.lathe.core.testing.TestRandom;
-import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.Collections;
-import java.util.List;
 import java.util.Random;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -106,15 +103,15 @@ class FlashPrefillParityTest {
     }
 
     private static void runThrough(CudaBackend backend, Random r, int[] context, int[] newTokens) {
-        Batch b = Batch.of(r, 16, context, newTokens);
+        PagedBatch b = PagedBatch.of(r, 16, context, newTokens);
         int heads = 8;
         int kvHeads = 2;
         int headDim = 64;
-        try (KvCache cache = backend.allocateKvCache(1, b.numBlocks, 16, kvHeads, headDim, KvDtype.F32)) {
+        try (KvCache cache = backend.allocateKvCache(1, b.numBlocks(), 16, kvHeads, headDim, KvDtype.F32)) {
             fill(r, b, cache, null, kvHeads * headDim, backend);
-            float[] q = CudaParityTest.gaussian(r, b.tokens * heads * headDim, 1);
-            Tensor out = backend.upload(new float[b.tokens * heads * headDim], b.tokens, heads * headDim);
-            backend.attention(out, backend.upload(q, b.tokens, heads * headDim), cache, 0, b.plan, heads,
+            float[] q = CudaParityTest.gaussian(r, b.tokens() * heads * headDim, 1);
+            Tensor out = backend.upload(new float[b.tokens() * heads * headDim], b.tokens(), heads * headDim);
+            backend.attention(out, backend.upload(q, b.tokens(), heads * headDim), cache, 0, b.plan(), heads,
                     (float) (1 / Math.sqrt(headDim)));
             float[] values = backend.download(out);
             for (float v : values) {
@@ -130,59 +127,12 @@ class FlashPrefillParityTest {
         return gpu.upload(nan, rows, cols);
     }
 
-    /** A batch's plan over a shuffled block table with 3 spare blocks. */
-    private record Batch(BatchPlan plan, int numBlocks, int tokens, int[] context, int[] newTokens) {
-        static Batch of(Random r, int blockSize, int[] context, int[] newTokens) {
-            int sequences = context.length;
-            int numBlocks = 3;
-            for (int s = 0; s < sequences; s++) {
-                numBlocks += (context[s] + newTokens[s] + blockSize - 1) / blockSize;
-            }
-            List<Integer> ids = new ArrayList<>();
-            for (int b = 0; b < numBlocks; b++) {
-                ids.add(b);
-            }
-            Collections.shuffle(ids, r);
-            int tokens = Arrays.stream(newTokens).sum();
-            int[] seqStart = new int[sequences + 1];
-            int[] tableStart = new int[sequences + 1];
-            List<Integer> table = new ArrayList<>();
-            int[] positions = new int[tokens];
-            int[] slots = new int[tokens];
-            int next = 0;
-            for (int s = 0; s < sequences; s++) {
-                int blocks = (context[s] + newTokens[s] + blockSize - 1) / blockSize;
-                tableStart[s] = table.size();
-                for (int b = 0; b < blocks; b++) {
-                    table.add(ids.get(next++));
-                }
-                tableStart[s + 1] = table.size();
-                seqStart[s + 1] = seqStart[s] + newTokens[s];
-                for (int i = 0; i < newTokens[s]; i++) {
-                    int t = seqStart[s] + i;
-                    int pos = context[s] + i;
-                    positions[t] = pos;
-                    slots[t] = table.get(tableStart[s] + pos / blockSize) * blockSize + pos % blockSize;
-                }
-            }
-            int[] blockTable = table.stream().mapToInt(Integer::intValue).toArray();
-            BatchPlan plan = new BatchPlan(new int[tokens], positions, seqStart, context.clone(), tableStart, blockTable,
-                    slots, new int[0], blockSize);
-            return new Batch(plan, numBlocks, tokens, context, newTokens);
-        }
-
-        int slot(int s, int pos) {
-            return plan.blockTable()[plan.blockTableStart()[s] + pos / plan.blockSize()] * plan.blockSize()
-                    + pos % plan.blockSize();
-        }
-    }
-
     /** Writes random K/V at every position of every sequence into the caches; returns them per sequence. */
-    private static float[][][] fill(Random r, Batch b, KvCache gpuCache, KvCache cpuCache, int kvCols,
+    private static float[][][] fill(Random r, PagedBatch b, KvCache gpuCache, KvCache cpuCache, int kvCols,
                                     CudaBackend backend) {
-        float[][][] kv = new float[b.context.length][][];
-        for (int s = 0; s < b.context.length; s++) {
-            int total = b.context[s] + b.newTokens[s];
+        float[][][] kv = new float[b.context().length][][];
+        for (int s = 0; s < b.context().length; s++) {
+            int total = b.context()[s] + b.newTokens()[s];
             int[] slots = new int[total];
             for (int pos = 0; pos < total; pos++) {
                 slots[pos] = b.slot(s, pos);
@@ -200,22 +150,22 @@ class FlashPrefillParityTest {
 
     private static void check(Random r, KvDtype dtype, int heads, int kvHeads, int headDim, int blockSize,
                               int[] context, int[] newTokens) {
-        Batch b = Batch.of(r, blockSize, context, newTokens);
+        PagedBatch b = PagedBatch.of(r, blockSize, context, newTokens);
         int kvCols = kvHeads * headDim;
         int qCols = heads * headDim;
         int group = heads / kvHeads;
         String what = "flash prefill " + dtype.label() + " heads=" + heads + " kvHeads=" + kvHeads + " headDim="
                 + headDim + " blockSize=" + blockSize + " context=" + Arrays.toString(context) + " new="
                 + Arrays.toString(newTokens);
-        try (KvCache cpuCache = cpu.allocateKvCache(1, b.numBlocks, blockSize, kvHeads, headDim, dtype);
-             KvCache gpuCache = gpu.allocateKvCache(1, b.numBlocks, blockSize, kvHeads, headDim, dtype)) {
+        try (KvCache cpuCache = cpu.allocateKvCache(1, b.numBlocks(), blockSize, kvHeads, headDim, dtype);
+             KvCache gpuCache = gpu.allocateKvCache(1, b.numBlocks(), blockSize, kvHeads, headDim, dtype)) {
             float[][][] kv = fill(r, b, gpuCache, cpuCache, kvCols, gpu);
-            float[] q = CudaParityTest.gaussian(r, b.tokens * qCols, 1);
+            float[] q = CudaParityTest.gaussian(r, b.tokens() * qCols, 1);
             float scale = (float) (1 / Math.sqrt(headDim));
-            HostTensor expected = new HostTensor(b.tokens, qCols);
-            cpu.attention(expected, new HostTensor(q, b.tokens, qCols), cpuCache, 0, b.plan, heads, scale);
-            Tensor out = poisoned(b.tokens, qCols);
-            gpu.flashAttention(out, gpu.upload(q, b.tokens, qCols), gpuCache, 0, b.plan, heads, scale);
+            HostTensor expected = new HostTensor(b.tokens(), qCols);
+            cpu.attention(expected, new HostTensor(q, b.tokens(), qCols), cpuCache, 0, b.plan(), heads, scale);
+            Tensor out = poisoned(b.tokens(), qCols);
+            gpu.flashAttention(out, gpu.upload(q, b.tokens(), qCols), gpuCache, 0, b.plan(), heads, scale);
             float[] actual = gpu.download(out);
             float[] want = expected.data();
             double diff = 0;
@@ -224,8 +174,8 @@ class FlashPrefillParityTest {
                 float[] k = kv[s][0];
                 float[] v = kv[s][1];
                 for (int i = 0; i < newTokens[s]; i++) {
-                    int t = b.plan.seqStart()[s] + i;
-                    int pos = b.plan.positions()[t];
+                    int t = b.plan().seqStart()[s] + i;
+                    int pos = b.plan().positions()[t];
                     for (int h = 0; h < heads; h++) {
                         int kvHead = h / group;
                         double sMax = 0;
