@@ -6,7 +6,6 @@ import dev.lathe.core.backend.KvCache;
 import dev.lathe.core.backend.Tensor;
 import java.lang.foreign.MemorySegment;
 import java.util.HashMap;
-import java.util.Locale;
 import java.util.Map;
 import java.util.function.Function;
 
@@ -66,24 +65,7 @@ final class DecodeGraphs implements AutoCloseable {
 
     /** Whether the switch turns graphs on: the system property first, then the environment; off when unset. */
     static boolean enabled() {
-        String value = System.getProperty(PROPERTY);
-        String source = "-D" + PROPERTY;
-        if (value == null) {
-            value = System.getenv(ENVIRONMENT);
-            source = ENVIRONMENT;
-        }
-        return parseSwitch(value, source);
-    }
-
-    static boolean parseSwitch(String value, String source) {
-        if (value == null || value.isBlank()) {
-            return false;
-        }
-        return switch (value.trim().toLowerCase(Locale.ROOT)) {
-            case "1", "on", "true", "yes" -> true;
-            case "0", "off", "false", "no" -> false;
-            default -> throw new IllegalArgumentException(source + "=" + value + ": expected on or off");
-        };
+        return OptInSwitch.enabled(PROPERTY, ENVIRONMENT);
     }
 
     Tensor run(BatchPlan plan, KvCache kv, Object stepKey, Function<BatchPlan, Tensor> step) {

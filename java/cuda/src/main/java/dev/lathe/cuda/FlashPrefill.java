@@ -35,13 +35,7 @@ final class FlashPrefill {
 
     /** Whether the switch turns the kernel on: the system property first, then the environment; off when unset. */
     static boolean enabled() {
-        String value = System.getProperty(PROPERTY);
-        String source = "-D" + PROPERTY;
-        if (value == null) {
-            value = System.getenv(ENVIRONMENT);
-            source = ENVIRONMENT;
-        }
-        return DecodeGraphs.parseSwitch(value, source);
+        return OptInSwitch.enabled(PROPERTY, ENVIRONMENT);
     }
 
     /** Whether the kernel has an instantiation for these shapes (flash_prefill_supports, kFlashMaxGroup). */

@@ -210,15 +210,15 @@ class DecodeGraphBookkeepingTest {
 
     @Test
     void theSwitchIsOffUnlessTurnedOn() {
-        assertFalse(DecodeGraphs.parseSwitch(null, "x"));
-        assertFalse(DecodeGraphs.parseSwitch(" ", "x"));
-        assertTrue(DecodeGraphs.parseSwitch("on", "x"));
-        assertTrue(DecodeGraphs.parseSwitch("1", "x"));
-        assertTrue(DecodeGraphs.parseSwitch("TRUE", "x"));
-        assertFalse(DecodeGraphs.parseSwitch("off", "x"));
-        assertFalse(DecodeGraphs.parseSwitch("0", "x"));
+        assertFalse(OptInSwitch.parse(null, "x"));
+        assertFalse(OptInSwitch.parse(" ", "x"));
+        assertTrue(OptInSwitch.parse("on", "x"));
+        assertTrue(OptInSwitch.parse("1", "x"));
+        assertTrue(OptInSwitch.parse("TRUE", "x"));
+        assertFalse(OptInSwitch.parse("off", "x"));
+        assertFalse(OptInSwitch.parse("0", "x"));
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                () -> DecodeGraphs.parseSwitch("sometimes", "LATHE_CUDA_GRAPHS"));
+                () -> OptInSwitch.parse("sometimes", "LATHE_CUDA_GRAPHS"));
         assertTrue(e.getMessage().contains("LATHE_CUDA_GRAPHS=sometimes"), e.getMessage());
     }
 }
