@@ -17,6 +17,7 @@ import dev.lathe.core.generate.Generator;
 import dev.lathe.core.model.LlamaModel;
 import dev.lathe.core.sample.SamplingParams;
 import dev.lathe.core.sched.SchedulerConfig;
+import dev.lathe.core.testing.EngineRuns;
 import dev.lathe.core.testing.SharedData;
 import dev.lathe.core.tokenizer.Tokenizer;
 import org.junit.jupiter.api.AfterAll;
@@ -24,14 +25,12 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -92,30 +91,6 @@ class EngineEquivalenceTest {
         return generator.generate(prompt, r.sampling(), null);
     }
 
-    /** Runs requests on an EngineCore step by step; {@code between} runs after each step (preempt, abort...). */
-    static Map<String, RequestOutput> runCore(EngineCore core, List<Request> requests, java.util.function.IntConsumer between) {
-        Map<String, RequestOutput> outputs = new HashMap<>();
-        for (Request r : requests) {
-            core.add(r, new EngineCore.RequestListener() {
-                @Override
-                public void onToken(TokenEvent event) {
-                }
-
-                @Override
-                public void onFinished(RequestOutput output) {
-                    outputs.put(output.id(), output);
-                }
-            });
-        }
-        for (int step = 0; core.hasWork(); step++) {
-            core.step();
-            assertNull(core.checkKvInvariant());
-            between.accept(step);
-        }
-        assertEquals(0, core.usage().used(), "blocks still held after every request ended: " + core.usage());
-        return outputs;
-    }
-
     static void assertSameAsAlone(Request r, RequestOutput out) {
         GenerationResult expected = alone(r);
         assertArrayEquals(expected.tokens(), out.first().tokenIds(), "tokens of " + r.id());
@@ -128,7 +103,7 @@ class EngineEquivalenceTest {
         List<Request> requests = mixedRequests(SamplingParams.greedy());
         // A budget of 24 tokens: the long prompts are prefilled in chunks beside running decodes.
         try (EngineCore core = new EngineCore(model, tokenizer, config(24, 8, 4 << 20, true))) {
-            Map<String, RequestOutput> outputs = runCore(core, requests, step -> { });
+            Map<String, RequestOutput> outputs = EngineRuns.runToEnd(core, requests, step -> { });
             for (Request r : requests) {
                 assertSameAsAlone(r, outputs.get(r.id()));
             }
@@ -143,10 +118,10 @@ class EngineEquivalenceTest {
         Map<String, RequestOutput> chunked;
         Map<String, RequestOutput> whole;
         try (EngineCore core = new EngineCore(model, tokenizer, config(7, 3, 4 << 20, false))) {
-            chunked = runCore(core, requests, step -> { });
+            chunked = EngineRuns.runToEnd(core, requests, step -> { });
         }
         try (EngineCore core = new EngineCore(model, tokenizer, config(4096, 64, 4 << 20, false))) {
-            whole = runCore(core, requests, step -> { });
+            whole = EngineRuns.runToEnd(core, requests, step -> { });
         }
         for (Request r : requests) {
             assertArrayEquals(whole.get(r.id()).first().tokenIds(), chunked.get(r.id()).first().tokenIds(), r.id());
@@ -162,9 +137,9 @@ class EngineEquivalenceTest {
         Request longer = Request.ofText("longer", shared + " went to bed.", SamplingParams.greedy().withMaxNewTokens(30));
         int promptLength = generator.encodePrompt(shared).length;
         try (EngineCore core = new EngineCore(model, tokenizer, config(512, 8, 4 << 20, true))) {
-            RequestOutput first = runCore(core, List.of(cold), s -> { }).get("cold");
+            RequestOutput first = EngineRuns.runToEnd(core, List.of(cold), s -> { }).get("cold");
             assertEquals(0, first.cachedPromptTokens());
-            RequestOutput second = runCore(core, List.of(warm, longer), s -> { }).get("warm");
+            RequestOutput second = EngineRuns.runToEnd(core, List.of(warm, longer), s -> { }).get("warm");
             int cached = (promptLength - 1) / 16 * 16;
             assertTrue(cached >= 16, "the test prompt should span several blocks: " + promptLength);
             assertEquals(cached, second.cachedPromptTokens());
@@ -173,7 +148,7 @@ class EngineEquivalenceTest {
             assertEquals(promptLength - cached + second.first().tokenIds().length - 1, second.computedTokens());
             assertArrayEquals(first.first().tokenIds(), second.first().tokenIds());
             assertEquals(first.first().text(), second.first().text());
-            assertSameAsAlone(longer, runCore(core, List.of(longer.withPriority(1)), s -> { }).get("longer"));
+            assertSameAsAlone(longer, EngineRuns.runToEnd(core, List.of(longer.withPriority(1)), s -> { }).get("longer"));
             assertTrue(core.usage().cached() > 0, core.usage().toString());
         }
     }
@@ -182,7 +157,7 @@ class EngineEquivalenceTest {
     void preemptedThenResumedEqualsUninterrupted() {
         List<Request> requests = mixedRequests(SamplingParams.greedy());
         try (EngineCore core = new EngineCore(model, tokenizer, config(32, 8, 4 << 20, true))) {
-            Map<String, RequestOutput> outputs = runCore(core, requests, step -> {
+            Map<String, RequestOutput> outputs = EngineRuns.runToEnd(core, requests, step -> {
                 if (step % 9 == 4) {
                     core.preempt("r" + (step / 9 % PROMPTS.length));
                 }
@@ -200,7 +175,7 @@ class EngineEquivalenceTest {
         // 10 blocks of 16 tokens: enough for any one request alone (the engine checks), far from all of them.
         long kvBytes = 10L * 2 * 5 * 16 * 4 * 8 * 4;
         try (EngineCore core = new EngineCore(model, tokenizer, config(64, 8, kvBytes, true))) {
-            Map<String, RequestOutput> outputs = runCore(core, requests, step -> { });
+            Map<String, RequestOutput> outputs = EngineRuns.runToEnd(core, requests, step -> { });
             assertTrue(core.stats().preemptions() > 0, core.stats().toString());
             for (Request r : requests) {
                 assertSameAsAlone(r, outputs.get(r.id()));
@@ -212,7 +187,7 @@ class EngineEquivalenceTest {
     void abortFreesEverythingAtAnyTime() {
         List<Request> requests = mixedRequests(SamplingParams.greedy());
         try (EngineCore core = new EngineCore(model, tokenizer, config(16, 4, 4 << 20, true))) {
-            Map<String, RequestOutput> outputs = runCore(core, requests, step -> {
+            Map<String, RequestOutput> outputs = EngineRuns.runToEnd(core, requests, step -> {
                 if (step == 2) {
                     core.abort("r4"); // mid-prefill of a long prompt
                     core.abort("r7"); // still waiting
@@ -234,7 +209,7 @@ class EngineEquivalenceTest {
         SamplingParams params = SamplingParams.defaults().withTemperature(1.0f).withSeed(77).withMaxNewTokens(40);
         Request r = Request.ofText("n", PROMPTS[3], params).withN(4);
         try (EngineCore core = new EngineCore(model, tokenizer, config(64, 8, 4 << 20, true))) {
-            RequestOutput out = runCore(core, List.of(r), s -> { }).get("n");
+            RequestOutput out = EngineRuns.runToEnd(core, List.of(r), s -> { }).get("n");
             assertEquals(4, out.completions().size());
             int promptLength = out.promptTokens().length;
             long generated = 0;

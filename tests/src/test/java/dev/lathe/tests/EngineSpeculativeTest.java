@@ -5,7 +5,6 @@ import dev.lathe.core.engine.EngineConfig;
 import dev.lathe.core.engine.EngineCore;
 import dev.lathe.core.engine.Request;
 import dev.lathe.core.engine.RequestOutput;
-import dev.lathe.core.engine.TokenEvent;
 import dev.lathe.core.format.LoadedModel;
 import dev.lathe.core.format.ModelLoader;
 import dev.lathe.core.format.TokenizerLoader;
@@ -18,6 +17,7 @@ import dev.lathe.core.spec.Drafter;
 import dev.lathe.core.spec.ModelDrafter;
 import dev.lathe.core.spec.NgramDrafter;
 import dev.lathe.core.spec.Speculation;
+import dev.lathe.core.testing.EngineRuns;
 import dev.lathe.core.testing.SharedData;
 import dev.lathe.core.tokenizer.Tokenizer;
 import org.junit.jupiter.api.AfterAll;
@@ -25,13 +25,11 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -90,28 +88,6 @@ class EngineSpeculativeTest {
         return requests;
     }
 
-    private static Map<String, RequestOutput> run(EngineCore core, List<Request> requests, java.util.function.IntConsumer between) {
-        Map<String, RequestOutput> outputs = new HashMap<>();
-        for (Request r : requests) {
-            core.add(r, new EngineCore.RequestListener() {
-                @Override
-                public void onToken(TokenEvent event) {
-                }
-
-                @Override
-                public void onFinished(RequestOutput output) {
-                    outputs.put(output.id(), output);
-                }
-            });
-        }
-        for (int step = 0; core.hasWork(); step++) {
-            core.step();
-            assertNull(core.checkKvInvariant());
-            between.accept(step);
-        }
-        assertEquals(0, core.usage().used(), "blocks still held after every request ended: " + core.usage());
-        return outputs;
-    }
 
     private static void assertSameAsAlone(List<Request> requests, Map<String, RequestOutput> outputs, String what) {
         for (Request r : requests) {
@@ -131,7 +107,7 @@ class EngineSpeculativeTest {
                     .withSpeculation(new Speculation(drafter, 4));
             try (EngineCore core = new EngineCore(model, tokenizer, config)) {
                 List<Request> requests = requests();
-                Map<String, RequestOutput> outputs = run(core, requests, step -> {
+                Map<String, RequestOutput> outputs = EngineRuns.runToEnd(core, requests, step -> {
                     if (step % 7 == 3) {
                         core.preempt("r" + (step / 7 % PROMPTS.length));
                     }
@@ -156,7 +132,7 @@ class EngineSpeculativeTest {
         EngineConfig config = new EngineConfig(4 << 20, 16, new SchedulerConfig(64, 8), true)
                 .withSpeculation(new Speculation(drafters.get(2), 6));
         try (EngineCore core = new EngineCore(model, tokenizer, config)) {
-            Map<String, RequestOutput> outputs = run(core, requests, step -> { });
+            Map<String, RequestOutput> outputs = EngineRuns.runToEnd(core, requests, step -> { });
             assertSameAsAlone(requests, outputs, "stops");
             assertTrue(outputs.values().stream().anyMatch(o -> o.first().finishReason().equals("stop")));
         }
@@ -170,7 +146,7 @@ class EngineSpeculativeTest {
                 .withSpeculation(new Speculation(drafters.get(2), 5));
         try (EngineCore core = new EngineCore(model, tokenizer, config)) {
             List<Request> requests = requests();
-            Map<String, RequestOutput> outputs = run(core, requests, step -> { });
+            Map<String, RequestOutput> outputs = EngineRuns.runToEnd(core, requests, step -> { });
             assertTrue(core.stats().preemptions() > 0, core.stats().toString());
             assertSameAsAlone(requests, outputs, "tight KV");
         }
@@ -184,7 +160,7 @@ class EngineSpeculativeTest {
         EngineConfig config = new EngineConfig(4 << 20, 16, new SchedulerConfig(32, 8), true)
                 .withSpeculation(new Speculation(drafters.get(1), 3));
         try (EngineCore core = new EngineCore(model, tokenizer, config)) {
-            Map<String, RequestOutput> outputs = run(core, requests, step -> { });
+            Map<String, RequestOutput> outputs = EngineRuns.runToEnd(core, requests, step -> { });
             assertEquals(3, outputs.get("n").completions().size());
             for (var c : outputs.get("n").completions()) {
                 assertTrue(c.tokenIds().length > 0);

@@ -5,7 +5,6 @@ import dev.lathe.core.engine.EngineConfig;
 import dev.lathe.core.engine.EngineCore;
 import dev.lathe.core.engine.Request;
 import dev.lathe.core.engine.RequestOutput;
-import dev.lathe.core.engine.TokenEvent;
 import dev.lathe.core.format.LoadedModel;
 import dev.lathe.core.format.ModelLoader;
 import dev.lathe.core.format.SyntheticModel;
@@ -16,20 +15,19 @@ import dev.lathe.core.model.LlamaModel;
 import dev.lathe.core.sample.SamplingParams;
 import dev.lathe.core.sched.SchedulerConfig;
 import dev.lathe.core.tensor.GgmlType;
+import dev.lathe.core.testing.EngineRuns;
 import dev.lathe.core.tokenizer.Tokenizer;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -63,28 +61,12 @@ class EngineSyntheticModelTest {
                 }
                 requests.add(Request.ofTokens("s" + i, prompt, SamplingParams.greedy().withMaxNewTokens(10 + random.nextInt(40))));
             }
-            Map<String, RequestOutput> outputs = new HashMap<>();
+            Map<String, RequestOutput> outputs;
             // 40 blocks of 16 tokens: some preemption; a budget of 48 tokens: chunked prefill.
             long perBlock = 2L * 4 * 16 * 4 * 32 * 4;
             try (EngineCore core = new EngineCore(model, tokenizer,
                     new EngineConfig(40 * perBlock, 16, new SchedulerConfig(48, 12), true))) {
-                for (Request r : requests) {
-                    core.add(r, new EngineCore.RequestListener() {
-                        @Override
-                        public void onToken(TokenEvent event) {
-                        }
-
-                        @Override
-                        public void onFinished(RequestOutput output) {
-                            outputs.put(output.id(), output);
-                        }
-                    });
-                }
-                while (core.hasWork()) {
-                    core.step();
-                    assertNull(core.checkKvInvariant());
-                }
-                assertEquals(0, core.usage().used());
+                outputs = EngineRuns.runToEnd(core, requests);
                 assertTrue(core.stats().prefixHitTokens() > 0, core.stats().toString());
             }
             for (Request r : requests) {

@@ -14,6 +14,7 @@ import dev.lathe.core.model.LlamaModel;
 import dev.lathe.core.sample.SamplingParams;
 import dev.lathe.core.sched.SchedulerConfig;
 import dev.lathe.core.tensor.GgmlType;
+import dev.lathe.core.testing.EngineRuns;
 import dev.lathe.core.testing.SharedData;
 import dev.lathe.core.tokenizer.Tokenizer;
 import org.junit.jupiter.api.Test;
@@ -21,13 +22,11 @@ import org.junit.jupiter.api.io.TempDir;
 
 import java.nio.file.Path;
 import java.util.Arrays;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -125,10 +124,10 @@ class Int8KvCacheEngineTest {
             // Prefix reuse: the second request's prompt blocks come from the first's.
             try (EngineCore core = new EngineCore(model, tok, base)) {
                 SamplingParams greedy = SamplingParams.greedy().withMaxNewTokens(30);
-                RequestOutput first = run(core, List.of(Request.ofText("a", shared, greedy))).get("a");
+                RequestOutput first = EngineRuns.runToEnd(core, List.of(Request.ofText("a", shared, greedy))).get("a");
                 Request longer = Request.ofText("b", shared + " went to bed.", greedy);
-                RequestOutput second = run(core, List.of(Request.ofText("w", shared, greedy), longer)).get("w");
-                RequestOutput third = run(core, List.of(longer.withPriority(1))).get("b");
+                RequestOutput second = EngineRuns.runToEnd(core, List.of(Request.ofText("w", shared, greedy), longer)).get("w");
+                RequestOutput third = EngineRuns.runToEnd(core, List.of(longer.withPriority(1))).get("b");
                 assertEquals(0, first.cachedPromptTokens());
                 assertTrue(second.cachedPromptTokens() >= 16, "no prefix hit: " + second.cachedPromptTokens());
                 assertTrue(third.cachedPromptTokens() >= 16, "no prefix hit: " + third.cachedPromptTokens());
@@ -141,7 +140,7 @@ class Int8KvCacheEngineTest {
             // Fork: four samples share the prompt's blocks; each equals its seed alone.
             SamplingParams sampled = SamplingParams.defaults().withTemperature(1.0f).withSeed(77).withMaxNewTokens(40);
             try (EngineCore core = new EngineCore(model, tok, base.withScheduler(new SchedulerConfig(64, 8)))) {
-                RequestOutput out = run(core, List.of(Request.ofText("n", shared, sampled).withN(4))).get("n");
+                RequestOutput out = EngineRuns.runToEnd(core, List.of(Request.ofText("n", shared, sampled).withN(4))).get("n");
                 assertEquals(4, out.completions().size());
                 for (Completion c : out.completions()) {
                     GenerationResult alone = cold.generate(out.promptTokens(), sampled.withSeed(77 + c.index()), null);
@@ -160,7 +159,7 @@ class Int8KvCacheEngineTest {
                 for (int i = 0; i < prompts.length; i++) {
                     requests.add(Request.ofText("p" + i, prompts[i], SamplingParams.greedy().withMaxNewTokens(maxNew[i])));
                 }
-                Map<String, RequestOutput> outputs = run(core, requests);
+                Map<String, RequestOutput> outputs = EngineRuns.runToEnd(core, requests);
                 assertTrue(core.stats().preemptions() > 0, core.stats().toString());
                 for (Request r : requests) {
                     assertArrayEquals(cold.generate(r.promptText(), r.sampling(), null).tokens(),
@@ -170,25 +169,4 @@ class Int8KvCacheEngineTest {
         }
     }
 
-    private static Map<String, RequestOutput> run(EngineCore core, List<Request> requests) {
-        Map<String, RequestOutput> outputs = new HashMap<>();
-        for (Request r : requests) {
-            core.add(r, new EngineCore.RequestListener() {
-                @Override
-                public void onToken(TokenEvent event) {
-                }
-
-                @Override
-                public void onFinished(RequestOutput output) {
-                    outputs.put(output.id(), output);
-                }
-            });
-        }
-        while (core.hasWork()) {
-            core.step();
-            assertNull(core.checkKvInvariant());
-        }
-        assertEquals(0, core.usage().used(), "blocks still held after every request ended: " + core.usage());
-        return outputs;
-    }
 }
