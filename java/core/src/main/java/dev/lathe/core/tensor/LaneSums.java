@@ -60,4 +60,12 @@ public final class LaneSums {
         }
         return sum;
     }
+
+    /** {@code sums[k] = sum(acc_k)} for the four accumulators of a format's four-input kernel ({@code dot4}). */
+    static void sum4(FloatVector acc0, FloatVector acc1, FloatVector acc2, FloatVector acc3, float[] sums) {
+        sums[0] = sum(acc0);
+        sums[1] = sum(acc1);
+        sums[2] = sum(acc2);
+        sums[3] = sum(acc3);
+    }
 }

@@ -68,10 +68,7 @@ final class Sparse24F16Matrix extends Sparse24Matrix {
             acc2 = w.fma(selectX(columns, x, xi + 2 * xStride), acc2);
             acc3 = w.fma(selectX(columns, x, xi + 3 * xStride), acc3);
         }
-        sums[0] = LaneSums.sum(acc0);
-        sums[1] = LaneSums.sum(acc1);
-        sums[2] = LaneSums.sum(acc2);
-        sums[3] = LaneSums.sum(acc3);
+        LaneSums.sum4(acc0, acc1, acc2, acc3, sums);
     }
 
     /** Writes the values plane (kept values as f16, see {@link #keptColumns}) at {@code dst[0..]}. */

@@ -95,10 +95,7 @@ final class Sparse24IntMatrix extends Sparse24Matrix {
                 }
             }
         }
-        sums[0] = LaneSums.sum(acc0);
-        sums[1] = LaneSums.sum(acc1);
-        sums[2] = LaneSums.sum(acc2);
-        sums[3] = LaneSums.sum(acc3);
+        LaneSums.sum4(acc0, acc1, acc2, acc3, sums);
     }
 
     /**
