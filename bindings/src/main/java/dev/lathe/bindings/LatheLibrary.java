@@ -108,8 +108,11 @@ public final class LatheLibrary {
             Path dir = Files.createTempDirectory("lathe-cuda");
             Path file = dir.resolve(FILE_NAME);
             Files.copy(in, file, StandardCopyOption.REPLACE_EXISTING);
-            file.toFile().deleteOnExit();
+            // NOTE: deleteOnExit runs in reverse order of registration: the directory is
+            // registered first so it is deleted after the file in it (the other order left an
+            // empty lathe-cuda* directory in the temp folder per process).
             dir.toFile().deleteOnExit();
+            file.toFile().deleteOnExit();
             return file;
         } catch (IOException e) {
             throw new UnsatisfiedLinkError("could not extract " + resourcePath() + " to a temporary file: " + e);

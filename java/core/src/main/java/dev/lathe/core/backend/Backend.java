@@ -20,7 +20,12 @@ public interface Backend extends AutoCloseable {
     /** A zero-filled activation buffer {@code [rows, cols]}. */
     Tensor allocate(int rows, int cols);
 
-    /** Prepares a weight for this backend (CPU: the same object; a GPU backend repacks and copies once). */
+    /**
+     * Prepares a weight for this backend, once, at load: a GPU backend repacks and copies it; the
+     * CPU backend re-lays Q8_0 and Q4_0 in row tiles for its kernels and returns other formats as
+     * they are. The result answers {@code type()}, {@code data()} and {@code dequantizeRow} as the
+     * source does.
+     */
     WeightMatrix upload(WeightMatrix weight);
 
     /** f32 K and V pools for {@code layers} layers of {@code [numBlocks, blockSize, kvHeads, headDim]} each. */

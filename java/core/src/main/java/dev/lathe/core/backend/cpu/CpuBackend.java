@@ -11,6 +11,7 @@ import dev.lathe.core.tensor.CpuVectorWidth;
 import dev.lathe.core.tensor.HalfRows;
 import dev.lathe.core.tensor.Int8Rows;
 import dev.lathe.core.tensor.LaneSums;
+import dev.lathe.core.tensor.RowTiledMatrix;
 import dev.lathe.core.tensor.WeightMatrix;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorSpecies;
@@ -23,6 +24,11 @@ public final class CpuBackend implements Backend {
     private static final VectorSpecies<Float> F = CpuVectorWidth.FLOATS; // the weight kernels' width (one switch for all)
     /** Below this many multiply-adds a matmul runs on the calling thread. */
     private static final long PARALLEL_THRESHOLD = 1 << 15;
+    /**
+     * {@code -Dlathe.cpu.repack=off} keeps Q8_0 and Q4_0 weights in ggml's blocks instead of
+     * {@link RowTiledMatrix}'s tiles: for measuring one against the other.
+     */
+    static final String REPACK_PROPERTY = "lathe.cpu.repack";
 
     private final int threads;
 
@@ -54,7 +60,16 @@ public final class CpuBackend implements Backend {
 
     @Override
     public WeightMatrix upload(WeightMatrix weight) {
-        return weight;
+        return repack() ? RowTiledMatrix.tile(weight) : weight;
+    }
+
+    private static boolean repack() {
+        String value = System.getProperty(REPACK_PROPERTY, "on");
+        return switch (value) {
+            case "on" -> true;
+            case "off" -> false;
+            default -> throw new IllegalArgumentException("-D" + REPACK_PROPERTY + " must be on or off, got '" + value + "'");
+        };
     }
 
     @Override
@@ -111,8 +126,11 @@ public final class CpuBackend implements Backend {
             w.dotRows(0, w.rows(), in.data(), in.cols(), tokens, o.data(), 0, o.cols());
             return;
         }
-        Parallel.forRange(w.rows(), threads,
-                (start, end) -> w.dotRows(start, end, in.data(), in.cols(), tokens, o.data(), 0, o.cols()));
+        // A tiled matrix is split on whole groups of tiles, so no thread's share starts mid-tile.
+        int group = w instanceof RowTiledMatrix ? RowTiledMatrix.ROW_GROUP : 1;
+        int rows = w.rows();
+        Parallel.forRange((rows + group - 1) / group, threads, (start, end) -> w.dotRows(start * group,
+                Math.min(rows, end * group), in.data(), in.cols(), tokens, o.data(), 0, o.cols()));
     }
 
     @Override

@@ -1,0 +1,96 @@
+package dev.lathe.core.tensor;
+
+import static dev.lathe.core.tensor.BlockLanes.FLOATS;
+import static dev.lathe.core.tensor.BlockLanes.loadBytes;
+import static dev.lathe.core.tensor.BlockLanes.toFloats;
+
+import java.lang.foreign.MemorySegment;
+import jdk.incubator.vector.FloatVector;
+
+/**
+ * Q8_0 in {@link RowTiledMatrix}'s tiles. A tile's block: {@code f32 d[TILE_ROWS]} then
+ * {@code int8 q[32][TILE_ROWS]} (column-major within the block), 576 bytes at 16 rows.
+ */
+final class TiledQ8_0Matrix extends RowTiledMatrix {
+    private static final int SCALES_BYTES = 4 * TILE_ROWS;
+    private static final int BLOCK_BYTES = SCALES_BYTES + BLOCK * TILE_ROWS;
+
+    TiledQ8_0Matrix(WeightMatrix source) {
+        super(source, BLOCK_BYTES);
+        MemorySegment from = source.data();
+        long rowBytes = source.rowBytes();
+        for (int row = 0; row < source.rows(); row++) {
+            long tileBlock = tileOffset(row / TILE_ROWS);
+            int lane = row % TILE_ROWS;
+            long block = row * rowBytes;
+            for (int b = 0; b < blocksPerRow; b++, block += Q8_0Matrix.BLOCK_BYTES, tileBlock += BLOCK_BYTES) {
+                float d = Float.float16ToFloat(from.get(PackedMatrix.HALF, block));
+                tiles.set(PackedMatrix.FLOAT, tileBlock + 4L * lane, d);
+                for (int c = 0; c < BLOCK; c++) {
+                    tiles.set(PackedMatrix.BYTE, tileBlock + SCALES_BYTES + (long) c * TILE_ROWS + lane,
+                            from.get(PackedMatrix.BYTE, block + 2 + c));
+                }
+            }
+        }
+    }
+
+    private FloatVector column(long tileBlock, int c) {
+        return toFloats(loadBytes(tiles, tileBlock + SCALES_BYTES + (long) c * TILE_ROWS));
+    }
+
+    @Override
+    void tileDot(long tile, float[] x, int xOffset, float[] lanes, int at) {
+        FloatVector acc = FloatVector.zero(FLOATS);
+        for (int b = 0, xi = xOffset; b < blocksPerRow; b++, tile += BLOCK_BYTES, xi += BLOCK) {
+            FloatVector s = FloatVector.zero(FLOATS);
+            for (int c = 0; c < BLOCK; c++) {
+                s = column(tile, c).fma(FloatVector.broadcast(FLOATS, x[xi + c]), s);
+            }
+            acc = s.fma(scales(tile), acc);
+        }
+        acc.intoArray(lanes, at);
+    }
+
+    @Override
+    void groupDot(long tile, float[] x, int xOffset, float[] lanes) {
+        long t0 = tile;
+        long t1 = t0 + tileBytes;
+        long t2 = t1 + tileBytes;
+        long t3 = t2 + tileBytes;
+        FloatVector acc0 = FloatVector.zero(FLOATS);
+        FloatVector acc1 = acc0;
+        FloatVector acc2 = acc0;
+        FloatVector acc3 = acc0;
+        for (int b = 0, xi = xOffset; b < blocksPerRow; b++, xi += BLOCK,
+                t0 += BLOCK_BYTES, t1 += BLOCK_BYTES, t2 += BLOCK_BYTES, t3 += BLOCK_BYTES) {
+            FloatVector s0 = FloatVector.zero(FLOATS);
+            FloatVector s1 = s0;
+            FloatVector s2 = s0;
+            FloatVector s3 = s0;
+            for (int c = 0; c < BLOCK; c++) {
+                FloatVector xc = FloatVector.broadcast(FLOATS, x[xi + c]);
+                s0 = column(t0, c).fma(xc, s0);
+                s1 = column(t1, c).fma(xc, s1);
+                s2 = column(t2, c).fma(xc, s2);
+                s3 = column(t3, c).fma(xc, s3);
+            }
+            acc0 = s0.fma(scales(t0), acc0);
+            acc1 = s1.fma(scales(t1), acc1);
+            acc2 = s2.fma(scales(t2), acc2);
+            acc3 = s3.fma(scales(t3), acc3);
+        }
+        acc0.intoArray(lanes, 0);
+        acc1.intoArray(lanes, TILE_ROWS);
+        acc2.intoArray(lanes, 2 * TILE_ROWS);
+        acc3.intoArray(lanes, 3 * TILE_ROWS);
+    }
+
+    @Override
+    void decodeTile(long tile, float[] values, int at) {
+        for (int b = 0, v = at; b < blocksPerRow; b++, tile += BLOCK_BYTES, v += BLOCK * TILE_ROWS) {
+            for (int c = 0; c < BLOCK; c++) {
+                column(tile, c).intoArray(values, v + c * TILE_ROWS);
+            }
+        }
+    }
+}

@@ -1,0 +1,151 @@
+package dev.lathe.core.tensor;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.lathe.core.testing.TestRandom;
+import java.lang.foreign.Arena;
+import java.util.Arrays;
+import java.util.Random;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/**
+ * The tiled Q8_0 / Q4_0 kernels against the scalar reference (the source matrix's
+ * {@code dequantizeRow}, a dot in double), and bit for bit against themselves however the rows
+ * and inputs are grouped.
+ */
+class RowTiledMatrixTest {
+    private static final int TILE = RowTiledMatrix.TILE_ROWS;
+
+    static Stream<Arguments> shapes() {
+        Stream.Builder<Arguments> shapes = Stream.builder();
+        for (GgmlType type : new GgmlType[] {GgmlType.Q8_0, GgmlType.Q4_0}) {
+            // one tile; three (one short of a group); five groups and a tile; odd block counts
+            for (int rows : new int[] {TILE, 3 * TILE, 21 * TILE}) {
+                for (int cols : new int[] {32, 32 * 3, 32 * 33}) {
+                    shapes.add(Arguments.of(type, rows, cols));
+                }
+            }
+        }
+        return shapes.build();
+    }
+
+    private static double referenceDot(float[] w, float[] x, int xOffset) {
+        double sum = 0;
+        for (int i = 0; i < w.length; i++) {
+            sum += (double) w[i] * x[xOffset + i];
+        }
+        return sum;
+    }
+
+    private static double maxAbsTimesSumAbs(float[] w, float[] x, int xOffset) {
+        double maxW = 0;
+        double sumX = 0;
+        for (int i = 0; i < w.length; i++) {
+            maxW = Math.max(maxW, Math.abs(w[i]));
+            sumX += Math.abs(x[xOffset + i]);
+        }
+        return maxW * sumX;
+    }
+
+    @ParameterizedTest(name = "{0} [{1}, {2}]")
+    @MethodSource("shapes")
+    void productsMatchTheReferenceAndEachOther(GgmlType type, int rows, int cols) {
+        Random random = TestRandom.create("tiled " + type + " [" + rows + ", " + cols + "]");
+        try (Arena arena = Arena.ofConfined()) {
+            WeightMatrix source = WeightMatrices.of("w", type, rows, cols, RandomWeights.matrix(type, rows, cols, random, arena));
+            WeightMatrix tiled = RowTiledMatrix.tile(source);
+            assertInstanceOf(RowTiledMatrix.class, tiled);
+            assertEquals(source.type(), tiled.type());
+            assertSame(source.data(), tiled.data());
+
+            // 1: the single-input walk; 3: single inputs over groups of tiles; 9: decoded tile pairs,
+            // two groups of four inputs and one left over. Rows from mid-tile to mid-tile where the
+            // matrix allows.
+            int rowStart = rows > TILE ? TILE / 2 + 1 : 0;
+            int rowEnd = rows > TILE ? rows - 3 : rows;
+            int xStride = cols + 3;
+            int outStride = rows + 2;
+            int outOffset = 1;
+            int decoded = RowTiledMatrix.DECODE_MIN_INPUTS + 1;
+            float[] x = RandomWeights.vector(decoded * xStride, random);
+            float[] alone = new float[outOffset + rows];
+            float[] w = new float[cols];
+            for (int n : new int[] {1, 3, decoded}) {
+                float[] out = new float[n * outStride + outOffset];
+                Arrays.fill(out, Float.NaN);
+                tiled.dotRows(rowStart, rowEnd, x, xStride, n, out, outOffset, outStride);
+                for (int t = 0; t < n; t++) {
+                    // the same input alone, over all rows: the bits must not depend on the grouping
+                    float[] xt = Arrays.copyOfRange(x, t * xStride, t * xStride + cols);
+                    tiled.dotRows(0, rows, xt, cols, 1, alone, outOffset, rows);
+                    for (int r = 0; r < rows; r++) {
+                        float actual = out[t * outStride + outOffset + r];
+                        if (r < rowStart || r >= rowEnd) {
+                            assertTrue(Float.isNaN(actual), "row " + r + " is outside the range and must stay untouched");
+                            continue;
+                        }
+                        source.dequantizeRow(r, w, 0);
+                        double expected = referenceDot(w, x, t * xStride);
+                        assertEquals(expected, actual, 1e-5 * maxAbsTimesSumAbs(w, x, t * xStride) + 1e-30,
+                                type + " row " + r + " input " + t + " of " + n);
+                        assertEquals(Float.floatToRawIntBits(alone[outOffset + r]), Float.floatToRawIntBits(actual),
+                                type + " row " + r + " input " + t + " of " + n + " vs alone");
+                        if (n == 1) {
+                            assertEquals(Float.floatToRawIntBits(actual), Float.floatToRawIntBits(tiled.dot(r, x, 0)),
+                                    type + " row " + r + ": dot vs dotRows");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
+    void compiledKernelsGiveTheSameBits() {
+        Random random = TestRandom.create("tiled hot");
+        int rows = 8 * TILE;
+        int cols = 32 * 5;
+        try (Arena arena = Arena.ofConfined()) {
+            for (GgmlType type : new GgmlType[] {GgmlType.Q8_0, GgmlType.Q4_0}) {
+                WeightMatrix tiled = RowTiledMatrix.tile(
+                        WeightMatrices.of("w", type, rows, cols, RandomWeights.matrix(type, rows, cols, random, arena)));
+                int n = RowTiledMatrix.DECODE_MIN_INPUTS + 1; // both paths: single-input walks and decoded tiles
+                float[] x = RandomWeights.vector(n * cols, random);
+                float[] first = new float[n * rows];
+                tiled.dotRows(0, rows, x, cols, n, first, 0, rows); // interpreted, mostly
+                float[] firstAlone = new float[rows];
+                tiled.dotRows(0, rows, x, cols, 1, firstAlone, 0, rows);
+                float[] out = new float[n * rows];
+                for (int i = 0; i < 3_000; i++) {
+                    tiled.dotRows(0, rows, x, cols, 1 + i % n, out, 0, rows);
+                }
+                float[] alone = new float[rows];
+                tiled.dotRows(0, rows, x, cols, 1, alone, 0, rows);
+                assertArrayEquals(firstAlone, alone, type + ": one input, the same bits before and after the JIT");
+                tiled.dotRows(0, rows, x, cols, n, out, 0, rows);
+                assertArrayEquals(first, out, type + ": the same bits before and after the JIT");
+            }
+        }
+    }
+
+    @Test
+    void onlyWholeTilesOfQ8_0AndQ4_0AreTiled() {
+        Random random = TestRandom.create("tiled which");
+        try (Arena arena = Arena.ofConfined()) {
+            WeightMatrix ragged = WeightMatrices.of("w", GgmlType.Q8_0, TILE + 1, 32,
+                    RandomWeights.matrix(GgmlType.Q8_0, TILE + 1, 32, random, arena));
+            assertSame(ragged, RowTiledMatrix.tile(ragged));
+            WeightMatrix q4k = WeightMatrices.of("w", GgmlType.Q4_K, TILE, 256,
+                    RandomWeights.matrix(GgmlType.Q4_K, TILE, 256, random, arena));
+            assertSame(q4k, RowTiledMatrix.tile(q4k));
+        }
+    }
+}
