@@ -1,14 +1,14 @@
 package dev.lathe.core.tensor;
 
 import static dev.lathe.core.tensor.BlockLanes.FLOATS;
-import static dev.lathe.core.tensor.BlockLanes.highNibbles;
+import static dev.lathe.core.tensor.BlockLanes.INTS;
 import static dev.lathe.core.tensor.BlockLanes.loadBytes;
-import static dev.lathe.core.tensor.BlockLanes.lowNibbles;
-import static dev.lathe.core.tensor.BlockLanes.toFloats;
 
 import java.lang.foreign.MemorySegment;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.VectorOperators;
 
 /**
  * Q4_0 in {@link RowTiledMatrix}'s tiles. A tile's block: {@code f32 d[TILE_ROWS]} then
@@ -20,7 +20,12 @@ final class TiledQ4_0Matrix extends RowTiledMatrix {
     private static final int SCALES_BYTES = 4 * TILE_ROWS;
     private static final int PAIRS = BLOCK / 2;
     private static final int BLOCK_BYTES = SCALES_BYTES + PAIRS * TILE_ROWS;
-    private static final byte ZERO_POINT = 8;
+    /**
+     * Flips bit 3 of both nibbles: a nibble q becomes q ^ 8, whose value read as a signed 4-bit
+     * number is exactly q - 8, ggml's value. Widened with sign to 32 bits, the high nibble's value
+     * is then one arithmetic shift away and the low one's two (no mask, no subtraction).
+     */
+    private static final int SIGNED_NIBBLES = 0x88;
 
     TiledQ4_0Matrix(WeightMatrix source) {
         super(source, BLOCK_BYTES);
@@ -35,7 +40,7 @@ final class TiledQ4_0Matrix extends RowTiledMatrix {
                 tiles.set(PackedMatrix.FLOAT, tileBlock + 4L * lane, d);
                 for (int j = 0; j < PAIRS; j++) {
                     tiles.set(PackedMatrix.BYTE, tileBlock + SCALES_BYTES + (long) j * TILE_ROWS + lane,
-                            from.get(PackedMatrix.BYTE, block + 2 + j));
+                            (byte) (from.get(PackedMatrix.BYTE, block + 2 + j) ^ SIGNED_NIBBLES));
                 }
             }
         }
@@ -45,14 +50,19 @@ final class TiledQ4_0Matrix extends RowTiledMatrix {
         return loadBytes(tiles, tileBlock + SCALES_BYTES + (long) j * TILE_ROWS);
     }
 
-    /** Values j (low nibbles, minus the zero point). */
-    private static FloatVector low(ByteVector packed) {
-        return toFloats(lowNibbles(packed).sub(ZERO_POINT));
+    private static IntVector widen(ByteVector packed) {
+        return (IntVector) packed.convertShape(VectorOperators.B2I, INTS, 0);
     }
 
-    /** Values j + 16 (high nibbles, minus the zero point). */
+    /** Values j: the low signed nibbles. */
+    private static FloatVector low(ByteVector packed) {
+        return (FloatVector) widen(packed).lanewise(VectorOperators.LSHL, 28).lanewise(VectorOperators.ASHR, 28)
+                .convert(VectorOperators.I2F, 0);
+    }
+
+    /** Values j + 16: the high signed nibbles. */
     private static FloatVector high(ByteVector packed) {
-        return toFloats(highNibbles(packed).sub(ZERO_POINT));
+        return (FloatVector) widen(packed).lanewise(VectorOperators.ASHR, 4).convert(VectorOperators.I2F, 0);
     }
 
     @Override
