@@ -33,7 +33,7 @@ import jdk.incubator.vector.FloatVector;
  * blocks in order, whether its input came alone, in a group of four, or its row in a group of
  * four tiles. So a sequence's logits do not depend on how many others share its batch.
  */
-public abstract sealed class RowTiledMatrix implements WeightMatrix permits TiledQ8_0Matrix, TiledQ4_0Matrix {
+public abstract sealed class RowTiledMatrix implements WeightMatrix permits TiledQ8_0Matrix, TiledQ4_0Matrix, TiledF16Matrix {
     /** Rows per tile: one vector lane per row. */
     static final int TILE_ROWS = LANES;
     /** Tiles one single-input pass walks together (independent FMA chains and memory streams). */
@@ -51,12 +51,15 @@ public abstract sealed class RowTiledMatrix implements WeightMatrix permits Tile
 
     final WeightMatrix source;
     final int blocksPerRow;
-    final long tileBlockBytes; // one block of one tile: TILE_ROWS f32 scales, then the format's quants
+    final long tileBlockBytes; // one block of one tile: TILE_ROWS f32 scales (if scaled), then the format's values
+    /** Whether blocks carry scales: a block's sum goes into the accumulator by {@code fma(s, d, acc)}, else {@code acc + s}. */
+    final boolean scaled;
     final long tileBytes;
     final MemorySegment tiles; // [rows / TILE_ROWS, blocksPerRow, tileBlockBytes]
 
-    RowTiledMatrix(WeightMatrix source, long tileBlockBytes) {
+    RowTiledMatrix(WeightMatrix source, long tileBlockBytes, boolean scaled) {
         this.source = source;
+        this.scaled = scaled;
         this.blocksPerRow = source.cols() / BLOCK;
         this.tileBlockBytes = tileBlockBytes;
         this.tileBytes = blocksPerRow * tileBlockBytes;
@@ -68,12 +71,16 @@ public abstract sealed class RowTiledMatrix implements WeightMatrix permits Tile
      * are a whole number of tiles; otherwise {@code weight} itself.
      */
     public static WeightMatrix tile(WeightMatrix weight) {
-        if (weight.rows() % TILE_ROWS != 0 || !(weight.format() instanceof GgmlType type)) {
+        if (weight.rows() % TILE_ROWS != 0 || weight.cols() % BLOCK != 0 || !(weight.format() instanceof GgmlType type)) {
             return weight;
         }
         return switch (type) {
             case Q8_0 -> new TiledQ8_0Matrix(weight);
             case Q4_0 -> new TiledQ4_0Matrix(weight);
+            case F16 -> {
+                TiledF16Matrix tiled = new TiledF16Matrix(weight);
+                yield tiled.fits ? tiled : weight;
+            }
             default -> weight;
         };
     }
@@ -221,7 +228,7 @@ public abstract sealed class RowTiledMatrix implements WeightMatrix permits Tile
             for (int c = 0; c < BLOCK; c++, v += TILE_ROWS) {
                 s = FloatVector.fromArray(FLOATS, values, v).fma(FloatVector.broadcast(FLOATS, x[xi + c]), s);
             }
-            acc = s.fma(scales(tile), acc);
+            acc = scaled ? s.fma(scales(tile), acc) : acc.add(s);
         }
         acc.intoArray(lanes, at);
     }
@@ -273,16 +280,27 @@ public abstract sealed class RowTiledMatrix implements WeightMatrix permits Tile
                 s3 = w.fma(xc, s3);
                 u3 = w1.fma(xc, u3);
             }
-            FloatVector d = scales(tile);
-            a0 = s0.fma(d, a0);
-            a1 = s1.fma(d, a1);
-            a2 = s2.fma(d, a2);
-            a3 = s3.fma(d, a3);
-            d = scales(tile1);
-            b0 = u0.fma(d, b0);
-            b1 = u1.fma(d, b1);
-            b2 = u2.fma(d, b2);
-            b3 = u3.fma(d, b3);
+            if (scaled) {
+                FloatVector d = scales(tile);
+                a0 = s0.fma(d, a0);
+                a1 = s1.fma(d, a1);
+                a2 = s2.fma(d, a2);
+                a3 = s3.fma(d, a3);
+                d = scales(tile1);
+                b0 = u0.fma(d, b0);
+                b1 = u1.fma(d, b1);
+                b2 = u2.fma(d, b2);
+                b3 = u3.fma(d, b3);
+            } else {
+                a0 = a0.add(s0);
+                a1 = a1.add(s1);
+                a2 = a2.add(s2);
+                a3 = a3.add(s3);
+                b0 = b0.add(u0);
+                b1 = b1.add(u1);
+                b2 = b2.add(u2);
+                b3 = b3.add(u3);
+            }
         }
         a0.intoArray(lanes, 0);
         b0.intoArray(lanes, TILE_ROWS);

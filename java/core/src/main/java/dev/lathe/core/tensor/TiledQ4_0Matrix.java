@@ -28,7 +28,7 @@ final class TiledQ4_0Matrix extends RowTiledMatrix {
     private static final int SIGNED_NIBBLES = 0x88;
 
     TiledQ4_0Matrix(WeightMatrix source) {
-        super(source, BLOCK_BYTES);
+        super(source, BLOCK_BYTES, true);
         MemorySegment from = source.data();
         long rowBytes = source.rowBytes();
         for (int row = 0; row < source.rows(); row++) {

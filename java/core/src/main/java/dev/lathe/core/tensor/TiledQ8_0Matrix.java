@@ -16,7 +16,7 @@ final class TiledQ8_0Matrix extends RowTiledMatrix {
     private static final int BLOCK_BYTES = SCALES_BYTES + BLOCK * TILE_ROWS;
 
     TiledQ8_0Matrix(WeightMatrix source) {
-        super(source, BLOCK_BYTES);
+        super(source, BLOCK_BYTES, true);
         MemorySegment from = source.data();
         long rowBytes = source.rowBytes();
         for (int row = 0; row < source.rows(); row++) {

@@ -17,16 +17,17 @@ import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
 
 /**
- * The tiled Q8_0 / Q4_0 kernels against the scalar reference (the source matrix's
+ * The tiled Q8_0 / Q4_0 / F16 kernels against the scalar reference (the source matrix's
  * {@code dequantizeRow}, a dot in double), and bit for bit against themselves however the rows
  * and inputs are grouped.
  */
 class RowTiledMatrixTest {
     private static final int TILE = RowTiledMatrix.TILE_ROWS;
+    private static final GgmlType[] TILED = {GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.F16};
 
     static Stream<Arguments> shapes() {
         Stream.Builder<Arguments> shapes = Stream.builder();
-        for (GgmlType type : new GgmlType[] {GgmlType.Q8_0, GgmlType.Q4_0}) {
+        for (GgmlType type : TILED) {
             // one tile; three (one short of a group); five groups and a tile; odd block counts
             for (int rows : new int[] {TILE, 3 * TILE, 21 * TILE}) {
                 for (int cols : new int[] {32, 32 * 3, 32 * 33}) {
@@ -114,7 +115,7 @@ class RowTiledMatrixTest {
         int rows = 8 * TILE;
         int cols = 32 * 5;
         try (Arena arena = Arena.ofConfined()) {
-            for (GgmlType type : new GgmlType[] {GgmlType.Q8_0, GgmlType.Q4_0}) {
+            for (GgmlType type : TILED) {
                 WeightMatrix tiled = RowTiledMatrix.tile(
                         WeightMatrices.of("w", type, rows, cols, RandomWeights.matrix(type, rows, cols, random, arena)));
                 int n = RowTiledMatrix.DECODE_MIN_INPUTS + 1; // both paths: single-input walks and decoded tiles
@@ -137,7 +138,7 @@ class RowTiledMatrixTest {
     }
 
     @Test
-    void onlyWholeTilesOfQ8_0AndQ4_0AreTiled() {
+    void onlyWholeTilesOfTheTiledFormatsAreTiled() {
         Random random = TestRandom.create("tiled which");
         try (Arena arena = Arena.ofConfined()) {
             WeightMatrix ragged = WeightMatrices.of("w", GgmlType.Q8_0, TILE + 1, 32,
@@ -146,6 +147,16 @@ class RowTiledMatrixTest {
             WeightMatrix q4k = WeightMatrices.of("w", GgmlType.Q4_K, TILE, 256,
                     RandomWeights.matrix(GgmlType.Q4_K, TILE, 256, random, arena));
             assertSame(q4k, RowTiledMatrix.tile(q4k));
+            WeightMatrix f16Ragged = WeightMatrices.of("w", GgmlType.F16, TILE, 33,
+                    RandomWeights.matrix(GgmlType.F16, TILE, 33, random, arena));
+            assertSame(f16Ragged, RowTiledMatrix.tile(f16Ragged), "F16 rows of no whole number of 32-column blocks");
+            // the tiled F16 kernel widens without the inf/NaN fix-up, so a matrix holding one stays as it is
+            var f16Data = RandomWeights.matrix(GgmlType.F16, TILE, 64, random, arena);
+            WeightMatrix finite = WeightMatrices.of("w", GgmlType.F16, TILE, 64, f16Data);
+            assertInstanceOf(RowTiledMatrix.class, RowTiledMatrix.tile(finite));
+            f16Data.set(PackedMatrix.HALF, 2L * 77, Float.floatToFloat16(Float.NEGATIVE_INFINITY));
+            WeightMatrix withInfinity = WeightMatrices.of("w", GgmlType.F16, TILE, 64, f16Data);
+            assertSame(withInfinity, RowTiledMatrix.tile(withInfinity), "an F16 matrix holding an infinity");
         }
     }
 }
