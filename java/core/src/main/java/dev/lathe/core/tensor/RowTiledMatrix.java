@@ -48,6 +48,11 @@ public abstract sealed class RowTiledMatrix implements WeightMatrix permits Tile
      * time (34 GFLOP/s); 32 inputs decoded 47-48 vs 31-38.
      */
     static final int DECODE_MIN_INPUTS = 8;
+    /**
+     * Blocks per decoded chunk: two tiles' 256 columns as floats are 32 KB, which stay in L1
+     * while every input reads them.
+     */
+    static final int CHUNK_BLOCKS = 8;
 
     final WeightMatrix source;
     final int blocksPerRow;
@@ -142,7 +147,7 @@ public abstract sealed class RowTiledMatrix implements WeightMatrix permits Tile
         Objects.checkFromIndexSize(0, (long) (n - 1) * outStride + outOffset + rowEnd, out.length);
         // Every kernel writes its tile's lanes to this scratch; the rows inside [rowStart, rowEnd)
         // are then copied out (a thread's share starts and ends on tile boundaries in practice).
-        float[] lanes = new float[2 * ROW_GROUP]; // a group of tiles, or two tiles for four inputs
+        float[] lanes = new float[ROW_GROUP]; // a group of tiles' sums for one input
         int firstTile = rowStart / TILE_ROWS;
         int endTile = (rowEnd + TILE_ROWS - 1) / TILE_ROWS;
         if (n < DECODE_MIN_INPUTS) {
@@ -162,28 +167,40 @@ public abstract sealed class RowTiledMatrix implements WeightMatrix permits Tile
             }
             return;
         }
-        // Batches and prefill: tiles in pairs, each decoded to floats once, then read by every input.
-        int tileValues = cols * TILE_ROWS;
-        float[] values = new float[2 * tileValues];
+        // Batches and prefill: tiles in pairs; a chunk of their blocks is decoded to floats once,
+        // then read by every input while it sits in L1, each input's sums carried in accs.
+        int chunk = Math.min(blocksPerRow, CHUNK_BLOCKS);
+        int chunkValues = chunk * BLOCK * TILE_ROWS;
+        float[] values = new float[2 * chunkValues];
+        float[] accs = new float[n * 2 * TILE_ROWS]; // input t: the pair's first tile's lanes, then the second's
         for (int tile = firstTile; tile < endTile; tile += 2) {
             int pairTiles = Math.min(2, endTile - tile);
-            for (int g = 0; g < pairTiles; g++) {
-                decodeTile(tileOffset(tile + g), values, g * tileValues);
-            }
-            int t = 0;
-            if (pairTiles == 2) {
-                for (; t + 4 <= n; t += 4) {
-                    decodedPairDot4(values, tileOffset(tile), x, t * xStride, xStride, lanes);
-                    for (int i = 0; i < 4; i++) {
-                        copyLanes(lanes, 2 * i * TILE_ROWS, tile, 2, rowStart, rowEnd, out, (t + i) * outStride + outOffset);
+            java.util.Arrays.fill(accs, 0f);
+            for (int b = 0; b < blocksPerRow; b += chunk) {
+                int blocks = Math.min(chunk, blocksPerRow - b);
+                long first = tileOffset(tile) + b * tileBlockBytes;
+                long second = first + tileBytes;
+                decodeBlocks(first, blocks, values, 0);
+                if (pairTiles == 2) {
+                    decodeBlocks(second, blocks, values, chunkValues);
+                }
+                int t = 0;
+                if (pairTiles == 2) {
+                    for (; t + 4 <= n; t += 4) {
+                        decodedPairDot4(values, chunkValues, first, second, blocks, x, t * xStride + b * BLOCK, xStride,
+                                accs, t * 2 * TILE_ROWS);
+                    }
+                }
+                for (; t < n; t++) {
+                    decodedDot(values, 0, first, blocks, x, t * xStride + b * BLOCK, accs, t * 2 * TILE_ROWS);
+                    if (pairTiles == 2) {
+                        decodedDot(values, chunkValues, second, blocks, x, t * xStride + b * BLOCK, accs,
+                                t * 2 * TILE_ROWS + TILE_ROWS);
                     }
                 }
             }
-            for (; t < n; t++) {
-                for (int g = 0; g < pairTiles; g++) {
-                    decodedDot(values, g * tileValues, tileOffset(tile + g), x, t * xStride, lanes, g * TILE_ROWS);
-                }
-                copyLanes(lanes, 0, tile, pairTiles, rowStart, rowEnd, out, t * outStride + outOffset);
+            for (int t = 0; t < n; t++) {
+                copyLanes(accs, t * 2 * TILE_ROWS, tile, pairTiles, rowStart, rowEnd, out, t * outStride + outOffset);
             }
         }
     }
@@ -210,52 +227,57 @@ public abstract sealed class RowTiledMatrix implements WeightMatrix permits Tile
     abstract void groupDot(long tile, float[] x, int xOffset, float[] lanes);
 
     /**
-     * Tile {@code tile}'s values as floats, exactly: {@code values[at + (b * 32 + c) * TILE_ROWS + i]}
-     * is row i's value in column c of block b, before the block scale.
+     * {@code blocks} blocks of one tile, from the one at {@code tileBlock}, as floats, exactly:
+     * {@code values[at + (b * 32 + c) * TILE_ROWS + i]} is row i's value in column c of block b,
+     * before the block scale.
      */
-    abstract void decodeTile(long tile, float[] values, int at);
+    abstract void decodeBlocks(long tileBlock, int blocks, float[] values, int at);
 
     /** The block's {@link #TILE_ROWS} scales, which lead every tile block. */
     final FloatVector scales(long tileBlock) {
         return FloatVector.fromMemorySegment(FLOATS, tiles, tileBlock, ByteOrder.LITTLE_ENDIAN);
     }
 
-    /** {@link #tileDot} from a tile decoded at {@code values[v..]}. */
-    private void decodedDot(float[] values, int v, long tile, float[] x, int xOffset, float[] lanes, int at) {
-        FloatVector acc = FloatVector.zero(FLOATS);
-        for (int b = 0, xi = xOffset; b < blocksPerRow; b++, tile += tileBlockBytes, xi += BLOCK) {
+    /**
+     * {@link #tileDot} over {@code blocks} decoded blocks (at {@code values[v..]}) of one tile
+     * from the one at {@code tileBlock}, carrying the sums in {@code accs[at..at + TILE_ROWS)}.
+     */
+    private void decodedDot(float[] values, int v, long tileBlock, int blocks, float[] x, int xOffset,
+                            float[] accs, int at) {
+        FloatVector acc = FloatVector.fromArray(FLOATS, accs, at);
+        for (int b = 0, xi = xOffset; b < blocks; b++, tileBlock += tileBlockBytes, xi += BLOCK) {
             FloatVector s = FloatVector.zero(FLOATS);
             for (int c = 0; c < BLOCK; c++, v += TILE_ROWS) {
                 s = FloatVector.fromArray(FLOATS, values, v).fma(FloatVector.broadcast(FLOATS, x[xi + c]), s);
             }
-            acc = scaled ? s.fma(scales(tile), acc) : acc.add(s);
+            acc = scaled ? s.fma(scales(tileBlock), acc) : acc.add(s);
         }
-        acc.intoArray(lanes, at);
+        acc.intoArray(accs, at);
     }
 
     /**
-     * {@link #tileDot} for two consecutive tiles decoded one after the other in {@code values} and
-     * four inputs {@code x[xOffset + k * xStride..]}: input k's lanes at {@code lanes[2 * k * TILE_ROWS..]},
-     * first tile then second.
+     * {@link #decodedDot} for two tiles (values at {@code values[0..]} and {@code values[second..]},
+     * blocks at {@code block0} and {@code block1}) and four inputs {@code x[xOffset + k * xStride..]};
+     * input k's sums at {@code accs[at + 2 * k * TILE_ROWS..]}, first tile then second.
      * NOTE: eight independent FMA chains: with four (one tile) the FMA latency held the kernel to
      * about half the core's FMA rate.
      */
-    private void decodedPairDot4(float[] values, long tile, float[] x, int xOffset, int xStride, float[] lanes) {
-        long tile1 = tile + tileBytes;
-        int second = blocksPerRow * BLOCK * TILE_ROWS; // where the second tile's values start
-        FloatVector a0 = FloatVector.zero(FLOATS);
-        FloatVector a1 = a0;
-        FloatVector a2 = a0;
-        FloatVector a3 = a0;
-        FloatVector b0 = a0;
-        FloatVector b1 = a0;
-        FloatVector b2 = a0;
-        FloatVector b3 = a0;
+    private void decodedPairDot4(float[] values, int second, long block0, long block1, int blocks,
+                                 float[] x, int xOffset, int xStride, float[] accs, int at) {
+        int stride = 2 * TILE_ROWS;
+        FloatVector a0 = FloatVector.fromArray(FLOATS, accs, at);
+        FloatVector b0 = FloatVector.fromArray(FLOATS, accs, at + TILE_ROWS);
+        FloatVector a1 = FloatVector.fromArray(FLOATS, accs, at + stride);
+        FloatVector b1 = FloatVector.fromArray(FLOATS, accs, at + stride + TILE_ROWS);
+        FloatVector a2 = FloatVector.fromArray(FLOATS, accs, at + 2 * stride);
+        FloatVector b2 = FloatVector.fromArray(FLOATS, accs, at + 2 * stride + TILE_ROWS);
+        FloatVector a3 = FloatVector.fromArray(FLOATS, accs, at + 3 * stride);
+        FloatVector b3 = FloatVector.fromArray(FLOATS, accs, at + 3 * stride + TILE_ROWS);
         int x0 = xOffset;
         int x1 = x0 + xStride;
         int x2 = x1 + xStride;
         int x3 = x2 + xStride;
-        for (int b = 0, v = 0; b < blocksPerRow; b++, tile += tileBlockBytes, tile1 += tileBlockBytes) {
+        for (int b = 0, v = 0; b < blocks; b++, block0 += tileBlockBytes, block1 += tileBlockBytes) {
             FloatVector s0 = FloatVector.zero(FLOATS);
             FloatVector s1 = s0;
             FloatVector s2 = s0;
@@ -281,12 +303,12 @@ public abstract sealed class RowTiledMatrix implements WeightMatrix permits Tile
                 u3 = w1.fma(xc, u3);
             }
             if (scaled) {
-                FloatVector d = scales(tile);
+                FloatVector d = scales(block0);
                 a0 = s0.fma(d, a0);
                 a1 = s1.fma(d, a1);
                 a2 = s2.fma(d, a2);
                 a3 = s3.fma(d, a3);
-                d = scales(tile1);
+                d = scales(block1);
                 b0 = u0.fma(d, b0);
                 b1 = u1.fma(d, b1);
                 b2 = u2.fma(d, b2);
@@ -302,13 +324,13 @@ public abstract sealed class RowTiledMatrix implements WeightMatrix permits Tile
                 b3 = b3.add(u3);
             }
         }
-        a0.intoArray(lanes, 0);
-        b0.intoArray(lanes, TILE_ROWS);
-        a1.intoArray(lanes, 2 * TILE_ROWS);
-        b1.intoArray(lanes, 3 * TILE_ROWS);
-        a2.intoArray(lanes, 4 * TILE_ROWS);
-        b2.intoArray(lanes, 5 * TILE_ROWS);
-        a3.intoArray(lanes, 6 * TILE_ROWS);
-        b3.intoArray(lanes, 7 * TILE_ROWS);
+        a0.intoArray(accs, at);
+        b0.intoArray(accs, at + TILE_ROWS);
+        a1.intoArray(accs, at + stride);
+        b1.intoArray(accs, at + stride + TILE_ROWS);
+        a2.intoArray(accs, at + 2 * stride);
+        b2.intoArray(accs, at + 2 * stride + TILE_ROWS);
+        a3.intoArray(accs, at + 3 * stride);
+        b3.intoArray(accs, at + 3 * stride + TILE_ROWS);
     }
 }

@@ -115,8 +115,8 @@ final class TiledF16Matrix extends RowTiledMatrix {
     }
 
     @Override
-    void decodeTile(long tile, float[] values, int at) {
-        for (int b = 0, v = at; b < blocksPerRow; b++, tile += BLOCK_BYTES, v += BLOCK * TILE_ROWS) {
+    void decodeBlocks(long tile, int blocks, float[] values, int at) {
+        for (int b = 0, v = at; b < blocks; b++, tile += BLOCK_BYTES, v += BLOCK * TILE_ROWS) {
             for (int c = 0; c < BLOCK; c++) {
                 column(tile, c).intoArray(values, v + c * TILE_ROWS);
             }

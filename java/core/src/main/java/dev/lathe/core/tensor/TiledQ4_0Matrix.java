@@ -115,8 +115,8 @@ final class TiledQ4_0Matrix extends RowTiledMatrix {
     }
 
     @Override
-    void decodeTile(long tile, float[] values, int at) {
-        for (int b = 0, v = at; b < blocksPerRow; b++, tile += BLOCK_BYTES, v += BLOCK * TILE_ROWS) {
+    void decodeBlocks(long tile, int blocks, float[] values, int at) {
+        for (int b = 0, v = at; b < blocks; b++, tile += BLOCK_BYTES, v += BLOCK * TILE_ROWS) {
             for (int j = 0; j < PAIRS; j++) {
                 ByteVector packed = pair(tile, j);
                 low(packed).intoArray(values, v + j * TILE_ROWS);
