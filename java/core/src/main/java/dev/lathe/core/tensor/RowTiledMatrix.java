@@ -10,9 +10,9 @@ import java.util.Objects;
 import jdk.incubator.vector.FloatVector;
 
 /**
- * A Q8_0 or Q4_0 matrix re-laid once, at load, for the CPU's matrix-vector products: rows in
- * tiles of {@link BlockLanes#LANES} (16 with AVX-512), and within a tile, for each block of 32
- * columns, the tile's block scales as f32 followed by its quants column by column
+ * A Q8_0, Q4_0 or F16 matrix re-laid once, at load, for the CPU's matrix products: rows in tiles
+ * of {@link BlockLanes#LANES} (16 with AVX-512), and within a tile, for each block of 32 columns,
+ * the tile's block scales as f32 (the quantized formats) followed by its values column by column
  * ({@code [column][row in tile]}). One vector load is then one column of a whole tile, so a tile's
  * dot products build up lane by lane, one lane per row: no horizontal sums, one block scale per
  * lane applied by one FMA, and no scale conversion in the loop.
@@ -23,15 +23,24 @@ import jdk.incubator.vector.FloatVector;
  * 21-24 GB/s. Two things make the difference: the kernel needs about a third fewer instructions
  * per weight byte (so more bytes are in flight per out-of-order window), and four tiles are four
  * streams 17 KB apart, which the hardware prefetchers follow independently. The scales are f32,
- * not the file's f16, because converting f16 lanes in the loop cost the kernel half its speed
- * (the same harness: 7.5-8 GB/s in cache); Q8_0 reads 1.125 bytes per weight instead of 1.0625.
+ * not the file's f16: widening f16 lanes in the four-tile loop made it more than C2 inlines in one
+ * method (the same harness: 7.5-8 GB/s in cache). So Q8_0 reads 1.125 bytes per weight instead of
+ * 1.0625, Q4_0 0.625 instead of 0.5625. Memory: the tiles are a second copy of these weights, in
+ * native memory; the file's pages, read once to build them, stay in the page cache but are clean.
+ *
+ * <p>NOTE (C2): every kernel here is written so that one method's vector code stays within what
+ * C2 inlines (NodeCountInliningCutoff); past it, a call is left out and its vectors are boxed on
+ * the heap, 3-5x slower, with no error. Q4_0 and F16 therefore walk their four tiles as two pairs.
+ * A JFR profile showing {@code AbstractVector.convert0} or {@code VectorSupport.*Op} frames under
+ * a kernel is the sign; the F16 widening was rewritten once for it.
  *
  * <p>The source matrix stays the answer to everything but the products: {@link #type()},
  * {@link #data()} (ggml's blocks, for whoever reads the raw format) and {@link #dequantizeRow}
  * delegate to it. Products are bit-identical however they are grouped: a (row, input) pair's sum
  * is always one FMA chain over the block's columns in order, scaled into one accumulator over the
- * blocks in order, whether its input came alone, in a group of four, or its row in a group of
- * four tiles. So a sequence's logits do not depend on how many others share its batch.
+ * blocks in order, whether its input came alone or among many, its row in one tile or a group of
+ * four, the tile decoded to floats first or not. So a sequence's logits do not depend on how
+ * many others share its batch.
  */
 public abstract sealed class RowTiledMatrix implements WeightMatrix permits TiledQ8_0Matrix, TiledQ4_0Matrix, TiledF16Matrix {
     /** Rows per tile: one vector lane per row. */
