@@ -71,30 +71,28 @@ public abstract sealed class RowTiledMatrix implements WeightMatrix permits Tile
     final long tileBytes;
     final MemorySegment tiles; // [rows / TILE_ROWS, blocksPerRow, tileBlockBytes]
 
-    RowTiledMatrix(WeightMatrix source, long tileBlockBytes, boolean scaled) {
+    RowTiledMatrix(WeightMatrix source, long tileBlockBytes, boolean scaled, Arena arena) {
         this.source = source;
         this.scaled = scaled;
         this.blocksPerRow = source.cols() / BLOCK;
         this.tileBlockBytes = tileBlockBytes;
         this.tileBytes = blocksPerRow * tileBlockBytes;
-        this.tiles = Arena.ofAuto().allocate(tileBytes * (source.rows() / TILE_ROWS), 64);
+        this.tiles = arena.allocate(tileBytes * (source.rows() / TILE_ROWS), 64);
     }
 
     /**
-     * {@code weight} re-laid in tiles when its format has a tiled kernel (Q8_0, Q4_0) and its rows
-     * are a whole number of tiles; otherwise {@code weight} itself.
+     * {@code weight} re-laid in tiles allocated from {@code arena} when its format has a tiled kernel
+     * (Q8_0, Q4_0, F16 without large or non-finite values) and its shape is a whole number of tiles
+     * and blocks; otherwise {@code weight} itself. The tiles live as long as the arena.
      */
-    public static WeightMatrix tile(WeightMatrix weight) {
+    public static WeightMatrix tile(WeightMatrix weight, Arena arena) {
         if (weight.rows() % TILE_ROWS != 0 || weight.cols() % BLOCK != 0 || !(weight.format() instanceof GgmlType type)) {
             return weight;
         }
         return switch (type) {
-            case Q8_0 -> new TiledQ8_0Matrix(weight);
-            case Q4_0 -> new TiledQ4_0Matrix(weight);
-            case F16 -> {
-                TiledF16Matrix tiled = new TiledF16Matrix(weight);
-                yield tiled.fits ? tiled : weight;
-            }
+            case Q8_0 -> new TiledQ8_0Matrix(weight, arena);
+            case Q4_0 -> new TiledQ4_0Matrix(weight, arena);
+            case F16 -> TiledF16Matrix.fits(weight) ? new TiledF16Matrix(weight, arena) : weight;
             default -> weight;
         };
     }

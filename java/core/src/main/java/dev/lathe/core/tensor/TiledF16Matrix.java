@@ -4,6 +4,7 @@ import static dev.lathe.core.tensor.BlockLanes.FLOATS;
 import static dev.lathe.core.tensor.BlockLanes.INTS;
 import static dev.lathe.core.tensor.BlockLanes.loadShorts;
 
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
@@ -33,28 +34,34 @@ final class TiledF16Matrix extends RowTiledMatrix {
     /** Rebases the shifted exponent (bias 15, values times 2^10) onto f32's bias 127. */
     private static final float REBASE = 0x1p102f;
 
-    /** Whether every value fitted (finite, below 64); if not, the tiles are incomplete and unused. */
-    final boolean fits;
-
-    TiledF16Matrix(WeightMatrix source) {
-        super(source, BLOCK_BYTES, false);
+    /** Call only when {@link #fits} says so. */
+    TiledF16Matrix(WeightMatrix source, Arena arena) {
+        super(source, BLOCK_BYTES, false, arena);
         MemorySegment from = source.data();
         long rowBytes = source.rowBytes();
-        boolean fits = true;
-        for (int row = 0; row < source.rows() && fits; row++) {
+        for (int row = 0; row < source.rows(); row++) {
             long tileBlock = tileOffset(row / TILE_ROWS);
             int lane = row % TILE_ROWS;
             long value = row * rowBytes;
             for (int b = 0; b < blocksPerRow; b++, tileBlock += BLOCK_BYTES) {
                 for (int c = 0; c < BLOCK; c++, value += 2) {
-                    short half = from.get(PackedMatrix.HALF, value);
-                    fits &= (half & 0x7FFF) < TOO_LARGE;
-                    short scaled = Float.floatToFloat16(Float.float16ToFloat(half) * SCALE);
+                    short scaled = Float.floatToFloat16(Float.float16ToFloat(from.get(PackedMatrix.HALF, value)) * SCALE);
                     tiles.set(PackedMatrix.HALF, tileBlock + 2L * (c * TILE_ROWS + lane), scaled);
                 }
             }
         }
-        this.fits = fits;
+    }
+
+    /** Whether every value of {@code source} (F16) is finite and below 64 in magnitude, so that it can be tiled. */
+    static boolean fits(WeightMatrix source) {
+        MemorySegment from = source.data();
+        long values = source.rowBytes() / 2 * source.rows();
+        for (long i = 0; i < values; i++) {
+            if ((from.get(PackedMatrix.HALF, 2 * i) & 0x7FFF) >= TOO_LARGE) {
+                return false;
+            }
+        }
+        return true;
     }
 
     private FloatVector column(long tileBlock, int c) {

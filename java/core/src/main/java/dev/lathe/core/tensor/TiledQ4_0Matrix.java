@@ -4,6 +4,7 @@ import static dev.lathe.core.tensor.BlockLanes.FLOATS;
 import static dev.lathe.core.tensor.BlockLanes.INTS;
 import static dev.lathe.core.tensor.BlockLanes.loadBytes;
 
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
@@ -27,8 +28,8 @@ final class TiledQ4_0Matrix extends RowTiledMatrix {
      */
     private static final int SIGNED_NIBBLES = 0x88;
 
-    TiledQ4_0Matrix(WeightMatrix source) {
-        super(source, BLOCK_BYTES, true);
+    TiledQ4_0Matrix(WeightMatrix source, Arena arena) {
+        super(source, BLOCK_BYTES, true, arena);
         MemorySegment from = source.data();
         long rowBytes = source.rowBytes();
         for (int row = 0; row < source.rows(); row++) {

@@ -4,6 +4,7 @@ import static dev.lathe.core.tensor.BlockLanes.FLOATS;
 import static dev.lathe.core.tensor.BlockLanes.loadBytes;
 import static dev.lathe.core.tensor.BlockLanes.toFloats;
 
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import jdk.incubator.vector.FloatVector;
 
@@ -15,8 +16,8 @@ final class TiledQ8_0Matrix extends RowTiledMatrix {
     private static final int SCALES_BYTES = 4 * TILE_ROWS;
     private static final int BLOCK_BYTES = SCALES_BYTES + BLOCK * TILE_ROWS;
 
-    TiledQ8_0Matrix(WeightMatrix source) {
-        super(source, BLOCK_BYTES, true);
+    TiledQ8_0Matrix(WeightMatrix source, Arena arena) {
+        super(source, BLOCK_BYTES, true, arena);
         MemorySegment from = source.data();
         long rowBytes = source.rowBytes();
         for (int row = 0; row < source.rows(); row++) {

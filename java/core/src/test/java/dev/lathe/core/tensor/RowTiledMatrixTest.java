@@ -62,7 +62,7 @@ class RowTiledMatrixTest {
         Random random = TestRandom.create("tiled " + type + " [" + rows + ", " + cols + "]");
         try (Arena arena = Arena.ofConfined()) {
             WeightMatrix source = WeightMatrices.of("w", type, rows, cols, RandomWeights.matrix(type, rows, cols, random, arena));
-            WeightMatrix tiled = RowTiledMatrix.tile(source);
+            WeightMatrix tiled = RowTiledMatrix.tile(source, arena);
             assertInstanceOf(RowTiledMatrix.class, tiled);
             assertEquals(source.type(), tiled.type());
             assertSame(source.data(), tiled.data());
@@ -117,7 +117,7 @@ class RowTiledMatrixTest {
         try (Arena arena = Arena.ofConfined()) {
             for (GgmlType type : TILED) {
                 WeightMatrix tiled = RowTiledMatrix.tile(
-                        WeightMatrices.of("w", type, rows, cols, RandomWeights.matrix(type, rows, cols, random, arena)));
+                        WeightMatrices.of("w", type, rows, cols, RandomWeights.matrix(type, rows, cols, random, arena)), arena);
                 int n = RowTiledMatrix.DECODE_MIN_INPUTS + 1; // both paths: single-input walks and decoded tiles
                 float[] x = RandomWeights.vector(n * cols, random);
                 float[] first = new float[n * rows];
@@ -143,20 +143,20 @@ class RowTiledMatrixTest {
         try (Arena arena = Arena.ofConfined()) {
             WeightMatrix ragged = WeightMatrices.of("w", GgmlType.Q8_0, TILE + 1, 32,
                     RandomWeights.matrix(GgmlType.Q8_0, TILE + 1, 32, random, arena));
-            assertSame(ragged, RowTiledMatrix.tile(ragged));
+            assertSame(ragged, RowTiledMatrix.tile(ragged, arena));
             WeightMatrix q4k = WeightMatrices.of("w", GgmlType.Q4_K, TILE, 256,
                     RandomWeights.matrix(GgmlType.Q4_K, TILE, 256, random, arena));
-            assertSame(q4k, RowTiledMatrix.tile(q4k));
+            assertSame(q4k, RowTiledMatrix.tile(q4k, arena));
             WeightMatrix f16Ragged = WeightMatrices.of("w", GgmlType.F16, TILE, 33,
                     RandomWeights.matrix(GgmlType.F16, TILE, 33, random, arena));
-            assertSame(f16Ragged, RowTiledMatrix.tile(f16Ragged), "F16 rows of no whole number of 32-column blocks");
+            assertSame(f16Ragged, RowTiledMatrix.tile(f16Ragged, arena), "F16 rows of no whole number of 32-column blocks");
             // the tiled F16 kernel widens without the inf/NaN fix-up, so a matrix holding one stays as it is
             var f16Data = RandomWeights.matrix(GgmlType.F16, TILE, 64, random, arena);
             WeightMatrix finite = WeightMatrices.of("w", GgmlType.F16, TILE, 64, f16Data);
-            assertInstanceOf(RowTiledMatrix.class, RowTiledMatrix.tile(finite));
+            assertInstanceOf(RowTiledMatrix.class, RowTiledMatrix.tile(finite, arena));
             f16Data.set(PackedMatrix.HALF, 2L * 77, Float.floatToFloat16(Float.NEGATIVE_INFINITY));
             WeightMatrix withInfinity = WeightMatrices.of("w", GgmlType.F16, TILE, 64, f16Data);
-            assertSame(withInfinity, RowTiledMatrix.tile(withInfinity), "an F16 matrix holding an infinity");
+            assertSame(withInfinity, RowTiledMatrix.tile(withInfinity, arena), "an F16 matrix holding an infinity");
         }
     }
 }

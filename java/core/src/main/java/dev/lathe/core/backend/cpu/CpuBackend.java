@@ -13,6 +13,7 @@ import dev.lathe.core.tensor.Int8Rows;
 import dev.lathe.core.tensor.LaneSums;
 import dev.lathe.core.tensor.RowTiledMatrix;
 import dev.lathe.core.tensor.WeightMatrix;
+import java.lang.foreign.Arena;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorSpecies;
 
@@ -31,6 +32,8 @@ public final class CpuBackend implements Backend {
     static final String REPACK_PROPERTY = "lathe.cpu.repack";
 
     private final int threads;
+    /** The uploaded weights' tiles ({@link RowTiledMatrix}): freed when the backend closes. */
+    private final Arena weights = Arena.ofShared();
 
     public CpuBackend(int threads) {
         if (threads < 1) {
@@ -60,7 +63,7 @@ public final class CpuBackend implements Backend {
 
     @Override
     public WeightMatrix upload(WeightMatrix weight) {
-        return repack() ? RowTiledMatrix.tile(weight) : weight;
+        return repack() ? RowTiledMatrix.tile(weight, weights) : weight;
     }
 
     private static boolean repack() {
@@ -336,7 +339,9 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void close() {
-        // The worker pool is process-wide (Parallel); nothing to release per backend.
+        // The worker pool is process-wide (Parallel). The tiles go: a model uploaded here must not
+        // be used after its backend closes (its products would then throw IllegalStateException).
+        weights.close();
     }
 
     /** Vector API helpers over float arrays, shared by the ops above. */
