@@ -220,6 +220,29 @@ public abstract sealed class RowTiledMatrix implements WeightMatrix permits Tile
         System.arraycopy(lanes, lanesAt + first - tile * TILE_ROWS, out, at + first, end - first);
     }
 
+    /** Writes one block of a source row into its tile block, at the row's lane. */
+    @FunctionalInterface
+    interface BlockPacker {
+        void pack(MemorySegment from, long sourceBlock, long tileBlock, int lane);
+    }
+
+    /**
+     * Fills the tiles from the source, block by block ({@code sourceBlockBytes} apart in a row):
+     * the subclasses' constructors call this once with their format's packer.
+     */
+    final void repack(long sourceBlockBytes, BlockPacker packer) {
+        MemorySegment from = source.data();
+        long rowBytes = source.rowBytes();
+        for (int row = 0; row < source.rows(); row++) {
+            long tileBlock = tileOffset(row / TILE_ROWS);
+            int lane = row % TILE_ROWS;
+            long block = row * rowBytes;
+            for (int b = 0; b < blocksPerRow; b++, block += sourceBlockBytes, tileBlock += tileBlockBytes) {
+                packer.pack(from, block, tileBlock, lane);
+            }
+        }
+    }
+
     final long tileOffset(int tile) {
         return tile * tileBytes;
     }

@@ -37,19 +37,12 @@ final class TiledF16Matrix extends RowTiledMatrix {
     /** Call only when {@link #fits} says so. */
     TiledF16Matrix(WeightMatrix source, Arena arena) {
         super(source, BLOCK_BYTES, false, arena);
-        MemorySegment from = source.data();
-        long rowBytes = source.rowBytes();
-        for (int row = 0; row < source.rows(); row++) {
-            long tileBlock = tileOffset(row / TILE_ROWS);
-            int lane = row % TILE_ROWS;
-            long value = row * rowBytes;
-            for (int b = 0; b < blocksPerRow; b++, tileBlock += BLOCK_BYTES) {
-                for (int c = 0; c < BLOCK; c++, value += 2) {
-                    short scaled = Float.floatToFloat16(Float.float16ToFloat(from.get(PackedMatrix.HALF, value)) * SCALE);
-                    tiles.set(PackedMatrix.HALF, tileBlock + 2L * (c * TILE_ROWS + lane), scaled);
-                }
+        repack(2L * BLOCK, (from, block, tileBlock, lane) -> {
+            for (int c = 0; c < BLOCK; c++) {
+                short scaled = Float.floatToFloat16(Float.float16ToFloat(from.get(PackedMatrix.HALF, block + 2L * c)) * SCALE);
+                tiles.set(PackedMatrix.HALF, tileBlock + 2L * (c * TILE_ROWS + lane), scaled);
             }
-        }
+        });
     }
 
     /** Whether every value of {@code source} (F16) is finite and below 64 in magnitude, so that it can be tiled. */

@@ -5,7 +5,6 @@ import static dev.lathe.core.tensor.BlockLanes.INTS;
 import static dev.lathe.core.tensor.BlockLanes.loadBytes;
 
 import java.lang.foreign.Arena;
-import java.lang.foreign.MemorySegment;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
@@ -30,21 +29,13 @@ final class TiledQ4_0Matrix extends RowTiledMatrix {
 
     TiledQ4_0Matrix(WeightMatrix source, Arena arena) {
         super(source, BLOCK_BYTES, true, arena);
-        MemorySegment from = source.data();
-        long rowBytes = source.rowBytes();
-        for (int row = 0; row < source.rows(); row++) {
-            long tileBlock = tileOffset(row / TILE_ROWS);
-            int lane = row % TILE_ROWS;
-            long block = row * rowBytes;
-            for (int b = 0; b < blocksPerRow; b++, block += Q4_0Matrix.BLOCK_BYTES, tileBlock += BLOCK_BYTES) {
-                float d = Float.float16ToFloat(from.get(PackedMatrix.HALF, block));
-                tiles.set(PackedMatrix.FLOAT, tileBlock + 4L * lane, d);
-                for (int j = 0; j < PAIRS; j++) {
-                    tiles.set(PackedMatrix.BYTE, tileBlock + SCALES_BYTES + (long) j * TILE_ROWS + lane,
-                            (byte) (from.get(PackedMatrix.BYTE, block + 2 + j) ^ SIGNED_NIBBLES));
-                }
+        repack(Q4_0Matrix.BLOCK_BYTES, (from, block, tileBlock, lane) -> {
+            tiles.set(PackedMatrix.FLOAT, tileBlock + 4L * lane, Float.float16ToFloat(from.get(PackedMatrix.HALF, block)));
+            for (int j = 0; j < PAIRS; j++) {
+                tiles.set(PackedMatrix.BYTE, tileBlock + SCALES_BYTES + (long) j * TILE_ROWS + lane,
+                        (byte) (from.get(PackedMatrix.BYTE, block + 2 + j) ^ SIGNED_NIBBLES));
             }
-        }
+        });
     }
 
     private ByteVector pair(long tileBlock, int j) {

@@ -5,7 +5,6 @@ import static dev.lathe.core.tensor.BlockLanes.loadBytes;
 import static dev.lathe.core.tensor.BlockLanes.toFloats;
 
 import java.lang.foreign.Arena;
-import java.lang.foreign.MemorySegment;
 import jdk.incubator.vector.FloatVector;
 
 /**
@@ -18,21 +17,13 @@ final class TiledQ8_0Matrix extends RowTiledMatrix {
 
     TiledQ8_0Matrix(WeightMatrix source, Arena arena) {
         super(source, BLOCK_BYTES, true, arena);
-        MemorySegment from = source.data();
-        long rowBytes = source.rowBytes();
-        for (int row = 0; row < source.rows(); row++) {
-            long tileBlock = tileOffset(row / TILE_ROWS);
-            int lane = row % TILE_ROWS;
-            long block = row * rowBytes;
-            for (int b = 0; b < blocksPerRow; b++, block += Q8_0Matrix.BLOCK_BYTES, tileBlock += BLOCK_BYTES) {
-                float d = Float.float16ToFloat(from.get(PackedMatrix.HALF, block));
-                tiles.set(PackedMatrix.FLOAT, tileBlock + 4L * lane, d);
-                for (int c = 0; c < BLOCK; c++) {
-                    tiles.set(PackedMatrix.BYTE, tileBlock + SCALES_BYTES + (long) c * TILE_ROWS + lane,
-                            from.get(PackedMatrix.BYTE, block + 2 + c));
-                }
+        repack(Q8_0Matrix.BLOCK_BYTES, (from, block, tileBlock, lane) -> {
+            tiles.set(PackedMatrix.FLOAT, tileBlock + 4L * lane, Float.float16ToFloat(from.get(PackedMatrix.HALF, block)));
+            for (int c = 0; c < BLOCK; c++) {
+                tiles.set(PackedMatrix.BYTE, tileBlock + SCALES_BYTES + (long) c * TILE_ROWS + lane,
+                        from.get(PackedMatrix.BYTE, block + 2 + c));
             }
-        }
+        });
     }
 
     private FloatVector column(long tileBlock, int c) {
