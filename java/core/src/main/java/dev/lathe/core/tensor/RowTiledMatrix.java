@@ -10,7 +10,7 @@ import java.util.Objects;
 import jdk.incubator.vector.FloatVector;
 
 /**
- * A Q8_0, Q4_0 or F16 matrix re-laid once, at load, for the CPU's matrix products: rows in tiles
+ * A Q8_0, Q4_0, F16 or BF16 matrix re-laid once, at load, for the CPU's matrix products: rows in tiles
  * of {@link BlockLanes#LANES} (16 with AVX-512), and within a tile, for each block of 32 columns,
  * the tile's block scales as f32 (the quantized formats) followed by its values column by column
  * ({@code [column][row in tile]}). One vector load is then one column of a whole tile, so a tile's
@@ -42,7 +42,7 @@ import jdk.incubator.vector.FloatVector;
  * four, the tile decoded to floats first or not. So a sequence's logits do not depend on how
  * many others share its batch.
  */
-public abstract sealed class RowTiledMatrix implements WeightMatrix permits TiledQ8_0Matrix, TiledQ4_0Matrix, TiledF16Matrix {
+public abstract sealed class RowTiledMatrix implements WeightMatrix permits TiledQ8_0Matrix, TiledQ4_0Matrix, TiledHalfMatrix {
     /** Rows per tile: one vector lane per row. */
     static final int TILE_ROWS = LANES;
     /** Tiles one single-input pass walks together (independent FMA chains and memory streams). */
@@ -82,7 +82,7 @@ public abstract sealed class RowTiledMatrix implements WeightMatrix permits Tile
 
     /**
      * {@code weight} re-laid in tiles allocated from {@code arena} when its format has a tiled kernel
-     * (Q8_0, Q4_0, F16 without large or non-finite values) and its shape is a whole number of tiles
+     * (Q8_0, Q4_0, BF16, and F16 without large or non-finite values) and its shape is a whole number of tiles
      * and blocks; otherwise {@code weight} itself. The tiles live as long as the arena.
      */
     public static WeightMatrix tile(WeightMatrix weight, Arena arena) {
@@ -92,7 +92,8 @@ public abstract sealed class RowTiledMatrix implements WeightMatrix permits Tile
         return switch (type) {
             case Q8_0 -> new TiledQ8_0Matrix(weight, arena);
             case Q4_0 -> new TiledQ4_0Matrix(weight, arena);
-            case F16 -> TiledF16Matrix.fits(weight) ? new TiledF16Matrix(weight, arena) : weight;
+            case F16 -> TiledHalfMatrix.fits(weight) ? new TiledHalfMatrix(weight, arena) : weight;
+            case BF16 -> new TiledHalfMatrix(weight, arena);
             default -> weight;
         };
     }

@@ -17,13 +17,13 @@ import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
 
 /**
- * The tiled Q8_0 / Q4_0 / F16 kernels against the scalar reference (the source matrix's
+ * The tiled Q8_0 / Q4_0 / F16 / BF16 kernels against the scalar reference (the source matrix's
  * {@code dequantizeRow}, a dot in double), and bit for bit against themselves however the rows
  * and inputs are grouped.
  */
 class RowTiledMatrixTest {
     private static final int TILE = RowTiledMatrix.TILE_ROWS;
-    private static final GgmlType[] TILED = {GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.F16};
+    private static final GgmlType[] TILED = {GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.F16, GgmlType.BF16};
 
     static Stream<Arguments> shapes() {
         Stream.Builder<Arguments> shapes = Stream.builder();

@@ -26,8 +26,8 @@ public final class CpuBackend implements Backend {
     /** Below this many multiply-adds a matmul runs on the calling thread. */
     private static final long PARALLEL_THRESHOLD = 1 << 15;
     /**
-     * {@code -Dlathe.cpu.repack=off} keeps Q8_0 and Q4_0 weights in ggml's blocks instead of
-     * {@link RowTiledMatrix}'s tiles: for measuring one against the other.
+     * {@code -Dlathe.cpu.repack=off} keeps Q8_0, Q4_0, F16 and BF16 weights as the file has them
+     * instead of in {@link RowTiledMatrix}'s tiles: for measuring one against the other.
      */
     static final String REPACK_PROPERTY = "lathe.cpu.repack";
 
