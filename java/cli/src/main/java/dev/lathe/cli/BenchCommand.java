@@ -188,6 +188,11 @@ final class BenchCommand implements Callable<Integer> {
         System.out.printf("backend    %s%n", session.backend.describe());
         System.out.printf("weights    %.1f MB in the file, %.1f MB read per decoded token%n",
                 session.loaded.weightBytes() / 1e6, bytesPerToken / 1e6);
+        long kernelBytes = session.model.kernelBytesPerToken();
+        if (kernelBytes != bytesPerToken) {
+            System.out.printf("re-laid    %.1f MB per decoded token as the CPU kernels read it (f32 block scales in row tiles);"
+                    + " the GB/s and the bound below count the file's bytes%n", kernelBytes / 1e6);
+        }
         System.out.printf("kv cache   %s%n", kvDtype.label());
         Throughput.Result result = Throughput.measure(session.model, promptTokens, genTokens, repeat, kvDtype);
         System.out.printf("prefill    %d tokens: %s tokens/s%n", promptTokens, result.prefill());

@@ -7,7 +7,9 @@ import dev.lathe.core.backend.KvDtype;
 import dev.lathe.core.backend.Tensor;
 import dev.lathe.core.format.LoadedModel;
 import dev.lathe.core.io.ModelFormatException;
+import dev.lathe.core.tensor.RowTiledMatrix;
 import dev.lathe.core.tensor.WeightMatrix;
+import java.util.function.ToLongFunction;
 
 /**
  * The Llama-family decoder (Llama 2/3, Mistral, Qwen2, TinyLlama, SmolLM), written once against
@@ -289,12 +291,26 @@ public final class LlamaModel {
 
     /** Bytes of weights one decode step reads (every matrix once, the embedding row aside). */
     public long weightBytesPerToken() {
-        long total = output.byteSize() + outputNorm.byteSize();
+        return bytesPerToken(WeightMatrix::byteSize);
+    }
+
+    /**
+     * The bytes the kernels read per decoded token: as {@link #weightBytesPerToken}, but a matrix
+     * the backend re-laid ({@link RowTiledMatrix}) counts its tiles (f32 block scales make them
+     * larger than the file's blocks).
+     */
+    public long kernelBytesPerToken() {
+        return bytesPerToken(w -> w instanceof RowTiledMatrix tiled ? tiled.tiledBytes() : w.byteSize());
+    }
+
+    private long bytesPerToken(ToLongFunction<WeightMatrix> bytes) {
+        long total = bytes.applyAsLong(output) + bytes.applyAsLong(outputNorm);
         for (int l = 0; l < config.layers(); l++) {
-            total += attnNorm[l].byteSize() + wq[l].byteSize() + wk[l].byteSize() + wv[l].byteSize() + wo[l].byteSize()
-                    + ffnNorm[l].byteSize() + wGate[l].byteSize() + wUp[l].byteSize() + wDown[l].byteSize();
+            for (WeightMatrix w : new WeightMatrix[] {attnNorm[l], wq[l], wk[l], wv[l], wo[l], ffnNorm[l], wGate[l], wUp[l], wDown[l]}) {
+                total += bytes.applyAsLong(w);
+            }
             if (bq[l] != null) {
-                total += bq[l].byteSize() + bk[l].byteSize() + bv[l].byteSize();
+                total += bytes.applyAsLong(bq[l]) + bytes.applyAsLong(bk[l]) + bytes.applyAsLong(bv[l]);
             }
         }
         return total;

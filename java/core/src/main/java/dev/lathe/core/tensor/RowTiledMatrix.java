@@ -51,12 +51,13 @@ public abstract sealed class RowTiledMatrix implements WeightMatrix permits Tile
     public static final int ROW_GROUP = TILE_ROWS * GROUP_TILES;
     static final int BLOCK = 32;
     /**
-     * Inputs from which each tile is decoded to floats once and shared by all inputs.
-     * NOTE: one 2816 x 1024 matrix, one thread (GFLOP/s, tiled vs ggml-layout kernels): 4 inputs
-     * through the decoded tile 20-26 vs 24-30, while 4 single-input walks cost 4x the one-input
-     * time (34 GFLOP/s); 32 inputs decoded 47-48 vs 31-38.
+     * Inputs from which the tiles are decoded to floats (in chunks) once and shared by all inputs;
+     * below it each input walks the tiles on its own.
+     * NOTE: one 2816 x 1024 matrix, one thread, us (decoded vs walked): 2 inputs Q4_0 490-750 vs
+     * 380-490, Q8_0 520-640 vs 270-400; 3 inputs Q4_0 580-730 vs 815-870, Q8_0 630-800 vs 405-450;
+     * 4 inputs Q4_0 470 vs 730-750, Q8_0 485-560 vs 570-670, F16 640-960 vs 1040-1060.
      */
-    static final int DECODE_MIN_INPUTS = 8;
+    static final int DECODE_MIN_INPUTS = 4;
     /**
      * Blocks per decoded chunk: two tiles' 256 columns as floats are 32 KB, which stay in L1
      * while every input reads them.

@@ -75,7 +75,7 @@ class RowTiledMatrixTest {
             int xStride = cols + 3;
             int outStride = rows + 2;
             int outOffset = 1;
-            int decoded = RowTiledMatrix.DECODE_MIN_INPUTS + 1;
+            int decoded = 2 * RowTiledMatrix.DECODE_MIN_INPUTS + 1;
             float[] x = RandomWeights.vector(decoded * xStride, random);
             float[] alone = new float[outOffset + rows];
             float[] w = new float[cols];
