@@ -28,6 +28,15 @@ public interface Backend extends AutoCloseable {
      */
     WeightMatrix upload(WeightMatrix weight);
 
+    /**
+     * Prepares a weight that is only read by rows ({@link #embed}), never multiplied: the token
+     * embedding when the output matrix is separate. The CPU backend keeps it as it is (its tiles
+     * would only cost memory); by default, as {@link #upload}.
+     */
+    default WeightMatrix uploadTable(WeightMatrix table) {
+        return upload(table);
+    }
+
     /** f32 K and V pools for {@code layers} layers of {@code [numBlocks, blockSize, kvHeads, headDim]} each. */
     KvCache allocateKvCache(int layers, int numBlocks, int blockSize, int kvHeads, int headDim);
 

@@ -42,7 +42,11 @@ public final class LlamaModel {
         this.backend = backend;
         LlamaConfig c = config;
         int layers = c.layers();
-        tokenEmbedding = weight(source, "token_embd.weight", c.vocabSize(), c.dim());
+        boolean separateOutput = source.optionalTensor("output.weight") != null && !c.tiedEmbeddings();
+        // Not tied, the embedding is only read a row at a time (embed), never multiplied.
+        tokenEmbedding = separateOutput
+                ? table(source, "token_embd.weight", c.vocabSize(), c.dim())
+                : weight(source, "token_embd.weight", c.vocabSize(), c.dim());
         attnNorm = new WeightMatrix[layers];
         wq = new WeightMatrix[layers];
         wk = new WeightMatrix[layers];
@@ -73,9 +77,7 @@ public final class LlamaModel {
             wDown[l] = weight(source, p + "ffn_down.weight", c.dim(), c.ffnDim());
         }
         outputNorm = weight(source, "output_norm.weight", 1, c.dim());
-        output = source.optionalTensor("output.weight") != null && !c.tiedEmbeddings()
-                ? weight(source, "output.weight", c.vocabSize(), c.dim())
-                : tokenEmbedding;
+        output = separateOutput ? weight(source, "output.weight", c.vocabSize(), c.dim()) : tokenEmbedding;
 
         WeightMatrix freqFactors = source.optionalTensor("rope_freqs.weight");
         float[] factors = null;
@@ -91,6 +93,12 @@ public final class LlamaModel {
         WeightMatrix w = source.tensor(name);
         checkShape(source, w, rows, cols);
         return backend.upload(w);
+    }
+
+    private WeightMatrix table(LoadedModel source, String name, int rows, int cols) {
+        WeightMatrix w = source.tensor(name);
+        checkShape(source, w, rows, cols);
+        return backend.uploadTable(w);
     }
 
     private static void checkShape(LoadedModel source, WeightMatrix w, int rows, int cols) {

@@ -66,6 +66,11 @@ public final class CpuBackend implements Backend {
         return repack() ? RowTiledMatrix.tile(weight, weights) : weight;
     }
 
+    @Override
+    public WeightMatrix uploadTable(WeightMatrix table) {
+        return table; // embed reads rows through dequantizeRow, which the file's blocks serve as well
+    }
+
     private static boolean repack() {
         String value = System.getProperty(REPACK_PROPERTY, "on");
         return switch (value) {
