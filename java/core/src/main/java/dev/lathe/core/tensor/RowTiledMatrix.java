@@ -78,16 +78,19 @@ public abstract sealed class RowTiledMatrix implements WeightMatrix permits Tile
         this.blocksPerRow = source.cols() / BLOCK;
         this.tileBlockBytes = tileBlockBytes;
         this.tileBytes = blocksPerRow * tileBlockBytes;
-        this.tiles = arena.allocate(tileBytes * (source.rows() / TILE_ROWS), 64);
+        // A last, partial tile is padded with zero rows (arena memory starts zeroed): their lanes
+        // are computed and never copied out, so a vocabulary of 32001 rows is tiled too.
+        this.tiles = arena.allocate(tileBytes * ((source.rows() + TILE_ROWS - 1) / TILE_ROWS), 64);
     }
 
     /**
      * {@code weight} re-laid in tiles allocated from {@code arena} when its format has a tiled kernel
-     * (Q8_0, Q4_0, BF16, and F16 without large or non-finite values) and its shape is a whole number of tiles
-     * and blocks; otherwise {@code weight} itself. The tiles live as long as the arena.
+     * (Q8_0, Q4_0, BF16, and F16 without large or non-finite values), it has more than one row,
+     * and its rows are whole blocks of 32 columns; otherwise {@code weight} itself. The tiles live as long as the arena.
      */
     public static WeightMatrix tile(WeightMatrix weight, Arena arena) {
-        if (weight.rows() % TILE_ROWS != 0 || weight.cols() % BLOCK != 0 || !(weight.format() instanceof GgmlType type)) {
+        // One row is a vector (a norm's weight, a bias): read whole, never multiplied.
+        if (weight.rows() < 2 || weight.cols() % BLOCK != 0 || !(weight.format() instanceof GgmlType type)) {
             return weight;
         }
         return switch (type) {

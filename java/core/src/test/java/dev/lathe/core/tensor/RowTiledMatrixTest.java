@@ -28,8 +28,9 @@ class RowTiledMatrixTest {
     static Stream<Arguments> shapes() {
         Stream.Builder<Arguments> shapes = Stream.builder();
         for (GgmlType type : TILED) {
-            // one tile; three (one short of a group); five groups and a tile; odd block counts
-            for (int rows : new int[] {TILE, 3 * TILE, 21 * TILE}) {
+            // one tile; three (one short of a group); five groups and a tile; a partial last tile
+            // (padded with zero rows); two rows
+            for (int rows : new int[] {TILE, 3 * TILE, 21 * TILE, 5 * TILE + 5, 2}) {
                 for (int cols : new int[] {32, 32 * 3, 32 * 33}) {
                     shapes.add(Arguments.of(type, rows, cols));
                 }
@@ -138,19 +139,21 @@ class RowTiledMatrixTest {
     }
 
     @Test
-    void onlyWholeTilesOfTheTiledFormatsAreTiled() {
+    void whichMatricesAreTiled() {
         Random random = TestRandom.create("tiled which");
         try (Arena arena = Arena.ofConfined()) {
             WeightMatrix ragged = WeightMatrices.of("w", GgmlType.Q8_0, TILE + 1, 32,
                     RandomWeights.matrix(GgmlType.Q8_0, TILE + 1, 32, random, arena));
-            assertSame(ragged, RowTiledMatrix.tile(ragged, arena));
+            assertInstanceOf(RowTiledMatrix.class, RowTiledMatrix.tile(ragged, arena), "rows of no whole number of tiles");
+            WeightMatrix vector = WeightMatrices.of("w", GgmlType.F16, 1, 64, RandomWeights.matrix(GgmlType.F16, 1, 64, random, arena));
+            assertSame(vector, RowTiledMatrix.tile(vector, arena), "one row: a norm's weight or a bias");
             WeightMatrix q4k = WeightMatrices.of("w", GgmlType.Q4_K, TILE, 256,
                     RandomWeights.matrix(GgmlType.Q4_K, TILE, 256, random, arena));
             assertSame(q4k, RowTiledMatrix.tile(q4k, arena));
             WeightMatrix f16Ragged = WeightMatrices.of("w", GgmlType.F16, TILE, 33,
                     RandomWeights.matrix(GgmlType.F16, TILE, 33, random, arena));
             assertSame(f16Ragged, RowTiledMatrix.tile(f16Ragged, arena), "F16 rows of no whole number of 32-column blocks");
-            // the tiled F16 kernel widens without the inf/NaN fix-up, so a matrix holding one stays as it is
+            // F16 tiles hold the values times 2^10: a matrix with an infinity (or |w| >= 64) stays as it is
             var f16Data = RandomWeights.matrix(GgmlType.F16, TILE, 64, random, arena);
             WeightMatrix finite = WeightMatrices.of("w", GgmlType.F16, TILE, 64, f16Data);
             assertInstanceOf(RowTiledMatrix.class, RowTiledMatrix.tile(finite, arena));
