@@ -102,8 +102,10 @@ class Int8KvCacheEngineTest {
      * must equal the same request run cold and alone on an int8 cache.
      *
      * <p>NOTE: this holds because K and V are the same f32 values whichever path computed them, up
-     * to the last ulp: a matmul's summation order differs between one row and groups of four
-     * (dot vs dot4) and between JIT tiers, and f32 K/V carry those ulps along harmlessly. An int8
+     * to the last ulp: for this F32 model a matmul's summation order differs between one row and
+     * groups of four (dot vs dot4), and f32 K/V carry those ulps along harmlessly. (The row-tiled
+     * Q8_0, Q4_0, F16 and BF16 matrices sum alike however their inputs are grouped:
+     * BatchInvarianceTest.) An int8
      * pool turns an ulp into a whole quantization step when a value sits on a rounding boundary, so
      * int8 outputs are more sensitive to batch composition than f32 ones: on the m200 random-weight
      * model (flat logits), two identical `lathe batch --kv-dtype int8` runs differed in 4 of 16
