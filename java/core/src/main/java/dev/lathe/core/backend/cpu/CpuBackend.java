@@ -53,7 +53,8 @@ public final class CpuBackend implements Backend {
 
     @Override
     public String describe() {
-        return "cpu (" + threads + " threads, " + F.vectorBitSize() + "-bit vectors)";
+        return "cpu (" + threads + " threads, " + F.vectorBitSize() + "-bit vectors, "
+                + (repack() ? "Q8_0/Q4_0/F16/BF16 in row tiles" : "weights as in the file") + ")";
     }
 
     @Override
