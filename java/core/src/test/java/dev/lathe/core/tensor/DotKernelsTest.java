@@ -48,7 +48,7 @@ class DotKernelsTest {
      * subtract, so their terms can exceed |w|; with the test data's scales (d and dmin of the same
      * order) they stay within a few times max|w|, hence 4e-5 there.
      */
-    private static double tolerance(GgmlType type, double maxAbsW, double sumAbsX) {
+    static double tolerance(GgmlType type, double maxAbsW, double sumAbsX) {
         double relative = switch (type) {
             case Q4_1, Q5_1, Q4_K, Q5_K -> 4e-5;
             default -> 1e-5;
@@ -56,7 +56,7 @@ class DotKernelsTest {
         return relative * maxAbsW * sumAbsX + 1e-30;
     }
 
-    private static double referenceDot(float[] w, float[] x, int xOffset) {
+    static double referenceDot(float[] w, float[] x, int xOffset) {
         double sum = 0;
         for (int i = 0; i < w.length; i++) {
             sum += (double) w[i] * x[xOffset + i];
@@ -64,7 +64,7 @@ class DotKernelsTest {
         return sum;
     }
 
-    private static double maxAbs(float[] w) {
+    static double maxAbs(float[] w) {
         double max = 0;
         for (float v : w) {
             max = Math.max(max, Math.abs(v));
@@ -72,7 +72,7 @@ class DotKernelsTest {
         return max;
     }
 
-    private static double sumAbs(float[] x, int offset, int n) {
+    static double sumAbs(float[] x, int offset, int n) {
         double sum = 0;
         for (int i = 0; i < n; i++) {
             sum += Math.abs(x[offset + i]);

@@ -18,8 +18,8 @@ import org.junit.jupiter.params.provider.MethodSource;
 
 /**
  * The tiled Q8_0 / Q4_0 / F16 / BF16 kernels against the scalar reference (the source matrix's
- * {@code dequantizeRow}, a dot in double), and bit for bit against themselves however the rows
- * and inputs are grouped.
+ * {@code dequantizeRow}, a dot in double, with {@link DotKernelsTest}'s tolerance), and bit for
+ * bit against themselves however the rows and inputs are grouped.
  */
 class RowTiledMatrixTest {
     private static final int TILE = RowTiledMatrix.TILE_ROWS;
@@ -37,24 +37,6 @@ class RowTiledMatrixTest {
             }
         }
         return shapes.build();
-    }
-
-    private static double referenceDot(float[] w, float[] x, int xOffset) {
-        double sum = 0;
-        for (int i = 0; i < w.length; i++) {
-            sum += (double) w[i] * x[xOffset + i];
-        }
-        return sum;
-    }
-
-    private static double maxAbsTimesSumAbs(float[] w, float[] x, int xOffset) {
-        double maxW = 0;
-        double sumX = 0;
-        for (int i = 0; i < w.length; i++) {
-            maxW = Math.max(maxW, Math.abs(w[i]));
-            sumX += Math.abs(x[xOffset + i]);
-        }
-        return maxW * sumX;
     }
 
     @ParameterizedTest(name = "{0} [{1}, {2}]")
@@ -95,8 +77,10 @@ class RowTiledMatrixTest {
                             continue;
                         }
                         source.dequantizeRow(r, w, 0);
-                        double expected = referenceDot(w, x, t * xStride);
-                        assertEquals(expected, actual, 1e-5 * maxAbsTimesSumAbs(w, x, t * xStride) + 1e-30,
+                        double expected = DotKernelsTest.referenceDot(w, x, t * xStride);
+                        double tolerance = DotKernelsTest.tolerance(type, DotKernelsTest.maxAbs(w),
+                                DotKernelsTest.sumAbs(x, t * xStride, cols));
+                        assertEquals(expected, actual, tolerance,
                                 type + " row " + r + " input " + t + " of " + n);
                         assertEquals(Float.floatToRawIntBits(alone[outOffset + r]), Float.floatToRawIntBits(actual),
                                 type + " row " + r + " input " + t + " of " + n + " vs alone");
