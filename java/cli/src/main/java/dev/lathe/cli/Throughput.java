@@ -6,6 +6,7 @@ import dev.lathe.core.backend.KvDtype;
 import dev.lathe.core.backend.Tensor;
 import dev.lathe.core.generate.Generator;
 import dev.lathe.core.model.LlamaModel;
+import dev.lathe.core.sample.Sampler;
 
 import java.util.Arrays;
 import java.util.SplittableRandom;
@@ -58,7 +59,7 @@ final class Throughput {
                 long prefillNanos = System.nanoTime() - start;
                 start = System.nanoTime();
                 for (int i = 0; i < genTokens; i++) {
-                    int next = argmax(logits);
+                    int next = Sampler.argmax(logits);
                     Tensor out = model.forward(BatchPlan.singleSequence(new int[] {next}, promptTokens + i, blockTable,
                             Generator.BLOCK_SIZE, true), cache);
                     model.backend().copyRowToHost(out, 0, logits);
@@ -71,15 +72,5 @@ final class Throughput {
             }
         }
         return new Result(Figure.of(prefill), Figure.of(decode));
-    }
-
-    private static int argmax(float[] values) {
-        int best = 0;
-        for (int i = 1; i < values.length; i++) {
-            if (values[i] > values[best]) {
-                best = i;
-            }
-        }
-        return best;
     }
 }

@@ -12,6 +12,7 @@ import dev.lathe.core.format.LoadedModel;
 import dev.lathe.core.format.ModelLoader;
 import dev.lathe.core.format.SyntheticModel;
 import dev.lathe.core.model.LlamaModel;
+import dev.lathe.core.sample.Sampler;
 import dev.lathe.core.tensor.GgmlType;
 import dev.lathe.core.testing.TestRandom;
 import java.nio.file.Path;
@@ -132,7 +133,7 @@ class DecodeGraphParityTest {
                 float[] a = row(eager, onEager.forward(plan, eagerCache), 0, vocab);
                 float[] b = row(graphs, onGraphs.forward(plan, graphCache), 0, vocab);
                 CudaParityTest.assertClose(a, b, TOLERANCE, "prefill of sequence " + s);
-                next[s] = argmax(a);
+                next[s] = Sampler.argmax(a);
             }
             for (int step = 0; step < 20; step++) {
                 int live = step < 10 ? 3 : 2; // sequence 2 finishes after 10 steps
@@ -144,7 +145,7 @@ class DecodeGraphParityTest {
                     float[] a = row(eager, te, s, vocab);
                     float[] b = row(graphs, tg, s, vocab);
                     CudaParityTest.assertClose(a, b, TOLERANCE, "step " + step + " sequence " + s);
-                    next[s] = argmax(a);
+                    next[s] = Sampler.argmax(a);
                     lengths[s]++;
                 }
             }
@@ -198,7 +199,7 @@ class DecodeGraphParityTest {
                 vocab);
         int context = prompt.length;
         for (int s = 0; s < steps; s++) {
-            int next = argmax(row);
+            int next = Sampler.argmax(row);
             tokens[s] = next;
             row = row(backend, model.forward(BatchPlan.singleSequence(new int[] {next}, context, table, BLOCK_SIZE, true),
                     cache), 0, vocab);
@@ -213,15 +214,5 @@ class DecodeGraphParityTest {
         float[] out = new float[vocab];
         backend.copyRowToHost(t, row, out);
         return out;
-    }
-
-    private static int argmax(float[] v) {
-        int best = 0;
-        for (int i = 1; i < v.length; i++) {
-            if (v[i] > v[best]) {
-                best = i;
-            }
-        }
-        return best;
     }
 }

@@ -13,6 +13,7 @@ import dev.lathe.core.format.LoadedModel;
 import dev.lathe.core.format.ModelLoader;
 import dev.lathe.core.format.SyntheticModel;
 import dev.lathe.core.model.LlamaModel;
+import dev.lathe.core.sample.Sampler;
 import dev.lathe.core.tensor.GgmlType;
 import dev.lathe.core.testing.TestRandom;
 import java.nio.file.Path;
@@ -86,9 +87,9 @@ class ModelParityTest {
                         "step " + s + ": flash kernel launches (one per layer for the prompt only)");
                 String what = "flash prefill kv " + kvDtype.label() + " step " + s;
                 CudaParityTest.assertClose(expected, actual, 3e-3, what);
-                int next = argmax(expected);
+                int next = Sampler.argmax(expected);
                 if (topGap(expected) > 2 * maxAbsDifference(expected, actual)) {
-                    assertEquals(next, argmax(actual), what + ": greedy token");
+                    assertEquals(next, Sampler.argmax(actual), what + ": greedy token");
                 }
                 context += step.length;
                 step = new int[] {next};
@@ -131,11 +132,11 @@ class ModelParityTest {
                 double tolerance = type != GgmlType.F32 ? 3e-3 : kvDtype != KvDtype.F32 ? 1e-3 : 1e-4;
                 String what = type + " kv " + kvDtype.label() + " step " + s;
                 CudaParityTest.assertClose(expected, actual, tolerance, what);
-                int next = argmax(expected);
+                int next = Sampler.argmax(expected);
                 // Greedy tokens must agree unless the CPU's top two logits are closer than twice
                 // the largest error seen (then either order is within the error).
                 if (topGap(expected) > 2 * maxAbsDifference(expected, actual)) {
-                    assertEquals(next, argmax(actual), what + ": greedy token");
+                    assertEquals(next, Sampler.argmax(actual), what + ": greedy token");
                 }
                 context += step.length;
                 step = new int[] {next};
@@ -172,15 +173,5 @@ class ModelParityTest {
             }
         }
         return first - second;
-    }
-
-    private static int argmax(float[] v) {
-        int best = 0;
-        for (int i = 1; i < v.length; i++) {
-            if (v[i] > v[best]) {
-                best = i;
-            }
-        }
-        return best;
     }
 }

@@ -72,7 +72,7 @@ public final class Llama2cSampler {
                     + " values, expected " + vocabularySize);
         }
         if (temperature == 0.0f) {
-            return argmax(logits);
+            return Sampler.argmax(logits);
         }
         for (int i = 0; i < vocabularySize; i++) {
             logits[i] /= temperature;
@@ -98,16 +98,6 @@ public final class Llama2cSampler {
     /** run.c's random_f32: the top 24 bits of a random_u32, in [0, 1). */
     float nextFloat() {
         return (nextUnsignedInt() >>> 8) / 16777216.0f;
-    }
-
-    private static int argmax(float[] values) {
-        int best = 0;
-        for (int i = 1; i < values.length; i++) {
-            if (values[i] > values[best]) {
-                best = i;
-            }
-        }
-        return best;
     }
 
     /** In place, in run.c's order of float operations: subtract the max, exp, sum, divide. */
@@ -153,7 +143,7 @@ public final class Llama2cSampler {
         if (count == 0) {
             // NOTE: possible only when topP < 1/n and the distribution is near uniform; run.c would
             // then read before its buffer. The most likely token is the nucleus's only sensible member.
-            return argmax(probabilities);
+            return Sampler.argmax(probabilities);
         }
         Arrays.sort(nucleusKeys, 0, count);
         for (int i = 0; i < count; i++) {

@@ -220,8 +220,8 @@ public final class Sampler {
         }
     }
 
-    /** The highest logit's token, the lowest id among equals. */
-    private static int argmax(float[] logits) {
+    /** The highest logit's token, the lowest id among equals (greedy decoding; one copy for every caller). */
+    public static int argmax(float[] logits) {
         int best = 0;
         for (int i = 1; i < logits.length; i++) {
             if (logits[i] > logits[best]) {

@@ -4,6 +4,7 @@ import dev.lathe.core.backend.BatchPlan;
 import dev.lathe.core.backend.KvCache;
 import dev.lathe.core.backend.Tensor;
 import dev.lathe.core.model.LlamaModel;
+import dev.lathe.core.sample.Sampler;
 
 import java.util.Arrays;
 
@@ -46,22 +47,12 @@ public final class SpeedProbe {
             long prefill = System.nanoTime() - start;
             start = System.nanoTime();
             for (int i = 0; i < decodeTokens; i++) {
-                int next = argmax(logits);
+                int next = Sampler.argmax(logits);
                 out = model.forward(BatchPlan.singleSequence(new int[] {next}, prompt.length + i, blockTable, BLOCK_SIZE, true), cache);
                 model.backend().copyRowToHost(out, 0, logits);
             }
             long decode = System.nanoTime() - start;
             return new Speed(prompt.length / (prefill / 1e9), decodeTokens / (decode / 1e9));
         }
-    }
-
-    private static int argmax(float[] v) {
-        int best = 0;
-        for (int i = 1; i < v.length; i++) {
-            if (v[i] > v[best]) {
-                best = i;
-            }
-        }
-        return best;
     }
 }
