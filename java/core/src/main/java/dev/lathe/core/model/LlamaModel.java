@@ -44,9 +44,8 @@ public final class LlamaModel {
         int layers = c.layers();
         boolean separateOutput = source.optionalTensor("output.weight") != null && !c.tiedEmbeddings();
         // Not tied, the embedding is only read a row at a time (embed), never multiplied.
-        tokenEmbedding = separateOutput
-                ? table(source, "token_embd.weight", c.vocabSize(), c.dim())
-                : weight(source, "token_embd.weight", c.vocabSize(), c.dim());
+        WeightMatrix embedding = checked(source, "token_embd.weight", c.vocabSize(), c.dim());
+        tokenEmbedding = separateOutput ? backend.uploadTable(embedding) : backend.upload(embedding);
         attnNorm = new WeightMatrix[layers];
         wq = new WeightMatrix[layers];
         wk = new WeightMatrix[layers];
@@ -90,15 +89,14 @@ public final class LlamaModel {
     }
 
     private WeightMatrix weight(LoadedModel source, String name, int rows, int cols) {
-        WeightMatrix w = source.tensor(name);
-        checkShape(source, w, rows, cols);
-        return backend.upload(w);
+        return backend.upload(checked(source, name, rows, cols));
     }
 
-    private WeightMatrix table(LoadedModel source, String name, int rows, int cols) {
+    /** Tensor {@code name} of the file, its shape checked against the config. */
+    private static WeightMatrix checked(LoadedModel source, String name, int rows, int cols) {
         WeightMatrix w = source.tensor(name);
         checkShape(source, w, rows, cols);
-        return backend.uploadTable(w);
+        return w;
     }
 
     private static void checkShape(LoadedModel source, WeightMatrix w, int rows, int cols) {
