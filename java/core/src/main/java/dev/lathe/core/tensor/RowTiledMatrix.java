@@ -157,12 +157,12 @@ public abstract sealed class RowTiledMatrix implements WeightMatrix permits Tile
         int cols = cols();
         Objects.checkFromIndexSize(0, (long) (n - 1) * xStride + cols, x.length);
         Objects.checkFromIndexSize(0, (long) (n - 1) * outStride + outOffset + rowEnd, out.length);
-        // Every kernel writes its tile's lanes to this scratch; the rows inside [rowStart, rowEnd)
+        // The kernels write whole tiles' lanes to scratch arrays; the rows inside [rowStart, rowEnd)
         // are then copied out (a thread's share starts and ends on tile boundaries in practice).
-        float[] lanes = new float[ROW_GROUP]; // a group of tiles' sums for one input
         int firstTile = rowStart / TILE_ROWS;
         int endTile = (rowEnd + TILE_ROWS - 1) / TILE_ROWS;
         if (n < DECODE_MIN_INPUTS) {
+            float[] lanes = new float[ROW_GROUP]; // a group of tiles' sums for one input
             // Decode: each input walks groups of tiles (four weight streams at once).
             for (int tile = firstTile; tile < endTile; tile += GROUP_TILES) {
                 int groupTiles = Math.min(GROUP_TILES, endTile - tile);

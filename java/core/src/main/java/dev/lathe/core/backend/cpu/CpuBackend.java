@@ -32,6 +32,8 @@ public final class CpuBackend implements Backend {
     static final String REPACK_PROPERTY = "lathe.cpu.repack";
 
     private final int threads;
+    /** Whether {@link #upload} re-lays weights in row tiles ({@link #REPACK_PROPERTY}, read once). */
+    private final boolean repack;
     /** The uploaded weights' tiles ({@link RowTiledMatrix}): freed when the backend closes. */
     private final Arena weights = Arena.ofShared();
 
@@ -40,6 +42,7 @@ public final class CpuBackend implements Backend {
             throw new IllegalArgumentException("--threads must be at least 1, got " + threads);
         }
         this.threads = threads;
+        this.repack = repackProperty();
     }
 
     public int threads() {
@@ -54,7 +57,7 @@ public final class CpuBackend implements Backend {
     @Override
     public String describe() {
         return "cpu (" + threads + " threads, " + F.vectorBitSize() + "-bit vectors, "
-                + (repack() ? "Q8_0/Q4_0/F16/BF16 in row tiles" : "weights as in the file") + ")";
+                + (repack ? "Q8_0/Q4_0/F16/BF16 in row tiles" : "weights as in the file") + ")";
     }
 
     @Override
@@ -64,7 +67,7 @@ public final class CpuBackend implements Backend {
 
     @Override
     public WeightMatrix upload(WeightMatrix weight) {
-        return repack() ? RowTiledMatrix.tile(weight, weights) : weight;
+        return repack ? RowTiledMatrix.tile(weight, weights) : weight;
     }
 
     @Override
@@ -72,7 +75,7 @@ public final class CpuBackend implements Backend {
         return table; // embed reads rows through dequantizeRow, which the file's blocks serve as well
     }
 
-    private static boolean repack() {
+    private static boolean repackProperty() {
         String value = System.getProperty(REPACK_PROPERTY, "on");
         return switch (value) {
             case "on" -> true;
