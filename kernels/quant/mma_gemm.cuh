@@ -243,6 +243,14 @@ __global__ void sum_splits_kernel(const float* __restrict__ partial, int splits,
     }
 }
 
+// Launches sum_splits_kernel over the [splits, tokens * rows] workspace of a split-K GEMM, into out.
+inline void sum_splits(const float* workspace, int splits, int64_t tokens, int64_t rows, float* out,
+                       int multiprocessors, cudaStream_t s) {
+    const int64_t n = tokens * rows;
+    const unsigned blocks = static_cast<unsigned>(std::min<int64_t>((n + 255) / 256, 8LL * multiprocessors));
+    sum_splits_kernel<<<blocks, 256, 0, s>>>(workspace, splits, n, out);
+}
+
 // How many k-ranges to split cols into so that about kMmaBlocksPerSm blocks run per SM.
 inline int mma_splits(int64_t blocks, int64_t cols, int multiprocessors) {
     const int64_t wanted = (static_cast<int64_t>(kMmaBlocksPerSm) * multiprocessors + blocks - 1) / blocks;
@@ -272,9 +280,7 @@ inline cudaError_t launch_mma_gemm_bm(Source source, int64_t rows, int64_t cols,
     mma_gemm_kernel<Source, BM><<<grid, kMmaThreads, 0, s>>>(source, rows, cols, x, tokens, per_split,
                                                              splits > 1 ? workspace : out);
     if (splits > 1) {
-        const int64_t n = tokens * rows;
-        const unsigned blocks = static_cast<unsigned>(std::min<int64_t>((n + 255) / 256, 8LL * multiprocessors));
-        sum_splits_kernel<<<blocks, 256, 0, s>>>(workspace, splits, n, out);
+        sum_splits(workspace, splits, tokens, rows, out, multiprocessors, s);
     }
     return cudaGetLastError();
 }

@@ -160,9 +160,7 @@ inline cudaError_t launch_sparse24_mma_bn(const uint4* fragments, const uint32_t
     sparse24_mma_kernel<BN><<<grid, kSpThreads, 0, s>>>(fragments, meta, rows, cols, x, tokens, per_split,
                                                          splits > 1 ? workspace : out);
     if (splits > 1) {
-        const int64_t n = tokens * rows;
-        const unsigned blocks = static_cast<unsigned>(std::min<int64_t>((n + 255) / 256, 8LL * multiprocessors));
-        sum_splits_kernel<<<blocks, 256, 0, s>>>(workspace, splits, n, out);
+        sum_splits(workspace, splits, tokens, rows, out, multiprocessors, s);
     }
     return cudaGetLastError();
 }
