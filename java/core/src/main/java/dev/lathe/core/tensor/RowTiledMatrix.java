@@ -40,7 +40,8 @@ import jdk.incubator.vector.FloatVector;
  * is always one FMA chain over the block's columns in order, scaled into one accumulator over the
  * blocks in order, whether its input came alone or among many, its row in one tile or a group of
  * four, the tile decoded to floats first or not. So a sequence's logits do not depend on how
- * many others share its batch.
+ * many others share its batch. (Q4_0 sums a block in integers against inputs rounded to 8 bits:
+ * those sums are exact, so the order does not matter there; {@link TiledQ4_0Matrix}.)
  */
 public abstract sealed class RowTiledMatrix implements WeightMatrix permits TiledQ8_0Matrix, TiledQ4_0Matrix, TiledHalfMatrix {
     /** Rows per tile: one vector lane per row. */
@@ -143,7 +144,7 @@ public abstract sealed class RowTiledMatrix implements WeightMatrix permits Tile
         Objects.checkIndex(row, rows());
         Objects.checkFromIndexSize(xOffset, cols(), x.length);
         float[] lanes = new float[TILE_ROWS];
-        tileDot(tileOffset(row / TILE_ROWS), x, xOffset, lanes, 0);
+        tileDot(tileOffset(row / TILE_ROWS), inputs(x, xOffset, cols(), 1), 0, lanes, 0);
         return lanes[row % TILE_ROWS];
     }
 
@@ -157,6 +158,7 @@ public abstract sealed class RowTiledMatrix implements WeightMatrix permits Tile
         int cols = cols();
         Objects.checkFromIndexSize(0, (long) (n - 1) * xStride + cols, x.length);
         Objects.checkFromIndexSize(0, (long) (n - 1) * outStride + outOffset + rowEnd, out.length);
+        Inputs in = inputs(x, 0, xStride, n);
         // The kernels write whole tiles' lanes to scratch arrays; the rows inside [rowStart, rowEnd)
         // are then copied out (a thread's share starts and ends on tile boundaries in practice).
         int firstTile = rowStart / TILE_ROWS;
@@ -168,10 +170,10 @@ public abstract sealed class RowTiledMatrix implements WeightMatrix permits Tile
                 int groupTiles = Math.min(GROUP_TILES, endTile - tile);
                 for (int t = 0; t < n; t++) {
                     if (groupTiles == GROUP_TILES) {
-                        groupDot(tileOffset(tile), x, t * xStride, lanes);
+                        groupDot(tileOffset(tile), in, t, lanes);
                     } else {
                         for (int g = 0; g < groupTiles; g++) {
-                            tileDot(tileOffset(tile + g), x, t * xStride, lanes, g * TILE_ROWS);
+                            tileDot(tileOffset(tile + g), in, t, lanes, g * TILE_ROWS);
                         }
                     }
                     copyLanes(lanes, 0, tile, groupTiles, rowStart, rowEnd, out, t * outStride + outOffset);
@@ -199,15 +201,14 @@ public abstract sealed class RowTiledMatrix implements WeightMatrix permits Tile
                 int t = 0;
                 if (pairTiles == 2) {
                     for (; t + 4 <= n; t += 4) {
-                        decodedPairDot4(values, chunkValues, first, second, blocks, x, t * xStride + b * BLOCK, xStride,
-                                accs, t * 2 * TILE_ROWS);
+                        decodedPairDot4(values, chunkValues, first, second, blocks, in.values, in.at(t) + b * BLOCK,
+                                in.stride, in.blockScales, t * blocksPerRow + b, blocksPerRow, accs, t * 2 * TILE_ROWS);
                     }
                 }
                 for (; t < n; t++) {
-                    decodedDot(values, 0, first, blocks, x, t * xStride + b * BLOCK, accs, t * 2 * TILE_ROWS);
+                    decodedDot(values, 0, first, b, blocks, in, t, accs, t * 2 * TILE_ROWS);
                     if (pairTiles == 2) {
-                        decodedDot(values, chunkValues, second, blocks, x, t * xStride + b * BLOCK, accs,
-                                t * 2 * TILE_ROWS + TILE_ROWS);
+                        decodedDot(values, chunkValues, second, b, blocks, in, t, accs, t * 2 * TILE_ROWS + TILE_ROWS);
                     }
                 }
             }
@@ -215,6 +216,39 @@ public abstract sealed class RowTiledMatrix implements WeightMatrix permits Tile
                 copyLanes(accs, t * 2 * TILE_ROWS, tile, pairTiles, rowStart, rowEnd, out, t * outStride + outOffset);
             }
         }
+    }
+
+    /**
+     * One product's inputs as the kernels read them: input t's values are {@code values[at(t)..]}.
+     * Where a format multiplies in integers (Q4_0), its inputs are first rounded to 8 bits per
+     * block of 32 values: {@code values} then holds those integers, and block b of input t is
+     * worth {@code values * blockScales[t * blocksPerRow + b]}.
+     */
+    static class Inputs {
+        final float[] values;
+        final int offset;
+        final int stride;
+        /** Per input and block, the step of the 8-bit rounding; null where the values are the caller's floats. */
+        final float[] blockScales;
+
+        Inputs(float[] values, int offset, int stride, float[] blockScales) {
+            this.values = values;
+            this.offset = offset;
+            this.stride = stride;
+            this.blockScales = blockScales;
+        }
+
+        final int at(int t) {
+            return offset + t * stride;
+        }
+    }
+
+    /**
+     * {@code n} inputs of {@code x} from {@code offset}, {@code stride} apart, as this format's
+     * kernels read them: by default, as they are.
+     */
+    Inputs inputs(float[] x, int offset, int stride, int n) {
+        return new Inputs(x, offset, stride, null);
     }
 
     /** Copies the lanes of tiles {@code [tile, tile + groupTiles)} that fall in {@code [rowStart, rowEnd)} to {@code out[at + row]}. */
@@ -252,19 +286,20 @@ public abstract sealed class RowTiledMatrix implements WeightMatrix permits Tile
         return tile * tileBytes;
     }
 
-    /** One tile, one input: {@code lanes[at + i] = dot(tile row i, x[xOffset..])}. */
-    abstract void tileDot(long tile, float[] x, int xOffset, float[] lanes, int at);
+    /** One tile, input t: {@code lanes[at + i] = dot(tile row i, input t)}. */
+    abstract void tileDot(long tile, Inputs in, int t, float[] lanes, int at);
 
     /**
-     * {@link #GROUP_TILES} consecutive tiles from {@code tile}, one input:
+     * {@link #GROUP_TILES} consecutive tiles from {@code tile}, input t:
      * {@code lanes[g * TILE_ROWS + i]} for tile {@code g}; the same sums as four {@link #tileDot}s.
      */
-    abstract void groupDot(long tile, float[] x, int xOffset, float[] lanes);
+    abstract void groupDot(long tile, Inputs in, int t, float[] lanes);
 
     /**
      * {@code blocks} blocks of one tile, from the one at {@code tileBlock}, as floats, exactly:
      * {@code values[at + (b * 32 + c) * TILE_ROWS + i]} is row i's value in column c of block b,
-     * before the block scale.
+     * before the block scale. For Q4_0 these are small integers, and so are its rounded inputs:
+     * every sum of a block is then exact, and equal to the integer kernels' sums.
      */
     abstract void decodeBlocks(long tileBlock, int blocks, float[] values, int at);
 
@@ -274,18 +309,29 @@ public abstract sealed class RowTiledMatrix implements WeightMatrix permits Tile
     }
 
     /**
-     * {@link #tileDot} over {@code blocks} decoded blocks (at {@code values[v..]}) of one tile
-     * from the one at {@code tileBlock}, carrying the sums in {@code accs[at..at + TILE_ROWS)}.
+     * The scale of block {@code b} of input t: the weights' block scales times, for rounded
+     * inputs, the input's step. Every kernel scales a block's sum with this one expression.
      */
-    private void decodedDot(float[] values, int v, long tileBlock, int blocks, float[] x, int xOffset,
+    final FloatVector blockScale(long tileBlock, Inputs in, int t, int b) {
+        FloatVector d = scales(tileBlock);
+        return in.blockScales == null ? d : d.mul(in.blockScales[t * blocksPerRow + b]);
+    }
+
+    /**
+     * {@link #tileDot} over {@code blocks} decoded blocks (at {@code values[v..]}) of one tile,
+     * block {@code firstBlock} at {@code tileBlock} on, for input t, carrying the sums in
+     * {@code accs[at..at + TILE_ROWS)}.
+     */
+    private void decodedDot(float[] values, int v, long tileBlock, int firstBlock, int blocks, Inputs in, int t,
                             float[] accs, int at) {
+        float[] x = in.values;
         FloatVector acc = FloatVector.fromArray(FLOATS, accs, at);
-        for (int b = 0, xi = xOffset; b < blocks; b++, tileBlock += tileBlockBytes, xi += BLOCK) {
+        for (int b = 0, xi = in.at(t) + firstBlock * BLOCK; b < blocks; b++, tileBlock += tileBlockBytes, xi += BLOCK) {
             FloatVector s = FloatVector.zero(FLOATS);
             for (int c = 0; c < BLOCK; c++, v += TILE_ROWS) {
                 s = FloatVector.fromArray(FLOATS, values, v).fma(FloatVector.broadcast(FLOATS, x[xi + c]), s);
             }
-            acc = scaled ? s.fma(scales(tileBlock), acc) : acc.add(s);
+            acc = scaled ? s.fma(blockScale(tileBlock, in, t, firstBlock + b), acc) : acc.add(s);
         }
         acc.intoArray(accs, at);
     }
@@ -293,12 +339,16 @@ public abstract sealed class RowTiledMatrix implements WeightMatrix permits Tile
     /**
      * {@link #decodedDot} for two tiles (values at {@code values[0..]} and {@code values[second..]},
      * blocks at {@code block0} and {@code block1}) and four inputs {@code x[xOffset + k * xStride..]};
-     * input k's sums at {@code accs[at + 2 * k * TILE_ROWS..]}, first tile then second.
+     * input k's sums at {@code accs[at + 2 * k * TILE_ROWS..]}, first tile then second. For rounded
+     * inputs, input k's step for block b is {@code steps[stepsAt + k * stepsStride + b]} (null otherwise).
      * NOTE: eight independent FMA chains: with four (one tile) the FMA latency held the kernel to
-     * about half the core's FMA rate.
+     * about half the core's FMA rate. NOTE (C2): the rounded inputs' scales are
+     * {@link #blockScale}'s expression written out: called here, it was left out of C2's inlining
+     * budget and the vectors were boxed (Q4_0 prefill 28% slower).
      */
     private void decodedPairDot4(float[] values, int second, long block0, long block1, int blocks,
-                                 float[] x, int xOffset, int xStride, float[] accs, int at) {
+                                 float[] x, int xOffset, int xStride, float[] steps, int stepsAt, int stepsStride,
+                                 float[] accs, int at) {
         int stride = 2 * TILE_ROWS;
         FloatVector a0 = FloatVector.fromArray(FLOATS, accs, at);
         FloatVector b0 = FloatVector.fromArray(FLOATS, accs, at + TILE_ROWS);
@@ -337,7 +387,16 @@ public abstract sealed class RowTiledMatrix implements WeightMatrix permits Tile
                 s3 = w.fma(xc, s3);
                 u3 = w1.fma(xc, u3);
             }
-            if (scaled) {
+            if (!scaled) {
+                a0 = a0.add(s0);
+                a1 = a1.add(s1);
+                a2 = a2.add(s2);
+                a3 = a3.add(s3);
+                b0 = b0.add(u0);
+                b1 = b1.add(u1);
+                b2 = b2.add(u2);
+                b3 = b3.add(u3);
+            } else if (steps == null) {
                 FloatVector d = scales(block0);
                 a0 = s0.fma(d, a0);
                 a1 = s1.fma(d, a1);
@@ -349,14 +408,22 @@ public abstract sealed class RowTiledMatrix implements WeightMatrix permits Tile
                 b2 = u2.fma(d, b2);
                 b3 = u3.fma(d, b3);
             } else {
-                a0 = a0.add(s0);
-                a1 = a1.add(s1);
-                a2 = a2.add(s2);
-                a3 = a3.add(s3);
-                b0 = b0.add(u0);
-                b1 = b1.add(u1);
-                b2 = b2.add(u2);
-                b3 = b3.add(u3);
+                // rounded inputs: the tiles' block scales times each input's step
+                int step = stepsAt + b;
+                FloatVector d = scales(block0);
+                FloatVector e = scales(block1);
+                float step0 = steps[step];
+                float step1 = steps[step + stepsStride];
+                float step2 = steps[step + 2 * stepsStride];
+                float step3 = steps[step + 3 * stepsStride];
+                a0 = s0.fma(d.mul(step0), a0);
+                b0 = u0.fma(e.mul(step0), b0);
+                a1 = s1.fma(d.mul(step1), a1);
+                b1 = u1.fma(e.mul(step1), b1);
+                a2 = s2.fma(d.mul(step2), a2);
+                b2 = u2.fma(e.mul(step2), b2);
+                a3 = s3.fma(d.mul(step3), a3);
+                b3 = u3.fma(e.mul(step3), b3);
             }
         }
         a0.intoArray(accs, at);

@@ -86,9 +86,10 @@ final class TiledHalfMatrix extends RowTiledMatrix {
     }
 
     @Override
-    void tileDot(long tile, float[] x, int xOffset, float[] lanes, int at) {
+    void tileDot(long tile, Inputs in, int t, float[] lanes, int at) {
+        float[] x = in.values;
         FloatVector acc = FloatVector.zero(FLOATS);
-        for (int b = 0, xi = xOffset; b < blocksPerRow; b++, tile += BLOCK_BYTES, xi += BLOCK) {
+        for (int b = 0, xi = in.at(t); b < blocksPerRow; b++, tile += BLOCK_BYTES, xi += BLOCK) {
             FloatVector s = FloatVector.zero(FLOATS);
             for (int c = 0; c < BLOCK; c++) {
                 s = column(tile, c).fma(FloatVector.broadcast(FLOATS, x[xi + c]), s);
@@ -103,9 +104,9 @@ final class TiledHalfMatrix extends RowTiledMatrix {
      * operations, and four tiles of it in one loop are more than C2 inlines in one method.
      */
     @Override
-    void groupDot(long tile, float[] x, int xOffset, float[] lanes) {
-        pairDot(tile, tile + tileBytes, x, xOffset, lanes, 0);
-        pairDot(tile + 2 * tileBytes, tile + 3 * tileBytes, x, xOffset, lanes, 2 * TILE_ROWS);
+    void groupDot(long tile, Inputs in, int t, float[] lanes) {
+        pairDot(tile, tile + tileBytes, in.values, in.at(t), lanes, 0);
+        pairDot(tile + 2 * tileBytes, tile + 3 * tileBytes, in.values, in.at(t), lanes, 2 * TILE_ROWS);
     }
 
     private void pairDot(long t0, long t1, float[] x, int xOffset, float[] lanes, int at) {

@@ -31,9 +31,10 @@ final class TiledQ8_0Matrix extends RowTiledMatrix {
     }
 
     @Override
-    void tileDot(long tile, float[] x, int xOffset, float[] lanes, int at) {
+    void tileDot(long tile, Inputs in, int t, float[] lanes, int at) {
+        float[] x = in.values;
         FloatVector acc = FloatVector.zero(FLOATS);
-        for (int b = 0, xi = xOffset; b < blocksPerRow; b++, tile += BLOCK_BYTES, xi += BLOCK) {
+        for (int b = 0, xi = in.at(t); b < blocksPerRow; b++, tile += BLOCK_BYTES, xi += BLOCK) {
             FloatVector s = FloatVector.zero(FLOATS);
             for (int c = 0; c < BLOCK; c++) {
                 s = column(tile, c).fma(FloatVector.broadcast(FLOATS, x[xi + c]), s);
@@ -44,7 +45,8 @@ final class TiledQ8_0Matrix extends RowTiledMatrix {
     }
 
     @Override
-    void groupDot(long tile, float[] x, int xOffset, float[] lanes) {
+    void groupDot(long tile, Inputs in, int t, float[] lanes) {
+        float[] x = in.values;
         long t0 = tile;
         long t1 = t0 + tileBytes;
         long t2 = t1 + tileBytes;
@@ -53,7 +55,7 @@ final class TiledQ8_0Matrix extends RowTiledMatrix {
         FloatVector acc1 = acc0;
         FloatVector acc2 = acc0;
         FloatVector acc3 = acc0;
-        for (int b = 0, xi = xOffset; b < blocksPerRow; b++, xi += BLOCK,
+        for (int b = 0, xi = in.at(t); b < blocksPerRow; b++, xi += BLOCK,
                 t0 += BLOCK_BYTES, t1 += BLOCK_BYTES, t2 += BLOCK_BYTES, t3 += BLOCK_BYTES) {
             FloatVector s0 = FloatVector.zero(FLOATS);
             FloatVector s1 = s0;

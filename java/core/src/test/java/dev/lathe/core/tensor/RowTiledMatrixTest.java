@@ -17,9 +17,10 @@ import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
 
 /**
- * The tiled Q8_0 / Q4_0 / F16 / BF16 kernels against the scalar reference (the source matrix's
- * {@code dequantizeRow}, a dot in double, with {@link DotKernelsTest}'s tolerance), and bit for
- * bit against themselves however the rows and inputs are grouped.
+ * The tiled Q8_0 / F16 / BF16 kernels against the scalar reference (the source matrix's
+ * {@code dequantizeRow}, a dot in double, with {@link DotKernelsTest}'s tolerance), Q4_0 bit for
+ * bit against a scalar reference of its integer products with inputs rounded to 8 bits, and all
+ * bit for bit against themselves however the rows and inputs are grouped.
  */
 class RowTiledMatrixTest {
     private static final int TILE = RowTiledMatrix.TILE_ROWS;
@@ -76,12 +77,17 @@ class RowTiledMatrixTest {
                             assertTrue(Float.isNaN(actual), "row " + r + " is outside the range and must stay untouched");
                             continue;
                         }
-                        source.dequantizeRow(r, w, 0);
-                        double expected = DotKernelsTest.referenceDot(w, x, t * xStride);
-                        double tolerance = DotKernelsTest.tolerance(type, DotKernelsTest.maxAbs(w),
-                                DotKernelsTest.sumAbs(x, t * xStride, cols));
-                        assertEquals(expected, actual, tolerance,
-                                type + " row " + r + " input " + t + " of " + n);
+                        if (type == GgmlType.Q4_0) {
+                            assertEquals(Float.floatToRawIntBits(roundedInputsQ4_0Dot(source, r, x, t * xStride)),
+                                    Float.floatToRawIntBits(actual), "Q4_0 row " + r + " input " + t + " of " + n);
+                        } else {
+                            source.dequantizeRow(r, w, 0);
+                            double expected = DotKernelsTest.referenceDot(w, x, t * xStride);
+                            double tolerance = DotKernelsTest.tolerance(type, DotKernelsTest.maxAbs(w),
+                                    DotKernelsTest.sumAbs(x, t * xStride, cols));
+                            assertEquals(expected, actual, tolerance,
+                                    type + " row " + r + " input " + t + " of " + n);
+                        }
                         assertEquals(Float.floatToRawIntBits(alone[outOffset + r]), Float.floatToRawIntBits(actual),
                                 type + " row " + r + " input " + t + " of " + n + " vs alone");
                         if (n == 1) {
@@ -92,6 +98,89 @@ class RowTiledMatrixTest {
                 }
             }
         }
+    }
+
+    /**
+     * Q4_0's product as the tiles define it, one scalar step at a time, from ggml's blocks: per
+     * block, x rounded to {@code rint(x * (127 / amax))} with step {@code amax / 127}, the integer
+     * sum of {@code (nibble - 8) * q}, then {@code acc = fma(sum, d * step, acc)}.
+     */
+    static float roundedInputsQ4_0Dot(WeightMatrix q4_0, int row, float[] x, int xOffset) {
+        float acc = 0;
+        long block = row * q4_0.rowBytes();
+        for (int b = 0; b < q4_0.cols() / 32; b++, block += 18) {
+            float amax = 0;
+            for (int c = 0; c < 32; c++) {
+                amax = Math.max(amax, Math.abs(x[xOffset + 32 * b + c]));
+            }
+            float inverse = amax == 0 ? 0 : 127f / amax;
+            int sum = 0;
+            for (int j = 0; j < 16; j++) {
+                int packed = q4_0.data().get(PackedMatrix.BYTE, block + 2 + j) & 0xFF;
+                sum += ((packed & 0x0F) - 8) * (int) Math.rint(x[xOffset + 32 * b + j] * inverse);
+                sum += ((packed >> 4) - 8) * (int) Math.rint(x[xOffset + 32 * b + 16 + j] * inverse);
+            }
+            float d = Float.float16ToFloat(q4_0.data().get(PackedMatrix.HALF, block));
+            acc = Math.fma((float) sum, d * (amax / 127f), acc);
+        }
+        return acc;
+    }
+
+    @Test
+    void q4_0ProductsStayCloseToTheUnroundedOnes() {
+        // The rounding of the inputs costs at most half a step per value: |error| <= sum over the
+        // blocks of (amax / 254) * sum |w|, plus float rounding.
+        Random random = TestRandom.create("tiled Q4_0 rounding");
+        int rows = 3 * TILE;
+        int cols = 32 * 40;
+        try (Arena arena = Arena.ofConfined()) {
+            WeightMatrix source = WeightMatrices.of("w", GgmlType.Q4_0, rows, cols,
+                    RandomWeights.matrix(GgmlType.Q4_0, rows, cols, random, arena));
+            WeightMatrix tiled = RowTiledMatrix.tile(source, arena);
+            float[] x = RandomWeights.vector(cols, random);
+            float[] w = new float[cols];
+            for (int r = 0; r < rows; r++) {
+                source.dequantizeRow(r, w, 0);
+                double bound = 0;
+                for (int b = 0; b < cols / 32; b++) {
+                    double amax = 0;
+                    double weights = 0;
+                    for (int c = 32 * b; c < 32 * b + 32; c++) {
+                        amax = Math.max(amax, Math.abs(x[c]));
+                        weights += Math.abs(w[c]);
+                    }
+                    bound += amax / 254 * weights;
+                }
+                double expected = DotKernelsTest.referenceDot(w, x, 0);
+                double tolerance = bound * 1.01 + DotKernelsTest.tolerance(GgmlType.Q4_0, DotKernelsTest.maxAbs(w),
+                        DotKernelsTest.sumAbs(x, 0, cols));
+                assertEquals(expected, tiled.dot(r, x, 0), tolerance, "row " + r);
+                assertTrue(bound < 0.02 * DotKernelsTest.sumAbs(x, 0, cols) * DotKernelsTest.maxAbs(w), "the bound is small");
+            }
+        }
+    }
+
+    @Test
+    void q4_0InputsRoundLikeTheScalarDefinition() {
+        // zeros (step 0), a NaN (its block's products are NaN), negative and positive ties
+        float[] x = new float[96];
+        x[32] = 127f; // amax 127: step 1, the values are rounded as they are
+        x[33] = -0.5f;
+        x[34] = 1.5f;
+        x[35] = 2.5f;
+        x[64] = Float.NaN;
+        var in = TiledQ4_0Matrix.round(x, 0, 96, 1, 3, true);
+        assertEquals(0f, in.blockScales[0]);
+        assertEquals(0, in.sums[0]);
+        assertEquals(1f, in.blockScales[1]);
+        assertEquals(127 + 0 + 2 + 2, in.sums[1]);
+        assertEquals(127f, in.values[32]);
+        assertEquals(0, (int) in.values[33], "-0.5 rounds to even");
+        assertEquals(2, (int) in.values[34], "1.5 rounds to even");
+        assertEquals(2, (int) in.values[35], "2.5 rounds to even");
+        assertEquals(127 | (2 << 16), in.pairs[16] & 0xFFFF | (in.pairs[17] << 16), "columns 32 and 34 as 16-bit values");
+        assertEquals(127, in.pairs[16], "columns 32 and 33 in one int, the first in the low half");
+        assertTrue(Float.isNaN(in.blockScales[2]), "a NaN input makes its block's step NaN");
     }
 
     @Test

@@ -37,12 +37,22 @@ public final class CpuBackend implements Backend {
     /** The uploaded weights' tiles ({@link RowTiledMatrix}): freed when the backend closes. */
     private final Arena weights = Arena.ofShared();
 
+    /** {@code threads} threads; row tiles unless {@code -Dlathe.cpu.repack=off}. */
     public CpuBackend(int threads) {
+        this(threads, repackProperty());
+    }
+
+    /**
+     * {@code threads} threads; Q8_0, Q4_0, F16 and BF16 weights in {@link RowTiledMatrix}'s tiles
+     * ({@code repack}) or as the file has them. Q4_0 tiles multiply against inputs rounded to 8
+     * bits (as llama.cpp's Q4_0 does); in the file's layout every product reads the f32 inputs.
+     */
+    public CpuBackend(int threads, boolean repack) {
         if (threads < 1) {
             throw new IllegalArgumentException("--threads must be at least 1, got " + threads);
         }
         this.threads = threads;
-        this.repack = repackProperty();
+        this.repack = repack;
     }
 
     public int threads() {
@@ -57,7 +67,7 @@ public final class CpuBackend implements Backend {
     @Override
     public String describe() {
         return "cpu (" + threads + " threads, " + F.vectorBitSize() + "-bit vectors, "
-                + (repack ? "Q8_0/Q4_0/F16/BF16 in row tiles" : "weights as in the file") + ")";
+                + (repack ? "Q8_0/Q4_0/F16/BF16 in row tiles, Q4_0 against 8-bit inputs" : "weights as in the file") + ")";
     }
 
     @Override
