@@ -43,13 +43,20 @@ final class TiledHalfMatrix extends RowTiledMatrix {
     TiledHalfMatrix(WeightMatrix source, Arena arena) {
         super(source, BLOCK_BYTES, false, arena);
         this.bfloat16 = source.type() == GgmlType.BF16;
-        repack(2L * BLOCK, (from, block, tileBlock, lane) -> {
-            for (int c = 0; c < BLOCK; c++) {
-                short half = from.get(PackedMatrix.HALF, block + 2L * c);
-                short stored = bfloat16 ? half : Float.floatToFloat16(Float.float16ToFloat(half) * SCALE);
-                tiles.set(PackedMatrix.HALF, tileBlock + 2L * (c * TILE_ROWS + lane), stored);
-            }
-        });
+    }
+
+    @Override
+    long sourceBlockBytes() {
+        return 2L * BLOCK;
+    }
+
+    @Override
+    void packBlock(MemorySegment from, long block, long tileBlock, int lane) {
+        for (int c = 0; c < BLOCK; c++) {
+            short half = from.get(PackedMatrix.HALF, block + 2L * c);
+            short stored = bfloat16 ? half : Float.floatToFloat16(Float.float16ToFloat(half) * SCALE);
+            tiles.set(PackedMatrix.HALF, tileBlock + 2L * (c * TILE_ROWS + lane), stored);
+        }
     }
 
     /** Whether every value of {@code source} (F16) is finite and below 64 in magnitude, so that it can be tiled. */

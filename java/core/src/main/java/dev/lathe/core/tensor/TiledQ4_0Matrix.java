@@ -6,6 +6,7 @@ import static dev.lathe.core.tensor.BlockLanes.LANES;
 import static dev.lathe.core.tensor.BlockLanes.loadShorts;
 
 import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
 import java.nio.ByteOrder;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
@@ -53,13 +54,21 @@ final class TiledQ4_0Matrix extends RowTiledMatrix {
 
     TiledQ4_0Matrix(WeightMatrix source, Arena arena) {
         super(source, BLOCK_BYTES, true, arena);
-        repack(Q4_0Matrix.BLOCK_BYTES, (from, block, tileBlock, lane) -> {
-            tiles.set(PackedMatrix.FLOAT, tileBlock + 4L * lane, Float.float16ToFloat(from.get(PackedMatrix.HALF, block)));
-            for (int j = 0; j < BLOCK / 2; j++) {
-                tiles.set(PackedMatrix.BYTE, tileBlock + SCALES_BYTES + (long) (j / 2) * GROUP_BYTES + 2 * lane + j % 2,
-                        from.get(PackedMatrix.BYTE, block + 2 + j));
-            }
-        });
+    }
+
+    @Override
+    long sourceBlockBytes() {
+        return Q4_0Matrix.BLOCK_BYTES;
+    }
+
+    @Override
+    void packBlock(MemorySegment from, long block, long tileBlock, int lane) {
+        tiles.set(PackedMatrix.FLOAT, tileBlock + 4L * lane, Float.float16ToFloat(from.get(PackedMatrix.HALF, block)));
+        for (int k = 0; k < GROUPS; k++) {
+            // ggml's bytes 2k and 2k + 1 stay side by side: one 16-bit copy
+            tiles.set(PackedMatrix.HALF, tileBlock + SCALES_BYTES + (long) k * GROUP_BYTES + 2 * lane,
+                    from.get(PackedMatrix.HALF, block + 2 + 2 * k));
+        }
     }
 
     /** The inputs rounded to 8 bits per block, in the forms the kernels read. */

@@ -5,6 +5,7 @@ import static dev.lathe.core.tensor.BlockLanes.loadBytes;
 import static dev.lathe.core.tensor.BlockLanes.toFloats;
 
 import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
 import jdk.incubator.vector.FloatVector;
 
 /**
@@ -17,13 +18,20 @@ final class TiledQ8_0Matrix extends RowTiledMatrix {
 
     TiledQ8_0Matrix(WeightMatrix source, Arena arena) {
         super(source, BLOCK_BYTES, true, arena);
-        repack(Q8_0Matrix.BLOCK_BYTES, (from, block, tileBlock, lane) -> {
-            tiles.set(PackedMatrix.FLOAT, tileBlock + 4L * lane, Float.float16ToFloat(from.get(PackedMatrix.HALF, block)));
-            for (int c = 0; c < BLOCK; c++) {
-                tiles.set(PackedMatrix.BYTE, tileBlock + SCALES_BYTES + (long) c * TILE_ROWS + lane,
-                        from.get(PackedMatrix.BYTE, block + 2 + c));
-            }
-        });
+    }
+
+    @Override
+    long sourceBlockBytes() {
+        return Q8_0Matrix.BLOCK_BYTES;
+    }
+
+    @Override
+    void packBlock(MemorySegment from, long block, long tileBlock, int lane) {
+        tiles.set(PackedMatrix.FLOAT, tileBlock + 4L * lane, Float.float16ToFloat(from.get(PackedMatrix.HALF, block)));
+        for (int c = 0; c < BLOCK; c++) {
+            tiles.set(PackedMatrix.BYTE, tileBlock + SCALES_BYTES + (long) c * TILE_ROWS + lane,
+                    from.get(PackedMatrix.BYTE, block + 2 + c));
+        }
     }
 
     private FloatVector column(long tileBlock, int c) {

@@ -77,7 +77,7 @@ public final class CpuBackend implements Backend {
 
     @Override
     public WeightMatrix upload(WeightMatrix weight) {
-        return repack ? RowTiledMatrix.tile(weight, weights) : weight;
+        return repack ? RowTiledMatrix.tile(weight, weights, threads) : weight;
     }
 
     @Override
