@@ -190,7 +190,7 @@ final class BenchCommand implements Callable<Integer> {
                 session.loaded.weightBytes() / 1e6, bytesPerToken / 1e6);
         long kernelBytes = session.model.kernelBytesPerToken();
         if (kernelBytes != bytesPerToken) {
-            System.out.printf("re-laid    %.1f MB per decoded token as the CPU kernels read it (f32 block scales in row tiles);"
+            System.out.printf("re-laid    %.1f MB per decoded token as the CPU kernels read it (row tiles: Q8_0's f32 block scales, a last tile's padding);"
                     + " the GB/s and the bound below count the file's bytes%n", kernelBytes / 1e6);
         }
         System.out.printf("kv cache   %s%n", kvDtype.label());

@@ -302,8 +302,8 @@ public final class LlamaModel {
 
     /**
      * The bytes the kernels read per decoded token: as {@link #weightBytesPerToken}, but a matrix
-     * the backend re-laid ({@link RowTiledMatrix}) counts its tiles (f32 block scales make them
-     * larger than the file's blocks).
+     * the backend re-laid ({@link RowTiledMatrix}) counts its tiles (Q8_0's f32 block scales and
+     * a last partial tile's padding make them larger than the file's blocks).
      */
     public long kernelBytesPerToken() {
         return bytesPerToken(w -> w instanceof RowTiledMatrix tiled ? tiled.tiledBytes() : w.byteSize());

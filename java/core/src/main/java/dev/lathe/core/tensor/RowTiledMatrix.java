@@ -6,28 +6,28 @@ import static dev.lathe.core.tensor.BlockLanes.LANES;
 import dev.lathe.core.backend.Parallel;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.nio.ByteOrder;
 import java.util.Objects;
 import jdk.incubator.vector.FloatVector;
 
 /**
  * A Q8_0, Q4_0, F16 or BF16 matrix re-laid once, at load, for the CPU's matrix products: rows in tiles
  * of {@link BlockLanes#LANES} (16 with AVX-512), and within a tile, for each block of 32 columns,
- * the tile's block scales as f32 (the quantized formats) followed by its values column by column
+ * the tile's block scales (the quantized formats) followed by its values column by column
  * ({@code [column][row in tile]}). One vector load is then one column of a whole tile, so a tile's
- * dot products build up lane by lane, one lane per row: no horizontal sums, one block scale per
- * lane applied by one FMA, and no scale conversion in the loop.
+ * dot products build up lane by lane, one lane per row: no horizontal sums, and one block scale
+ * per lane applied by one FMA.
  *
  * <p>NOTE: measured (a /tmp harness, one thread, 1024-column Q8_0 rows, 180 MB from memory, the
  * same run): ggml's layout, rows in pairs, 5.2-5.4 GB/s; this layout with four tiles walked
  * together 9.6-10.4 GB/s; a plain vector sum over the same bytes 11.8-12.9 GB/s. In cache: 14 vs
  * 21-24 GB/s. Two things make the difference: the kernel needs about a third fewer instructions
  * per weight byte (so more bytes are in flight per out-of-order window), and four tiles are four
- * streams 17 KB apart, which the hardware prefetchers follow independently. The scales are f32,
- * not the file's f16: widening f16 lanes in the four-tile loop made it more than C2 inlines in one
- * method (the same harness: 7.5-8 GB/s in cache). So Q8_0 reads 1.125 bytes per weight instead of
- * 1.0625, Q4_0 0.625 instead of 0.5625. Memory: the tiles are a second copy of these weights, in
- * native memory; the file's pages, read once to build them, stay in the page cache but are clean.
+ * streams 17 KB apart, which the hardware prefetchers follow independently. Q8_0's scales are
+ * f32, not the file's f16: widening f16 lanes in the four-tile loop made it more than C2 inlines
+ * in one method (the same harness: 7.5-8 GB/s in cache), so Q8_0 reads 1.125 bytes per weight
+ * instead of 1.0625. Q4_0 scales its blocks in a second method and keeps the f16 scales: its
+ * tiles are the file's bytes. Memory: the tiles are a second copy of these weights, in native
+ * memory; the file's pages, read once to build them, stay in the page cache but are clean.
  *
  * <p>NOTE (C2): every kernel here is written so that one method's vector code stays within what
  * C2 inlines (NodeCountInliningCutoff); past it, a call is left out and its vectors are boxed on
@@ -68,7 +68,7 @@ public abstract sealed class RowTiledMatrix implements WeightMatrix permits Tile
 
     final WeightMatrix source;
     final int blocksPerRow;
-    final long tileBlockBytes; // one block of one tile: TILE_ROWS f32 scales (if scaled), then the format's values
+    final long tileBlockBytes; // one block of one tile: TILE_ROWS scales (if scaled), then the format's values
     /** Whether blocks carry scales: a block's sum goes into the accumulator by {@code fma(s, d, acc)}, else {@code acc + s}. */
     final boolean scaled;
     final long tileBytes;
@@ -147,7 +147,7 @@ public abstract sealed class RowTiledMatrix implements WeightMatrix permits Tile
         source.dequantizeRow(row, out, outOffset);
     }
 
-    /** Bytes the products read: the tiles (more than {@link #byteSize()}, the source's, by the f32 scales). */
+    /** Bytes the products read: the tiles (more than {@link #byteSize()}, the source's, by Q8_0's f32 scales and a last tile's padding). */
     public final long tiledBytes() {
         return tiles.byteSize();
     }
@@ -200,6 +200,7 @@ public abstract sealed class RowTiledMatrix implements WeightMatrix permits Tile
         int chunk = Math.min(blocksPerRow, CHUNK_BLOCKS);
         int chunkValues = chunk * BLOCK * TILE_ROWS;
         float[] values = new float[2 * chunkValues];
+        float[] decodedScales = new float[2 * chunk * TILE_ROWS]; // the pair's block scales, widened once per chunk
         float[] accs = new float[n * 2 * TILE_ROWS]; // input t: the pair's first tile's lanes, then the second's
         for (int tile = firstTile; tile < endTile; tile += 2) {
             int pairTiles = Math.min(2, endTile - tile);
@@ -211,12 +212,19 @@ public abstract sealed class RowTiledMatrix implements WeightMatrix permits Tile
                 decodeBlocks(first, blocks, values, 0);
                 if (pairTiles == 2) {
                     decodeBlocks(second, blocks, values, chunkValues);
+                    if (scaled) {
+                        for (int k = 0; k < blocks; k++) {
+                            scales(first + k * tileBlockBytes).intoArray(decodedScales, k * TILE_ROWS);
+                            scales(second + k * tileBlockBytes).intoArray(decodedScales, (chunk + k) * TILE_ROWS);
+                        }
+                    }
                 }
                 int t = 0;
                 if (pairTiles == 2) {
                     for (; t + 4 <= n; t += 4) {
-                        decodedPairDot4(values, chunkValues, first, second, blocks, in.values, in.at(t) + b * BLOCK,
-                                in.stride, in.blockScales, t * blocksPerRow + b, blocksPerRow, accs, t * 2 * TILE_ROWS);
+                        decodedPairDot4(values, chunkValues, decodedScales, chunk * TILE_ROWS, blocks, in.values,
+                                in.at(t) + b * BLOCK, in.stride, in.blockScales, t * blocksPerRow + b, blocksPerRow,
+                                accs, t * 2 * TILE_ROWS);
                     }
                 }
                 for (; t < n; t++) {
@@ -244,6 +252,8 @@ public abstract sealed class RowTiledMatrix implements WeightMatrix permits Tile
         final int stride;
         /** Per input and block, the step of the 8-bit rounding; null where the values are the caller's floats. */
         final float[] blockScales;
+        /** A group of tiles' block sums, for kernels that scale them in a second method ({@link #groupDot}). */
+        final float[] scratch = new float[ROW_GROUP];
 
         Inputs(float[] values, int offset, int stride, float[] blockScales) {
             this.values = values;
@@ -325,10 +335,8 @@ public abstract sealed class RowTiledMatrix implements WeightMatrix permits Tile
      */
     abstract void decodeBlocks(long tileBlock, int blocks, float[] values, int at);
 
-    /** The block's {@link #TILE_ROWS} scales, which lead every tile block. */
-    final FloatVector scales(long tileBlock) {
-        return FloatVector.fromMemorySegment(FLOATS, tiles, tileBlock, ByteOrder.LITTLE_ENDIAN);
-    }
+    /** The block's {@link #TILE_ROWS} scales, which lead every tile block of a scaled format. */
+    abstract FloatVector scales(long tileBlock);
 
     /**
      * The scale of block {@code b} of input t: the weights' block scales times, for rounded
@@ -360,7 +368,8 @@ public abstract sealed class RowTiledMatrix implements WeightMatrix permits Tile
 
     /**
      * {@link #decodedDot} for two tiles (values at {@code values[0..]} and {@code values[second..]},
-     * blocks at {@code block0} and {@code block1}) and four inputs {@code x[xOffset + k * xStride..]};
+     * block scales at {@code scales[0..]} and {@code scales[secondScales..]}, {@link #TILE_ROWS} per
+     * block) and four inputs {@code x[xOffset + k * xStride..]};
      * input k's sums at {@code accs[at + 2 * k * TILE_ROWS..]}, first tile then second. For rounded
      * inputs, input k's step for block b is {@code steps[stepsAt + k * stepsStride + b]} (null otherwise).
      * NOTE: eight independent FMA chains: with four (one tile) the FMA latency held the kernel to
@@ -368,7 +377,7 @@ public abstract sealed class RowTiledMatrix implements WeightMatrix permits Tile
      * {@link #blockScale}'s expression written out: called here, it was left out of C2's inlining
      * budget and the vectors were boxed (Q4_0 prefill 28% slower).
      */
-    private void decodedPairDot4(float[] values, int second, long block0, long block1, int blocks,
+    private void decodedPairDot4(float[] values, int second, float[] scales, int secondScales, int blocks,
                                  float[] x, int xOffset, int xStride, float[] steps, int stepsAt, int stepsStride,
                                  float[] accs, int at) {
         int stride = 2 * TILE_ROWS;
@@ -384,7 +393,7 @@ public abstract sealed class RowTiledMatrix implements WeightMatrix permits Tile
         int x1 = x0 + xStride;
         int x2 = x1 + xStride;
         int x3 = x2 + xStride;
-        for (int b = 0, v = 0; b < blocks; b++, block0 += tileBlockBytes, block1 += tileBlockBytes) {
+        for (int b = 0, v = 0; b < blocks; b++) {
             FloatVector s0 = FloatVector.zero(FLOATS);
             FloatVector s1 = s0;
             FloatVector s2 = s0;
@@ -419,12 +428,12 @@ public abstract sealed class RowTiledMatrix implements WeightMatrix permits Tile
                 b2 = b2.add(u2);
                 b3 = b3.add(u3);
             } else if (steps == null) {
-                FloatVector d = scales(block0);
+                FloatVector d = FloatVector.fromArray(FLOATS, scales, b * TILE_ROWS);
                 a0 = s0.fma(d, a0);
                 a1 = s1.fma(d, a1);
                 a2 = s2.fma(d, a2);
                 a3 = s3.fma(d, a3);
-                d = scales(block1);
+                d = FloatVector.fromArray(FLOATS, scales, secondScales + b * TILE_ROWS);
                 b0 = u0.fma(d, b0);
                 b1 = u1.fma(d, b1);
                 b2 = u2.fma(d, b2);
@@ -432,8 +441,8 @@ public abstract sealed class RowTiledMatrix implements WeightMatrix permits Tile
             } else {
                 // rounded inputs: the tiles' block scales times each input's step
                 int step = stepsAt + b;
-                FloatVector d = scales(block0);
-                FloatVector e = scales(block1);
+                FloatVector d = FloatVector.fromArray(FLOATS, scales, b * TILE_ROWS);
+                FloatVector e = FloatVector.fromArray(FLOATS, scales, secondScales + b * TILE_ROWS);
                 float step0 = steps[step];
                 float step1 = steps[step + stepsStride];
                 float step2 = steps[step + 2 * stepsStride];

@@ -135,6 +135,11 @@ final class TiledHalfMatrix extends RowTiledMatrix {
     }
 
     @Override
+    FloatVector scales(long tileBlock) {
+        throw new UnsupportedOperationException("F16 and BF16 tiles have no block scales");
+    }
+
+    @Override
     void decodeBlocks(long tile, int blocks, float[] values, int at) {
         for (int b = 0, v = at; b < blocks; b++, tile += BLOCK_BYTES, v += BLOCK * TILE_ROWS) {
             for (int c = 0; c < BLOCK; c++) {

@@ -3,6 +3,7 @@ package dev.lathe.core.tensor;
 import static dev.lathe.core.tensor.BlockLanes.FLOATS;
 import static dev.lathe.core.tensor.BlockLanes.INTS;
 import static dev.lathe.core.tensor.BlockLanes.LANES;
+import static dev.lathe.core.tensor.BlockLanes.halvesToFloats;
 import static dev.lathe.core.tensor.BlockLanes.loadShorts;
 
 import java.lang.foreign.Arena;
@@ -26,12 +27,12 @@ import jdk.incubator.vector.VectorSpecies;
  * is an exact integer (at most 32 * 8 * 127 in magnitude), so the integer kernels for single
  * inputs and the float kernels over decoded tiles for batches get the same bits.
  *
- * <p>A tile's block: {@code f32 d[TILE_ROWS]}, then 8 groups of {@code 2 * TILE_ROWS} bytes.
+ * <p>A tile's block: {@code f16 d[TILE_ROWS]}, then 8 groups of {@code 2 * TILE_ROWS} bytes.
  * Group k holds ggml's bytes 2k and 2k + 1 of each row side by side (row i at bytes 2i, 2i + 1):
  * zero-extended to 16-bit lanes, lane 2i + p is row i's byte 2k + p, whose low nibble is column
  * 2k + p and high nibble column 2k + 16 + p. An int broadcast of two rounded inputs (columns 2k,
  * 2k + 1) then lines up with the low nibbles lane for lane, and one of columns 2k + 16, 2k + 17
- * with the high ones. 320 bytes at 16 rows.
+ * with the high ones. 288 bytes at 16 rows: the file's bytes, moved.
  *
  * <p>NOTE: why integers: the float kernel (nibbles widened to 32-bit lanes, shifted, converted,
  * one FMA per 16 weights) was compute-bound, 0.56 of a plain sum over the same bytes at two
@@ -41,7 +42,7 @@ import jdk.incubator.vector.VectorSpecies;
  * (unsigned nibbles; the -8 comes back once per block as {@code -8 * sum of q}).
  */
 final class TiledQ4_0Matrix extends RowTiledMatrix {
-    private static final int SCALES_BYTES = 4 * TILE_ROWS;
+    private static final int SCALES_BYTES = 2 * TILE_ROWS;
     private static final int GROUPS = BLOCK / 4;
     private static final int GROUP_BYTES = 2 * TILE_ROWS;
     private static final int BLOCK_BYTES = SCALES_BYTES + GROUPS * GROUP_BYTES;
@@ -63,7 +64,7 @@ final class TiledQ4_0Matrix extends RowTiledMatrix {
 
     @Override
     void packBlock(MemorySegment from, long block, long tileBlock, int lane) {
-        tiles.set(PackedMatrix.FLOAT, tileBlock + 4L * lane, Float.float16ToFloat(from.get(PackedMatrix.HALF, block)));
+        tiles.set(PackedMatrix.HALF, tileBlock + 2L * lane, from.get(PackedMatrix.HALF, block));
         for (int k = 0; k < GROUPS; k++) {
             // ggml's bytes 2k and 2k + 1 stay side by side: one 16-bit copy
             tiles.set(PackedMatrix.HALF, tileBlock + SCALES_BYTES + (long) k * GROUP_BYTES + 2 * lane,
@@ -221,6 +222,12 @@ final class TiledQ4_0Matrix extends RowTiledMatrix {
             int at = g * TILE_ROWS;
             scaleInto(sums, tileBlock, in, t, b, FloatVector.fromArray(FLOATS, lanes, at)).intoArray(lanes, at);
         }
+    }
+
+    /** The file's f16 scales, widened (once per block and tile, outside the products' inner loop). */
+    @Override
+    FloatVector scales(long tileBlock) {
+        return halvesToFloats(loadShorts(tiles, tileBlock));
     }
 
     @Override
