@@ -22,7 +22,7 @@ public interface Backend extends AutoCloseable {
 
     /**
      * Prepares a weight for this backend, once, at load: a GPU backend repacks and copies it; the
-     * CPU backend re-lays Q8_0, Q4_0, F16 and BF16 in row tiles for its kernels and returns other formats as
+     * CPU backend re-lays Q8_0, Q4_0, Q4_K, F16 and BF16 in row tiles for its kernels and returns other formats as
      * they are. The result answers {@code type()}, {@code data()} and {@code dequantizeRow} as the
      * source does.
      */

@@ -10,7 +10,7 @@ import java.util.Objects;
 import jdk.incubator.vector.FloatVector;
 
 /**
- * A Q8_0, Q4_0, F16 or BF16 matrix re-laid once, at load, for the CPU's matrix products: rows in tiles
+ * A Q8_0, Q4_0, Q4_K, F16 or BF16 matrix re-laid once, at load, for the CPU's matrix products: rows in tiles
  * of {@link BlockLanes#LANES} (16 with AVX-512), and within a tile, for each block of 32 columns,
  * the tile's block scales (the quantized formats) followed by its values column by column
  * ({@code [column][row in tile]}). One vector load is then one column of a whole tile, so a tile's
@@ -25,13 +25,14 @@ import jdk.incubator.vector.FloatVector;
  * streams 17 KB apart, which the hardware prefetchers follow independently. Q8_0's scales are
  * f32, not the file's f16: widening f16 lanes in the four-tile loop made it more than C2 inlines
  * in one method (the same harness: 7.5-8 GB/s in cache), so Q8_0 reads 1.125 bytes per weight
- * instead of 1.0625. Q4_0 scales its blocks in a second method and keeps the f16 scales: its
- * tiles are the file's bytes. Memory: the tiles are a second copy of these weights, in native
+ * instead of 1.0625. The 4-bit formats scale their blocks in a second method ({@link TiledNibbleMatrix}):
+ * Q4_0 keeps the f16 scales, and its tiles are the file's bytes. Memory: the tiles are a second copy of these weights, in native
  * memory; the file's pages, read once to build them, stay in the page cache but are clean.
  *
  * <p>NOTE (C2): every kernel here is written so that one method's vector code stays within what
  * C2 inlines (NodeCountInliningCutoff); past it, a call is left out and its vectors are boxed on
- * the heap, 3-5x slower, with no error. Q4_0 and F16 therefore walk their four tiles as two pairs.
+ * the heap, 3-5x slower, with no error. F16 therefore walks its four tiles as two pairs, and the
+ * 4-bit formats scale their blocks' sums in separate methods.
  * A JFR profile showing {@code AbstractVector.convert0} or {@code VectorSupport.*Op} frames under
  * a kernel is the sign; the F16 widening was rewritten once for it.
  *
@@ -41,10 +42,10 @@ import jdk.incubator.vector.FloatVector;
  * is always one FMA chain over the block's columns in order, scaled into one accumulator over the
  * blocks in order, whether its input came alone or among many, its row in one tile or a group of
  * four, the tile decoded to floats first or not. So a sequence's logits do not depend on how
- * many others share its batch. (Q4_0 sums a block in integers against inputs rounded to 8 bits:
- * those sums are exact, so the order does not matter there; {@link TiledQ4_0Matrix}.)
+ * many others share its batch. (Q4_0 and Q4_K sum a block in integers against inputs rounded to
+ * 8 bits: those sums are exact, so the order does not matter there; {@link TiledNibbleMatrix}.)
  */
-public abstract sealed class RowTiledMatrix implements WeightMatrix permits TiledQ8_0Matrix, TiledQ4_0Matrix, TiledHalfMatrix {
+public abstract sealed class RowTiledMatrix implements WeightMatrix permits TiledQ8_0Matrix, TiledNibbleMatrix, TiledHalfMatrix {
     /** Rows per tile: one vector lane per row. */
     static final int TILE_ROWS = LANES;
     /** Tiles one single-input pass walks together (independent FMA chains and memory streams). */
@@ -87,7 +88,7 @@ public abstract sealed class RowTiledMatrix implements WeightMatrix permits Tile
 
     /**
      * {@code weight} re-laid in tiles allocated from {@code arena} when its format has a tiled kernel
-     * (Q8_0, Q4_0, BF16, and F16 without large or non-finite values), it has more than one row,
+     * (Q8_0, Q4_0, Q4_K, BF16, and F16 without large or non-finite values), it has more than one row,
      * and its rows are whole blocks of 32 columns; otherwise {@code weight} itself. The tiles live as long as the arena.
      */
     public static WeightMatrix tile(WeightMatrix weight, Arena arena) {
@@ -106,6 +107,7 @@ public abstract sealed class RowTiledMatrix implements WeightMatrix permits Tile
         RowTiledMatrix tiled = switch (type) {
             case Q8_0 -> new TiledQ8_0Matrix(weight, arena);
             case Q4_0 -> new TiledQ4_0Matrix(weight, arena);
+            case Q4_K -> new TiledQ4_KMatrix(weight, arena);
             case F16 -> TiledHalfMatrix.fits(weight) ? new TiledHalfMatrix(weight, arena) : null;
             case BF16 -> new TiledHalfMatrix(weight, arena);
             default -> null;
@@ -148,7 +150,7 @@ public abstract sealed class RowTiledMatrix implements WeightMatrix permits Tile
     }
 
     /** Bytes the products read: the tiles (more than {@link #byteSize()}, the source's, by Q8_0's f32 scales and a last tile's padding). */
-    public final long tiledBytes() {
+    public long tiledBytes() {
         return tiles.byteSize();
     }
 
@@ -214,8 +216,8 @@ public abstract sealed class RowTiledMatrix implements WeightMatrix permits Tile
                     decodeBlocks(second, blocks, values, chunkValues);
                     if (scaled) {
                         for (int k = 0; k < blocks; k++) {
-                            scales(first + k * tileBlockBytes).intoArray(decodedScales, k * TILE_ROWS);
-                            scales(second + k * tileBlockBytes).intoArray(decodedScales, (chunk + k) * TILE_ROWS);
+                            scales(first + k * tileBlockBytes, tile, b + k).intoArray(decodedScales, k * TILE_ROWS);
+                            scales(second + k * tileBlockBytes, tile + 1, b + k).intoArray(decodedScales, (chunk + k) * TILE_ROWS);
                         }
                     }
                 }
@@ -228,12 +230,14 @@ public abstract sealed class RowTiledMatrix implements WeightMatrix permits Tile
                     }
                 }
                 for (; t < n; t++) {
-                    decodedDot(values, 0, first, b, blocks, in, t, accs, t * 2 * TILE_ROWS);
+                    decodedDot(values, 0, first, tile, b, blocks, in, t, accs, t * 2 * TILE_ROWS);
                     if (pairTiles == 2) {
-                        decodedDot(values, chunkValues, second, b, blocks, in, t, accs, t * 2 * TILE_ROWS + TILE_ROWS);
+                        decodedDot(values, chunkValues, second, tile + 1, b, blocks, in, t, accs,
+                                t * 2 * TILE_ROWS + TILE_ROWS);
                     }
                 }
             }
+            addMinTerms(tile, pairTiles, in, n, accs);
             for (int t = 0; t < n; t++) {
                 copyLanes(accs, t * 2 * TILE_ROWS, tile, pairTiles, rowStart, rowEnd, out, t * outStride + outOffset);
             }
@@ -283,11 +287,12 @@ public abstract sealed class RowTiledMatrix implements WeightMatrix permits Tile
         System.arraycopy(lanes, lanesAt + first - tile * TILE_ROWS, out, at + first, end - first);
     }
 
-    /** Writes block {@code sourceBlock} of a source row (at {@code from}) into its tile block, at the row's lane. */
-    abstract void packBlock(MemorySegment from, long sourceBlock, long tileBlock, int lane);
-
-    /** Bytes of one block of 32 values in the source's rows. */
-    abstract long sourceBlockBytes();
+    /**
+     * Writes block {@code block} (32 values) of the source row starting at byte {@code row} of
+     * {@code from} into its tile block at {@code tileBlock}, at the row's lane; {@code tile} is the
+     * row's tile.
+     */
+    abstract void packBlock(MemorySegment from, long row, int block, long tileBlock, int tile, int lane);
 
     /**
      * Fills the tiles from the source, tile by tile, on up to {@code threads} threads.
@@ -300,15 +305,13 @@ public abstract sealed class RowTiledMatrix implements WeightMatrix permits Tile
         // a weight or arena confined to this thread (a tool's own, a test's) is re-laid here alone
         int usable = from.isAccessibleBy(other) && tiles.isAccessibleBy(other) ? threads : 1;
         long rowBytes = source.rowBytes();
-        long sourceBlockBytes = sourceBlockBytes();
         int rows = source.rows();
         Parallel.forRange((rows + TILE_ROWS - 1) / TILE_ROWS, usable, (firstTile, endTile) -> {
             for (int row = firstTile * TILE_ROWS; row < Math.min(rows, endTile * TILE_ROWS); row++) {
-                long tileBlock = tileOffset(row / TILE_ROWS);
-                int lane = row % TILE_ROWS;
-                long block = row * rowBytes;
-                for (int b = 0; b < blocksPerRow; b++, block += sourceBlockBytes, tileBlock += tileBlockBytes) {
-                    packBlock(from, block, tileBlock, lane);
+                int tile = row / TILE_ROWS;
+                long tileBlock = tileOffset(tile);
+                for (int b = 0; b < blocksPerRow; b++, tileBlock += tileBlockBytes) {
+                    packBlock(from, row * rowBytes, b, tileBlock, tile, row % TILE_ROWS);
                 }
             }
         });
@@ -335,25 +338,33 @@ public abstract sealed class RowTiledMatrix implements WeightMatrix permits Tile
      */
     abstract void decodeBlocks(long tileBlock, int blocks, float[] values, int at);
 
-    /** The block's {@link #TILE_ROWS} scales, which lead every tile block of a scaled format. */
-    abstract FloatVector scales(long tileBlock);
+    /** The {@link #TILE_ROWS} scales of block {@code block} of tile {@code tile}, at {@code tileBlock} (scaled formats). */
+    abstract FloatVector scales(long tileBlock, int tile, int block);
+
+    /**
+     * For formats whose values carry a per-block offset (Q4_K's mins): adds each input's offset
+     * terms to the sums of the pair of tiles from {@code tile} ({@code accs} as in the decoded
+     * path of {@link #dotRows}), once their blocks are all summed. Others have none.
+     */
+    void addMinTerms(int tile, int pairTiles, Inputs in, int n, float[] accs) {
+    }
 
     /**
      * The scale of block {@code b} of input t: the weights' block scales times, for rounded
      * inputs, the input's step. Every kernel scales a block's sum with this one expression.
      */
-    final FloatVector blockScale(long tileBlock, Inputs in, int t, int b) {
-        FloatVector d = scales(tileBlock);
+    final FloatVector blockScale(long tileBlock, int tile, Inputs in, int t, int b) {
+        FloatVector d = scales(tileBlock, tile, b);
         return in.blockScales == null ? d : d.mul(in.blockScales[t * blocksPerRow + b]);
     }
 
     /**
-     * {@link #tileDot} over {@code blocks} decoded blocks (at {@code values[v..]}) of one tile,
+     * {@link #tileDot} over {@code blocks} decoded blocks (at {@code values[v..]}) of tile {@code tile},
      * block {@code firstBlock} at {@code tileBlock} on, for input t, carrying the sums in
      * {@code accs[at..at + TILE_ROWS)}.
      */
-    private void decodedDot(float[] values, int v, long tileBlock, int firstBlock, int blocks, Inputs in, int t,
-                            float[] accs, int at) {
+    private void decodedDot(float[] values, int v, long tileBlock, int tile, int firstBlock, int blocks, Inputs in,
+                            int t, float[] accs, int at) {
         float[] x = in.values;
         FloatVector acc = FloatVector.fromArray(FLOATS, accs, at);
         for (int b = 0, xi = in.at(t) + firstBlock * BLOCK; b < blocks; b++, tileBlock += tileBlockBytes, xi += BLOCK) {
@@ -361,7 +372,7 @@ public abstract sealed class RowTiledMatrix implements WeightMatrix permits Tile
             for (int c = 0; c < BLOCK; c++, v += TILE_ROWS) {
                 s = FloatVector.fromArray(FLOATS, values, v).fma(FloatVector.broadcast(FLOATS, x[xi + c]), s);
             }
-            acc = scaled ? s.fma(blockScale(tileBlock, in, t, firstBlock + b), acc) : acc.add(s);
+            acc = scaled ? s.fma(blockScale(tileBlock, tile, in, t, firstBlock + b), acc) : acc.add(s);
         }
         acc.intoArray(accs, at);
     }

@@ -46,12 +46,8 @@ final class TiledHalfMatrix extends RowTiledMatrix {
     }
 
     @Override
-    long sourceBlockBytes() {
-        return 2L * BLOCK;
-    }
-
-    @Override
-    void packBlock(MemorySegment from, long block, long tileBlock, int lane) {
+    void packBlock(MemorySegment from, long row, int b, long tileBlock, int tile, int lane) {
+        long block = row + 2L * BLOCK * b;
         for (int c = 0; c < BLOCK; c++) {
             short half = from.get(PackedMatrix.HALF, block + 2L * c);
             short stored = bfloat16 ? half : Float.floatToFloat16(Float.float16ToFloat(half) * SCALE);
@@ -135,7 +131,7 @@ final class TiledHalfMatrix extends RowTiledMatrix {
     }
 
     @Override
-    FloatVector scales(long tileBlock) {
+    FloatVector scales(long tileBlock, int tile, int block) {
         throw new UnsupportedOperationException("F16 and BF16 tiles have no block scales");
     }
 

@@ -26,12 +26,8 @@ final class TiledQ8_0Matrix extends RowTiledMatrix {
     }
 
     @Override
-    long sourceBlockBytes() {
-        return Q8_0Matrix.BLOCK_BYTES;
-    }
-
-    @Override
-    void packBlock(MemorySegment from, long block, long tileBlock, int lane) {
+    void packBlock(MemorySegment from, long row, int b, long tileBlock, int tile, int lane) {
+        long block = row + (long) b * Q8_0Matrix.BLOCK_BYTES;
         tiles.set(PackedMatrix.FLOAT, tileBlock + 4L * lane, Float.float16ToFloat(from.get(PackedMatrix.HALF, block)));
         for (int c = 0; c < BLOCK; c++) {
             tiles.set(PackedMatrix.BYTE, tileBlock + SCALES_BYTES + (long) c * TILE_ROWS + lane,
@@ -93,7 +89,11 @@ final class TiledQ8_0Matrix extends RowTiledMatrix {
     }
 
     @Override
-    FloatVector scales(long tileBlock) {
+    FloatVector scales(long tileBlock, int tile, int block) {
+        return scales(tileBlock);
+    }
+
+    private FloatVector scales(long tileBlock) {
         return FloatVector.fromMemorySegment(FLOATS, tiles, tileBlock, ByteOrder.LITTLE_ENDIAN);
     }
 

@@ -24,7 +24,12 @@ import org.junit.jupiter.params.provider.MethodSource;
  */
 class RowTiledMatrixTest {
     private static final int TILE = RowTiledMatrix.TILE_ROWS;
-    private static final GgmlType[] TILED = {GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.F16, GgmlType.BF16};
+    private static final GgmlType[] TILED = {GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q4_K, GgmlType.F16, GgmlType.BF16};
+
+    /** Awkward row lengths: one block, three, 33 (Q4_K: whole super-blocks of 256, one and three). */
+    private static int[] colsFor(GgmlType type) {
+        return type == GgmlType.Q4_K ? new int[] {256, 256 * 3} : new int[] {32, 32 * 3, 32 * 33};
+    }
 
     static Stream<Arguments> shapes() {
         Stream.Builder<Arguments> shapes = Stream.builder();
@@ -32,7 +37,7 @@ class RowTiledMatrixTest {
             // one tile; three (one short of a group); five groups and a tile; a partial last tile
             // (padded with zero rows); two rows
             for (int rows : new int[] {TILE, 3 * TILE, 21 * TILE, 5 * TILE + 5, 2}) {
-                for (int cols : new int[] {32, 32 * 3, 32 * 33}) {
+                for (int cols : colsFor(type)) {
                     shapes.add(Arguments.of(type, rows, cols));
                 }
             }
@@ -77,9 +82,11 @@ class RowTiledMatrixTest {
                             assertTrue(Float.isNaN(actual), "row " + r + " is outside the range and must stay untouched");
                             continue;
                         }
-                        if (type == GgmlType.Q4_0) {
-                            assertEquals(Float.floatToRawIntBits(roundedInputsQ4_0Dot(source, r, x, t * xStride)),
-                                    Float.floatToRawIntBits(actual), "Q4_0 row " + r + " input " + t + " of " + n);
+                        if (type == GgmlType.Q4_0 || type == GgmlType.Q4_K) {
+                            float expected = type == GgmlType.Q4_0 ? roundedInputsQ4_0Dot(source, r, x, t * xStride)
+                                    : roundedInputsQ4_KDot(source, r, x, t * xStride);
+                            assertEquals(Float.floatToRawIntBits(expected), Float.floatToRawIntBits(actual),
+                                    type + " row " + r + " input " + t + " of " + n + ": " + expected + " vs " + actual);
                         } else {
                             source.dequantizeRow(r, w, 0);
                             double expected = DotKernelsTest.referenceDot(w, x, t * xStride);
@@ -124,6 +131,54 @@ class RowTiledMatrixTest {
             acc = Math.fma((float) sum, d * (amax / 127f), acc);
         }
         return acc;
+    }
+
+    /**
+     * Q4_K's product as the tiles define it, from ggml's super-blocks: per 32-value sub-block,
+     * x rounded as for Q4_0, {@code acc = fma(sum of nibble * q, (d * sc) * step, acc)} and in a
+     * second chain {@code mins = fma(dmin * m, -(step * sum of q), mins)}; then {@code acc + mins}.
+     */
+    static float roundedInputsQ4_KDot(WeightMatrix q4k, int row, float[] x, int xOffset) {
+        float acc = 0;
+        float mins = 0;
+        var data = q4k.data();
+        for (int b = 0; b < q4k.cols() / 32; b++) {
+            long superBlock = row * q4k.rowBytes() + (b / 8) * 144L;
+            int sub = b % 8;
+            float d = Float.float16ToFloat(data.get(PackedMatrix.HALF, superBlock));
+            float dmin = Float.float16ToFloat(data.get(PackedMatrix.HALF, superBlock + 2));
+            int[] sm = scaleAndMin(data, superBlock + 4, sub);
+            float amax = 0;
+            for (int c = 0; c < 32; c++) {
+                amax = Math.max(amax, Math.abs(x[xOffset + 32 * b + c]));
+            }
+            float inverse = amax == 0 ? 0 : 127f / amax;
+            float step = amax / 127f;
+            int products = 0;
+            int sum = 0;
+            for (int c = 0; c < 32; c++) {
+                int packed = data.get(PackedMatrix.BYTE, superBlock + 16 + 32L * (sub / 2) + c) & 0xFF;
+                int nibble = sub % 2 == 0 ? packed & 0x0F : packed >> 4;
+                int q = (int) Math.rint(x[xOffset + 32 * b + c] * inverse);
+                products += nibble * q;
+                sum += q;
+            }
+            acc = Math.fma((float) products, d * sm[0] * step, acc);
+            mins = Math.fma(dmin * sm[1], -(step * sum), mins);
+        }
+        return acc + mins;
+    }
+
+    /** ggml's get_scale_min_k4, written out from the spec: sub-block j's 6-bit scale and min. */
+    private static int[] scaleAndMin(java.lang.foreign.MemorySegment data, long scales, int j) {
+        int[] q = new int[12];
+        for (int i = 0; i < 12; i++) {
+            q[i] = data.get(PackedMatrix.BYTE, scales + i) & 0xFF;
+        }
+        if (j < 4) {
+            return new int[] {q[j] & 63, q[j + 4] & 63};
+        }
+        return new int[] {(q[j + 4] & 0x0F) | ((q[j - 4] >> 6) << 4), (q[j + 4] >> 4) | ((q[j] >> 6) << 4)};
     }
 
     @Test
@@ -187,9 +242,9 @@ class RowTiledMatrixTest {
     void compiledKernelsGiveTheSameBits() {
         Random random = TestRandom.create("tiled hot");
         int rows = 8 * TILE;
-        int cols = 32 * 5;
         try (Arena arena = Arena.ofConfined()) {
             for (GgmlType type : TILED) {
+                int cols = type == GgmlType.Q4_K ? 256 : 32 * 5;
                 WeightMatrix tiled = RowTiledMatrix.tile(
                         WeightMatrices.of("w", type, rows, cols, RandomWeights.matrix(type, rows, cols, random, arena)), arena);
                 int n = RowTiledMatrix.DECODE_MIN_INPUTS + 1; // both paths: single-input walks and decoded tiles
@@ -220,9 +275,9 @@ class RowTiledMatrixTest {
             assertInstanceOf(RowTiledMatrix.class, RowTiledMatrix.tile(ragged, arena), "rows of no whole number of tiles");
             WeightMatrix vector = WeightMatrices.of("w", GgmlType.F16, 1, 64, RandomWeights.matrix(GgmlType.F16, 1, 64, random, arena));
             assertSame(vector, RowTiledMatrix.tile(vector, arena), "one row: a norm's weight or a bias");
-            WeightMatrix q4k = WeightMatrices.of("w", GgmlType.Q4_K, TILE, 256,
-                    RandomWeights.matrix(GgmlType.Q4_K, TILE, 256, random, arena));
-            assertSame(q4k, RowTiledMatrix.tile(q4k, arena));
+            WeightMatrix q6k = WeightMatrices.of("w", GgmlType.Q6_K, TILE, 256,
+                    RandomWeights.matrix(GgmlType.Q6_K, TILE, 256, random, arena));
+            assertSame(q6k, RowTiledMatrix.tile(q6k, arena));
             WeightMatrix f16Ragged = WeightMatrices.of("w", GgmlType.F16, TILE, 33,
                     RandomWeights.matrix(GgmlType.F16, TILE, 33, random, arena));
             assertSame(f16Ragged, RowTiledMatrix.tile(f16Ragged, arena), "F16 rows of no whole number of 32-column blocks");
