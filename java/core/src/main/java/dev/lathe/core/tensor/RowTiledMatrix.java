@@ -212,13 +212,13 @@ public abstract sealed class RowTiledMatrix implements WeightMatrix permits Tile
                 long first = tileOffset(tile) + b * tileBlockBytes;
                 long second = first + tileBytes;
                 decodeBlocks(first, blocks, values, 0);
+                if (scaled) {
+                    decodeScales(first, tile, b, blocks, decodedScales, 0);
+                }
                 if (pairTiles == 2) {
                     decodeBlocks(second, blocks, values, chunkValues);
                     if (scaled) {
-                        for (int k = 0; k < blocks; k++) {
-                            scales(first + k * tileBlockBytes, tile, b + k).intoArray(decodedScales, k * TILE_ROWS);
-                            scales(second + k * tileBlockBytes, tile + 1, b + k).intoArray(decodedScales, (chunk + k) * TILE_ROWS);
-                        }
+                        decodeScales(second, tile + 1, b, blocks, decodedScales, chunk * TILE_ROWS);
                     }
                 }
                 int t = 0;
@@ -230,9 +230,9 @@ public abstract sealed class RowTiledMatrix implements WeightMatrix permits Tile
                     }
                 }
                 for (; t < n; t++) {
-                    decodedDot(values, 0, first, tile, b, blocks, in, t, accs, t * 2 * TILE_ROWS);
+                    decodedDot(values, 0, decodedScales, 0, b, blocks, in, t, accs, t * 2 * TILE_ROWS);
                     if (pairTiles == 2) {
-                        decodedDot(values, chunkValues, second, tile + 1, b, blocks, in, t, accs,
+                        decodedDot(values, chunkValues, decodedScales, chunk * TILE_ROWS, b, blocks, in, t, accs,
                                 t * 2 * TILE_ROWS + TILE_ROWS);
                     }
                 }
@@ -342,6 +342,15 @@ public abstract sealed class RowTiledMatrix implements WeightMatrix permits Tile
     abstract FloatVector scales(long tileBlock, int tile, int block);
 
     /**
+     * {@link #scales} of {@code blocks} blocks of tile {@code tile} from block {@code block} (at
+     * {@code tileBlock}), to {@code out[at + k * TILE_ROWS..]}. NOTE: each concrete class writes
+     * this loop itself: called from {@link #dotRows}, shared by every format, {@code scales} was
+     * not inlined, and its vectors were boxed (JFR: a quarter of a batch-8 decode's samples in
+     * {@code AbstractVector.convert0}).
+     */
+    abstract void decodeScales(long tileBlock, int tile, int block, int blocks, float[] out, int at);
+
+    /**
      * For formats whose values carry a per-block offset (Q4_K's mins): adds each input's offset
      * terms to the sums of the pair of tiles from {@code tile} ({@code accs} as in the decoded
      * path of {@link #dotRows}), once their blocks are all summed. Others have none.
@@ -351,7 +360,8 @@ public abstract sealed class RowTiledMatrix implements WeightMatrix permits Tile
 
     /**
      * The scale of block {@code b} of input t: the weights' block scales times, for rounded
-     * inputs, the input's step. Every kernel scales a block's sum with this one expression.
+     * inputs, the input's step. Every kernel scales a block's sum with this expression (the
+     * decoded ones write it out, from {@link #decodeScales}).
      */
     final FloatVector blockScale(long tileBlock, int tile, Inputs in, int t, int b) {
         FloatVector d = scales(tileBlock, tile, b);
@@ -359,20 +369,25 @@ public abstract sealed class RowTiledMatrix implements WeightMatrix permits Tile
     }
 
     /**
-     * {@link #tileDot} over {@code blocks} decoded blocks (at {@code values[v..]}) of tile {@code tile},
-     * block {@code firstBlock} at {@code tileBlock} on, for input t, carrying the sums in
-     * {@code accs[at..at + TILE_ROWS)}.
+     * {@link #tileDot} over {@code blocks} decoded blocks (at {@code values[v..]}, their scales at
+     * {@code scales[scalesAt..]}, {@link #TILE_ROWS} per block) of one tile, block {@code firstBlock}
+     * on, for input t, carrying the sums in {@code accs[at..at + TILE_ROWS)}.
      */
-    private void decodedDot(float[] values, int v, long tileBlock, int tile, int firstBlock, int blocks, Inputs in,
+    private void decodedDot(float[] values, int v, float[] scales, int scalesAt, int firstBlock, int blocks, Inputs in,
                             int t, float[] accs, int at) {
         float[] x = in.values;
         FloatVector acc = FloatVector.fromArray(FLOATS, accs, at);
-        for (int b = 0, xi = in.at(t) + firstBlock * BLOCK; b < blocks; b++, tileBlock += tileBlockBytes, xi += BLOCK) {
+        for (int b = 0, xi = in.at(t) + firstBlock * BLOCK; b < blocks; b++, xi += BLOCK) {
             FloatVector s = FloatVector.zero(FLOATS);
             for (int c = 0; c < BLOCK; c++, v += TILE_ROWS) {
                 s = FloatVector.fromArray(FLOATS, values, v).fma(FloatVector.broadcast(FLOATS, x[xi + c]), s);
             }
-            acc = scaled ? s.fma(blockScale(tileBlock, tile, in, t, firstBlock + b), acc) : acc.add(s);
+            if (!scaled) {
+                acc = acc.add(s);
+                continue;
+            }
+            FloatVector d = FloatVector.fromArray(FLOATS, scales, scalesAt + b * TILE_ROWS);
+            acc = s.fma(in.blockScales == null ? d : d.mul(in.blockScales[t * blocksPerRow + firstBlock + b]), acc);
         }
         acc.intoArray(accs, at);
     }

@@ -136,6 +136,11 @@ final class TiledHalfMatrix extends RowTiledMatrix {
     }
 
     @Override
+    void decodeScales(long tileBlock, int tile, int block, int blocks, float[] out, int at) {
+        throw new UnsupportedOperationException("F16 and BF16 tiles have no block scales");
+    }
+
+    @Override
     void decodeBlocks(long tile, int blocks, float[] values, int at) {
         for (int b = 0, v = at; b < blocks; b++, tile += BLOCK_BYTES, v += BLOCK * TILE_ROWS) {
             for (int c = 0; c < BLOCK; c++) {

@@ -86,9 +86,9 @@ abstract sealed class TiledNibbleMatrix extends RowTiledMatrix permits TiledQ4_0
     static final class RoundedInputs extends Inputs {
         /** Per input, the rounded values as 16-bit pairs: int {@code [t * cols / 2 + c / 2]} holds columns c (low half) and c + 1. */
         final int[] pairs;
-        /** Per input and block, the sum of its rounded values. */
+        /** Per input and block, the sum of its rounded values (null where no kernel needs them). */
         final int[] sums;
-        /** Per input and block, {@code -(step * sum of its rounded values)}: what a block's min is multiplied by. */
+        /** Per input and block, {@code -(step * sum of its rounded values)}: what a block's min is multiplied by (or null). */
         final float[] minWeights;
         /** A group of tiles' 16-bit sums, between the two halves of {@link #groupDot}. */
         final short[] shortScratch = new short[GROUP_TILES * 2 * TILE_ROWS];
@@ -105,22 +105,26 @@ abstract sealed class TiledNibbleMatrix extends RowTiledMatrix permits TiledQ4_0
 
     @Override
     Inputs inputs(float[] x, int offset, int stride, int n) {
-        return round(x, offset, stride, n, blocksPerRow, n < DECODE_MIN_INPUTS);
+        boolean integerKernels = n < DECODE_MIN_INPUTS;
+        return round(x, offset, stride, n, blocksPerRow, integerKernels, integerKernels || hasMins);
     }
 
     /**
      * {@code n} inputs of {@code blocks * 32} values each, from {@code x[offset + t * stride]}, rounded
      * block by block: step {@code amax / 127}, {@code q = rint(x * (127 / amax))} (0 where amax is 0).
      * A NaN input makes its block's step NaN, and so its products. The pairs the integer kernels
-     * read are filled only {@code forIntegerKernels}; the decoded tiles read the values.
+     * read are filled only {@code forIntegerKernels} (the decoded tiles read the values), the
+     * blocks' sums (for Q4_0's offset and Q4_K's mins) only {@code withSums}.
+     * NOTE: a batch of 32 spent 9% of its decode here while every block's sum was taken.
      */
-    static RoundedInputs round(float[] x, int offset, int stride, int n, int blocks, boolean forIntegerKernels) {
+    static RoundedInputs round(float[] x, int offset, int stride, int n, int blocks, boolean forIntegerKernels,
+                               boolean withSums) {
         int cols = blocks * BLOCK;
         float[] values = new float[n * cols];
         float[] steps = new float[n * blocks];
         int[] pairs = forIntegerKernels ? new int[n * cols / 2] : null;
-        int[] sums = new int[n * blocks];
-        float[] minWeights = new float[n * blocks];
+        int[] sums = withSums ? new int[n * blocks] : null;
+        float[] minWeights = withSums ? new float[n * blocks] : null;
         for (int t = 0; t < n; t++) {
             for (int b = 0; b < blocks; b++) {
                 int from = offset + t * stride + b * BLOCK;
@@ -135,12 +139,14 @@ abstract sealed class TiledNibbleMatrix extends RowTiledMatrix permits TiledQ4_0
                 for (int j = 0; j < BLOCK; j += LANES) {
                     FloatVector.fromArray(FLOATS, x, from + j).mul(inverse).add(ROUND).sub(ROUND).intoArray(values, to + j);
                 }
-                int sum = 0;
-                for (int c = to; c < to + BLOCK; c++) {
-                    sum += (int) values[c];
+                if (withSums) {
+                    int sum = 0;
+                    for (int c = to; c < to + BLOCK; c++) {
+                        sum += (int) values[c];
+                    }
+                    sums[t * blocks + b] = sum;
+                    minWeights[t * blocks + b] = -(steps[t * blocks + b] * sum);
                 }
-                sums[t * blocks + b] = sum;
-                minWeights[t * blocks + b] = -(steps[t * blocks + b] * sum);
                 if (forIntegerKernels) {
                     for (int c = to; c < to + BLOCK; c += 2) {
                         pairs[c / 2] = (int) values[c] & 0xFFFF | (int) values[c + 1] << 16;
@@ -151,79 +157,59 @@ abstract sealed class TiledNibbleMatrix extends RowTiledMatrix permits TiledQ4_0
         return new RoundedInputs(values, cols, steps, pairs, sums, minWeights);
     }
 
-    /** Group k of a tile block as 16-bit lanes: lane 2i + p is row i's byte 2k + p. */
-    private ShortVector group(long tileBlock, int k) {
-        return (ShortVector) ByteVector.fromMemorySegment(GROUP, tiles, tileBlock + HEADER_BYTES + (long) k * GROUP_BYTES,
-                ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.ZERO_EXTEND_B2S, ROW_PAIRS, 0);
-    }
-
-    /** Two rounded inputs in every pair of 16-bit lanes (the first in the even lanes). */
-    private static ShortVector pairs(int pair) {
-        return IntVector.broadcast(INTS, pair).reinterpretAsShorts();
-    }
-
-    /** {@code sums + low nibbles * low + high nibbles * high}, lane for lane. */
-    private static ShortVector multiplyAdd(ShortVector sums, ShortVector group, ShortVector low, ShortVector high) {
-        return sums.add(group.and((short) 0x0F).mul(low)).add(group.lanewise(VectorOperators.LSHR, 4).mul(high));
-    }
-
-    /**
-     * A block's 16-bit sums (two per row) added per row, less {@code offset * sum of the inputs}: the
-     * block's exact integer products, scaled into {@code acc}.
+    /*
+     * NOTE (C2): the inner loops below are written out, with no helper methods of ours. A helper
+     * that takes or returns vectors is inlined only while it has no standalone compiled code
+     * larger than InlineSmallCode; which happens first depends on the run. In one batch bench out
+     * of three, groupDot was compiled with its multiply-add helper out of line, its vectors were
+     * boxed, and batch-1 decode ran at 8-9 tok/s instead of 70-100 (JFR: ShortVector.add and
+     * VectorSupport.binaryOp under the helper).
      */
-    private FloatVector scaleInto(ShortVector sums, long tileBlock, int tile, RoundedInputs in, int t, int b,
-                                  FloatVector acc) {
-        IntVector pairsOfSums = sums.reinterpretAsInts();
-        IntVector total = pairsOfSums.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16)
-                .add(pairsOfSums.lanewise(VectorOperators.ASHR, 16));
-        if (offset != 0) {
-            total = total.sub(offset * in.sums[t * blocksPerRow + b]);
-        }
-        return ((FloatVector) total.convert(VectorOperators.I2F, 0)).fma(blockScale(tileBlock, tile, in, t, b), acc);
-    }
-
-    /** The min term of block b of tile {@code tile} for input t, added to the chain {@code mins}. */
-    private FloatVector minInto(int tile, RoundedInputs in, int t, int b, FloatVector mins) {
-        return mins(tile, b).fma(FloatVector.broadcast(FLOATS, in.minWeights[t * blocksPerRow + b]), mins);
-    }
 
     @Override
     void tileDot(long tile, Inputs inputs, int t, float[] lanes, int at) {
         RoundedInputs in = (RoundedInputs) inputs;
         int tileIndex = (int) (tile / tileBytes);
-        FloatVector acc = FloatVector.zero(FLOATS);
-        FloatVector mins = acc;
+        java.util.Arrays.fill(lanes, at, at + TILE_ROWS, 0f);
+        java.util.Arrays.fill(in.minScratch, 0, TILE_ROWS, 0f);
         int pair = t * blocksPerRow * BLOCK / 2;
         for (int b = 0; b < blocksPerRow; b++, tile += BLOCK_BYTES, pair += BLOCK / 2) {
             ShortVector s = ShortVector.zero(ROW_PAIRS);
             for (int k = 0; k < GROUPS; k++) {
-                s = multiplyAdd(s, group(tile, k), pairs(in.pairs[pair + k]), pairs(in.pairs[pair + GROUPS + k]));
+                ShortVector low = IntVector.broadcast(INTS, in.pairs[pair + k]).reinterpretAsShorts();
+                ShortVector high = IntVector.broadcast(INTS, in.pairs[pair + GROUPS + k]).reinterpretAsShorts();
+                ShortVector w = (ShortVector) ByteVector.fromMemorySegment(GROUP, tiles,
+                        tile + HEADER_BYTES + (long) k * GROUP_BYTES, ByteOrder.LITTLE_ENDIAN)
+                        .convertShape(VectorOperators.ZERO_EXTEND_B2S, ROW_PAIRS, 0);
+                s = s.add(w.and((short) 0x0F).mul(low)).add(w.lanewise(VectorOperators.LSHR, 4).mul(high));
             }
-            acc = scaleInto(s, tile, tileIndex, in, t, b, acc);
+            s.intoArray(in.shortScratch, 0);
+            scaleTilesInto(tile, tileIndex, 1, in, t, b, lanes, at);
             if (hasMins) {
-                mins = minInto(tileIndex, in, t, b, mins);
+                minTilesInto(tileIndex, 1, in, t, b);
             }
         }
-        (hasMins ? acc.add(mins) : acc).intoArray(lanes, at);
+        addMins(1, in, lanes, at);
     }
 
     /**
-     * NOTE: the four tiles' 16-bit sums go through {@code in.shortScratch} to {@link #scaleGroupInto}, a
-     * second method: with the scaling written in the same loop, it was more than C2 inlines in one
-     * method, and the vectors were boxed (a /tmp harness: 2 vs 14-16 GB/s). Four tiles, not two:
-     * four memory streams (two: 11.8-13.3 GB/s in the same runs).
+     * Zero-extended to 16-bit lanes, group k of a tile block has lane 2i + p = row i's byte 2k + p;
+     * an int broadcast of a pair of rounded inputs puts the first in the even lanes. So one
+     * 16-bit multiply-add per nibble half covers 32 weights.
      */
     @Override
     void groupDot(long tile, Inputs inputs, int t, float[] lanes) {
         RoundedInputs in = (RoundedInputs) inputs;
         short[] scratch = in.shortScratch;
         int tileIndex = (int) (tile / tileBytes);
-        long t0 = tile;
+        long t0 = tile + HEADER_BYTES;
         long t1 = t0 + tileBytes;
         long t2 = t1 + tileBytes;
         long t3 = t2 + tileBytes;
         java.util.Arrays.fill(lanes, 0, ROW_GROUP, 0f);
         java.util.Arrays.fill(in.minScratch, 0f);
+        ByteOrder le = ByteOrder.LITTLE_ENDIAN;
+        VectorOperators.Conversion<Byte, Short> widen = VectorOperators.ZERO_EXTEND_B2S;
         int pair = t * blocksPerRow * BLOCK / 2;
         for (int b = 0; b < blocksPerRow; b++, pair += BLOCK / 2,
                 t0 += BLOCK_BYTES, t1 += BLOCK_BYTES, t2 += BLOCK_BYTES, t3 += BLOCK_BYTES) {
@@ -232,49 +218,72 @@ abstract sealed class TiledNibbleMatrix extends RowTiledMatrix permits TiledQ4_0
             ShortVector s2 = s0;
             ShortVector s3 = s0;
             for (int k = 0; k < GROUPS; k++) {
-                ShortVector low = pairs(in.pairs[pair + k]);
-                ShortVector high = pairs(in.pairs[pair + GROUPS + k]);
-                s0 = multiplyAdd(s0, group(t0, k), low, high);
-                s1 = multiplyAdd(s1, group(t1, k), low, high);
-                s2 = multiplyAdd(s2, group(t2, k), low, high);
-                s3 = multiplyAdd(s3, group(t3, k), low, high);
+                ShortVector low = IntVector.broadcast(INTS, in.pairs[pair + k]).reinterpretAsShorts();
+                ShortVector high = IntVector.broadcast(INTS, in.pairs[pair + GROUPS + k]).reinterpretAsShorts();
+                long g = (long) k * GROUP_BYTES;
+                ShortVector w0 = (ShortVector) ByteVector.fromMemorySegment(GROUP, tiles, t0 + g, le).convertShape(widen, ROW_PAIRS, 0);
+                ShortVector w1 = (ShortVector) ByteVector.fromMemorySegment(GROUP, tiles, t1 + g, le).convertShape(widen, ROW_PAIRS, 0);
+                ShortVector w2 = (ShortVector) ByteVector.fromMemorySegment(GROUP, tiles, t2 + g, le).convertShape(widen, ROW_PAIRS, 0);
+                ShortVector w3 = (ShortVector) ByteVector.fromMemorySegment(GROUP, tiles, t3 + g, le).convertShape(widen, ROW_PAIRS, 0);
+                s0 = s0.add(w0.and((short) 0x0F).mul(low)).add(w0.lanewise(VectorOperators.LSHR, 4).mul(high));
+                s1 = s1.add(w1.and((short) 0x0F).mul(low)).add(w1.lanewise(VectorOperators.LSHR, 4).mul(high));
+                s2 = s2.add(w2.and((short) 0x0F).mul(low)).add(w2.lanewise(VectorOperators.LSHR, 4).mul(high));
+                s3 = s3.add(w3.and((short) 0x0F).mul(low)).add(w3.lanewise(VectorOperators.LSHR, 4).mul(high));
             }
             s0.intoArray(scratch, 0);
             s1.intoArray(scratch, 2 * TILE_ROWS);
             s2.intoArray(scratch, 4 * TILE_ROWS);
             s3.intoArray(scratch, 6 * TILE_ROWS);
-            scaleGroupInto(t0, tileIndex, in, t, b, lanes);
+            scaleTilesInto(t0 - HEADER_BYTES, tileIndex, GROUP_TILES, in, t, b, lanes, 0);
             if (hasMins) {
-                minGroupInto(tileIndex, in, t, b);
+                minTilesInto(tileIndex, GROUP_TILES, in, t, b);
             }
         }
-        if (hasMins) {
-            for (int at = 0; at < ROW_GROUP; at += TILE_ROWS) {
-                FloatVector.fromArray(FLOATS, lanes, at).add(FloatVector.fromArray(FLOATS, in.minScratch, at))
-                        .intoArray(lanes, at);
+        addMins(GROUP_TILES, in, lanes, 0);
+    }
+
+    /**
+     * For {@code count} tiles from {@code tile} (block b at {@code tileBlock}), their 16-bit sums in
+     * {@code in.shortScratch} (two per row) added per row, less {@code offset * sum of the inputs}:
+     * the block's exact integer products, scaled and added to {@code lanes[at + g * TILE_ROWS..]}.
+     * NOTE: a second method: in the loops above it was more than C2 inlines in one method.
+     */
+    private void scaleTilesInto(long tileBlock, int tile, int count, RoundedInputs in, int t, int b, float[] lanes, int at) {
+        for (int g = 0; g < count; g++, tileBlock += tileBytes, at += TILE_ROWS) {
+            IntVector pairsOfSums = ShortVector.fromArray(ROW_PAIRS, in.shortScratch, g * 2 * TILE_ROWS).reinterpretAsInts();
+            IntVector total = pairsOfSums.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16)
+                    .add(pairsOfSums.lanewise(VectorOperators.ASHR, 16));
+            if (offset != 0) {
+                total = total.sub(offset * in.sums[t * blocksPerRow + b]);
             }
+            ((FloatVector) total.convert(VectorOperators.I2F, 0))
+                    .fma(blockScale(tileBlock, tile + g, in, t, b), FloatVector.fromArray(FLOATS, lanes, at))
+                    .intoArray(lanes, at);
         }
     }
 
     /**
-     * {@link #scaleInto} for the four tiles' sums in {@code in.shortScratch}, the first tile's block
-     * at {@code tileBlock}. NOTE: the min terms are a third method ({@link #minGroupInto}): in this
-     * one, Q4_K's scales and mins together were more than C2 inlines, and its vectors were boxed
-     * (JFR: {@code AbstractVector.convert0} under {@code mins}).
+     * The min terms of block b of {@code count} tiles from {@code tile} for input t, each tile's
+     * chain carried in {@code in.minScratch[g * TILE_ROWS..]}. NOTE: a third method: with Q4_K's
+     * scales and mins together, {@link #scaleTilesInto} was more than C2 inlines, and its vectors
+     * were boxed (JFR: {@code AbstractVector.convert0} under {@code mins}).
      */
-    private void scaleGroupInto(long tileBlock, int tile, RoundedInputs in, int t, int b, float[] lanes) {
-        for (int g = 0; g < GROUP_TILES; g++, tileBlock += tileBytes) {
-            ShortVector sums = ShortVector.fromArray(ROW_PAIRS, in.shortScratch, g * 2 * TILE_ROWS);
+    private void minTilesInto(int tile, int count, RoundedInputs in, int t, int b) {
+        FloatVector weight = FloatVector.broadcast(FLOATS, in.minWeights[t * blocksPerRow + b]);
+        for (int g = 0; g < count; g++) {
             int at = g * TILE_ROWS;
-            scaleInto(sums, tileBlock, tile + g, in, t, b, FloatVector.fromArray(FLOATS, lanes, at)).intoArray(lanes, at);
+            mins(tile + g, b).fma(weight, FloatVector.fromArray(FLOATS, in.minScratch, at)).intoArray(in.minScratch, at);
         }
     }
 
-    /** {@link #minInto} for the four tiles from {@code tile}, carried in {@code in.minScratch}. */
-    private void minGroupInto(int tile, RoundedInputs in, int t, int b) {
-        for (int g = 0; g < GROUP_TILES; g++) {
-            int at = g * TILE_ROWS;
-            minInto(tile + g, in, t, b, FloatVector.fromArray(FLOATS, in.minScratch, at)).intoArray(in.minScratch, at);
+    /** Adds the min chains of {@code count} tiles to their sums at {@code lanes[at..]}, once all blocks are in. */
+    private void addMins(int count, RoundedInputs in, float[] lanes, int at) {
+        if (!hasMins) {
+            return;
+        }
+        for (int g = 0; g < count; g++, at += TILE_ROWS) {
+            FloatVector.fromArray(FLOATS, lanes, at).add(FloatVector.fromArray(FLOATS, in.minScratch, g * TILE_ROWS))
+                    .intoArray(lanes, at);
         }
     }
 

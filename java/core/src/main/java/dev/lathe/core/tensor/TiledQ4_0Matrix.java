@@ -32,4 +32,11 @@ final class TiledQ4_0Matrix extends TiledNibbleMatrix {
     FloatVector scales(long tileBlock, int tile, int block) {
         return halvesToFloats(loadShorts(tiles, tileBlock));
     }
+
+    @Override
+    void decodeScales(long tileBlock, int tile, int block, int blocks, float[] out, int at) {
+        for (int k = 0; k < blocks; k++, tileBlock += tileBlockBytes) {
+            scales(tileBlock, tile, block + k).intoArray(out, at + k * TILE_ROWS);
+        }
+    }
 }

@@ -93,4 +93,11 @@ final class TiledQ4_KMatrix extends TiledNibbleMatrix {
         return FloatVector.fromMemorySegment(FLOATS, superScales, superOffset(tile, block) + 4L * TILE_ROWS,
                 ByteOrder.LITTLE_ENDIAN).mul(toFloats(loadBytes(tiles, tileBlock + TILE_ROWS)));
     }
+
+    @Override
+    void decodeScales(long tileBlock, int tile, int block, int blocks, float[] out, int at) {
+        for (int k = 0; k < blocks; k++, tileBlock += tileBlockBytes) {
+            scales(tileBlock, tile, block + k).intoArray(out, at + k * TILE_ROWS);
+        }
+    }
 }

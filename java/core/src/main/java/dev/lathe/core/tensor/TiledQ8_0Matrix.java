@@ -105,4 +105,11 @@ final class TiledQ8_0Matrix extends RowTiledMatrix {
             }
         }
     }
+
+    @Override
+    void decodeScales(long tileBlock, int tile, int block, int blocks, float[] out, int at) {
+        for (int k = 0; k < blocks; k++, tileBlock += tileBlockBytes) {
+            scales(tileBlock, tile, block + k).intoArray(out, at + k * TILE_ROWS);
+        }
+    }
 }

@@ -224,7 +224,7 @@ class RowTiledMatrixTest {
         x[34] = 1.5f;
         x[35] = 2.5f;
         x[64] = Float.NaN;
-        var in = TiledQ4_0Matrix.round(x, 0, 96, 1, 3, true);
+        var in = TiledQ4_0Matrix.round(x, 0, 96, 1, 3, true, true);
         assertEquals(0f, in.blockScales[0]);
         assertEquals(0, in.sums[0]);
         assertEquals(1f, in.blockScales[1]);
