@@ -35,7 +35,12 @@ final class StoriesServer implements AutoCloseable {
     final Generator generator;
     final Engine engine;
     final OpenAiServer server;
-    final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
+    // NOTE: HTTP/1.1 pinned: the client's default (HTTP/2) asks a cleartext server to upgrade (h2c)
+    // on each new connection. Once in a fresh-clone CI run, ServerErrorsTest's first request to a
+    // fresh server got no response bytes at all (not reproduced in 6 reruns); the server speaks
+    // HTTP/1.1, so the upgrade offer is one moving part the tests do not need.
+    final HttpClient http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1)
+            .connectTimeout(Duration.ofSeconds(5)).build();
 
     StoriesServer(int maxRunning, long kvBytes, ServerConfig config) throws Exception {
         String dir = "models/stories260K/";
