@@ -95,11 +95,17 @@ abstract sealed class TiledNibbleMatrix extends RowTiledMatrix permits TiledQ4_0
         /** A group of tiles' min terms, carried through {@link #groupDot}. */
         final float[] minScratch = new float[ROW_GROUP];
 
-        RoundedInputs(float[] values, int stride, float[] steps, int[] pairs, int[] sums, float[] minWeights) {
-            super(values, 0, stride, steps);
+        RoundedInputs(float[] values, int stride, int count, float[] steps, int[] pairs, int[] sums, float[] minWeights) {
+            super(values, 0, stride, count, steps);
             this.pairs = pairs;
             this.sums = sums;
             this.minWeights = minWeights;
+        }
+
+        /** The same rounded inputs with this thread's own scratch arrays. */
+        @Override
+        RoundedInputs forOneThread() {
+            return new RoundedInputs(values, stride, count, blockScales, pairs, sums, minWeights);
         }
     }
 
@@ -154,7 +160,7 @@ abstract sealed class TiledNibbleMatrix extends RowTiledMatrix permits TiledQ4_0
                 }
             }
         }
-        return new RoundedInputs(values, cols, steps, pairs, sums, minWeights);
+        return new RoundedInputs(values, cols, n, steps, pairs, sums, minWeights);
     }
 
     /*

@@ -266,6 +266,38 @@ class RowTiledMatrixTest {
         }
     }
 
+    /** Inputs prepared once and shared by threads working on different rows: the same bits as one call. */
+    @Test
+    void preparedInputsServeSeveralThreads() throws Exception {
+        Random random = TestRandom.create("tiled prepared");
+        int rows = 12 * TILE;
+        try (Arena arena = Arena.ofShared()) {
+            for (GgmlType type : TILED) {
+                int cols = type == GgmlType.Q4_K ? 512 : 32 * 7;
+                RowTiledMatrix tiled = (RowTiledMatrix) RowTiledMatrix.tile(
+                        WeightMatrices.of("w", type, rows, cols, RandomWeights.matrix(type, rows, cols, random, arena)), arena);
+                for (int n : new int[] {1, RowTiledMatrix.DECODE_MIN_INPUTS + 2}) {
+                    float[] x = RandomWeights.vector(n * cols, random);
+                    float[] expected = new float[n * rows];
+                    tiled.dotRows(0, rows, x, cols, n, expected, 0, rows);
+                    RowTiledMatrix.Inputs prepared = tiled.prepare(x, cols, n);
+                    float[] actual = new float[n * rows];
+                    int split = 5 * TILE; // two threads, each with its own row range and scratch
+                    Thread other = Thread.ofPlatform().start(() -> {
+                        for (int i = 0; i < 50; i++) {
+                            tiled.dotRows(prepared, split, rows, actual, 0, rows);
+                        }
+                    });
+                    for (int i = 0; i < 50; i++) {
+                        tiled.dotRows(prepared, 0, split, actual, 0, rows);
+                    }
+                    other.join();
+                    assertArrayEquals(expected, actual, type + ", " + n + " inputs");
+                }
+            }
+        }
+    }
+
     @Test
     void whichMatricesAreTiled() {
         Random random = TestRandom.create("tiled which");

@@ -148,11 +148,18 @@ public final class CpuBackend implements Backend {
             w.dotRows(0, w.rows(), in.data(), in.cols(), tokens, o.data(), 0, o.cols());
             return;
         }
-        // A tiled matrix is split on whole groups of tiles, so no thread's share starts mid-tile.
-        int group = w instanceof RowTiledMatrix ? RowTiledMatrix.ROW_GROUP : 1;
         int rows = w.rows();
-        Parallel.forRange((rows + group - 1) / group, threads, (start, end) -> w.dotRows(start * group,
-                Math.min(rows, end * group), in.data(), in.cols(), tokens, o.data(), 0, o.cols()));
+        if (w instanceof RowTiledMatrix tiled) {
+            // Inputs prepared (Q4_0/Q4_K: rounded) once for all threads; the rows split on whole
+            // groups of tiles, so no thread's share starts mid-tile.
+            RowTiledMatrix.Inputs prepared = tiled.prepare(in.data(), in.cols(), tokens);
+            int group = RowTiledMatrix.ROW_GROUP;
+            Parallel.forRange((rows + group - 1) / group, threads, (start, end) -> tiled.dotRows(prepared,
+                    start * group, Math.min(rows, end * group), o.data(), 0, o.cols()));
+            return;
+        }
+        Parallel.forRange(rows, threads, (start, end) -> w.dotRows(start, end, in.data(), in.cols(), tokens,
+                o.data(), 0, o.cols()));
     }
 
     @Override
