@@ -1,6 +1,6 @@
 package dev.lathe.bench;
 
-import dev.lathe.core.backend.Parallel;
+import dev.lathe.core.concurrent.Parallel;
 import dev.lathe.core.tensor.GgmlType;
 import dev.lathe.core.tensor.WeightEncoder;
 import dev.lathe.core.tensor.WeightMatrices;

@@ -1,6 +1,6 @@
 package dev.lathe.bench;
 
-import dev.lathe.core.backend.Parallel;
+import dev.lathe.core.concurrent.Parallel;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteOrder;

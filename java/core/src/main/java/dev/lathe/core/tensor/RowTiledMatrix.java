@@ -3,7 +3,7 @@ package dev.lathe.core.tensor;
 import static dev.lathe.core.tensor.BlockLanes.FLOATS;
 import static dev.lathe.core.tensor.BlockLanes.LANES;
 
-import dev.lathe.core.backend.Parallel;
+import dev.lathe.core.concurrent.Parallel;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.Objects;

@@ -4,7 +4,7 @@ import dev.lathe.core.backend.Backend;
 import dev.lathe.core.backend.BatchPlan;
 import dev.lathe.core.backend.KvCache;
 import dev.lathe.core.backend.KvDtype;
-import dev.lathe.core.backend.Parallel;
+import dev.lathe.core.concurrent.Parallel;
 import dev.lathe.core.backend.Tensor;
 import dev.lathe.core.model.RopeStyle;
 import dev.lathe.core.tensor.CpuVectorWidth;

@@ -1,6 +1,6 @@
 package dev.lathe.core.backend.cpu;
 
-import dev.lathe.core.backend.Parallel;
+import dev.lathe.core.concurrent.Parallel;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;

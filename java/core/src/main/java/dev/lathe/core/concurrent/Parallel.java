@@ -1,4 +1,4 @@
-package dev.lathe.core.backend;
+package dev.lathe.core.concurrent;
 
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;

@@ -1,4 +1,4 @@
-package dev.lathe.core.backend;
+package dev.lathe.core.concurrent;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
