@@ -1,7 +1,5 @@
 package dev.lathe.tests;
 
-import dev.lathe.core.backend.BatchPlan;
-import dev.lathe.core.backend.KvCache;
 import dev.lathe.core.backend.cpu.CpuBackend;
 import dev.lathe.core.format.LoadedModel;
 import dev.lathe.core.format.ModelLoader;
@@ -12,6 +10,7 @@ import dev.lathe.core.model.LlamaModel;
 import dev.lathe.core.sample.Sampler;
 import dev.lathe.core.sample.SamplingParams;
 import dev.lathe.core.tensor.GgmlType;
+import dev.lathe.core.testing.ModelLogits;
 import dev.lathe.core.testing.SharedData;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -64,9 +63,9 @@ class QuantizedModelsTest {
             int[] sequence = new int[result.tokens().length + 1];
             sequence[0] = 1; // BOS
             System.arraycopy(result.tokens(), 0, sequence, 1, result.tokens().length);
-            float[][] expected = teacherForcedLogits(plain, sequence);
-            float[][] blocks = teacherForcedLogits(new LlamaModel(quantized, fileLayout), sequence);
-            double worst = maxDifference(expected, blocks);
+            float[][] expected = ModelLogits.inOnePrefill(plain, sequence);
+            float[][] blocks = ModelLogits.inOnePrefill(new LlamaModel(quantized, fileLayout), sequence);
+            double worst = ModelLogits.maxAbsDifference(expected, blocks);
             System.out.printf("%s, file layout: max |logit difference| vs dequantized f32 reference = %.2e over %d positions%n",
                     file, worst, sequence.length);
             assertTrue(worst < 2e-3, file + ": logits differ by " + worst);
@@ -76,8 +75,8 @@ class QuantizedModelsTest {
             // bit): each input moves by at most 1/254 of its block's largest value. Measured
             // here: 0.21 at most on logits of magnitude ~10, and the same greedy token at all 65
             // positions. The bounds leave room (2x, and two positions) for a different seed's story.
-            float[][] tiles = teacherForcedLogits(fast, sequence);
-            double tilesWorst = maxDifference(expected, tiles);
+            float[][] tiles = ModelLogits.inOnePrefill(fast, sequence);
+            double tilesWorst = ModelLogits.maxAbsDifference(expected, tiles);
             int sameArgmax = 0;
             for (int t = 0; t < sequence.length; t++) {
                 sameArgmax += Sampler.argmax(expected[t]) == Sampler.argmax(tiles[t]) ? 1 : 0;
@@ -90,53 +89,17 @@ class QuantizedModelsTest {
         }
     }
 
-    private static double maxDifference(float[][] a, float[][] b) {
-        double worst = 0;
-        for (int t = 0; t < a.length; t++) {
-            for (int v = 0; v < a[t].length; v++) {
-                worst = Math.max(worst, Math.abs(a[t][v] - b[t][v]));
-            }
-        }
-        return worst;
-    }
-
-    /** Logits at every position of {@code sequence}, computed in one prefill. */
-    private static float[][] teacherForcedLogits(LlamaModel model, int[] sequence) {
-        int n = sequence.length;
-        int blocks = (n + 15) / 16;
-        int[] table = new int[blocks];
-        Arrays.setAll(table, i -> i);
-        BatchPlan single = BatchPlan.singleSequence(sequence, 0, table, 16, false);
-        int[] all = new int[n];
-        Arrays.setAll(all, i -> i);
-        BatchPlan plan = new BatchPlan(single.tokens(), single.positions(), single.seqStart(), single.contextLen(),
-                single.blockTableStart(), single.blockTable(), single.slotMapping(), all, 16);
-        try (KvCache cache = model.newKvCache(blocks, 16)) {
-            var logits = model.forward(plan, cache);
-            float[][] rows = new float[n][model.config().vocabSize()];
-            for (int t = 0; t < n; t++) {
-                model.backend().copyRowToHost(logits, t, rows[t]);
-            }
-            return rows;
-        }
-    }
-
     @Test
     void prefillAndStepByStepDecodeGiveTheSameLogits() {
         try (LoadedModel loaded = ModelLoader.load(SharedData.require(DIR + "stories260K-q4_0.gguf"))) {
             LlamaModel model = new LlamaModel(loaded, backend);
             int[] sequence = {1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315, 421, 395, 317, 426, 338, 401};
-            float[][] batched = teacherForcedLogits(model, sequence);
-            int[] table = {0, 1};
-            try (KvCache cache = model.newKvCache(2, 16)) {
-                float[] step = new float[model.config().vocabSize()];
-                for (int t = 0; t < sequence.length; t++) {
-                    var out = model.forward(BatchPlan.singleSequence(new int[] {sequence[t]}, t, table, 16, true), cache);
-                    model.backend().copyRowToHost(out, 0, step);
-                    for (int v = 0; v < step.length; v++) {
-                        // Same arithmetic per row; only the thread split may differ: 1e-4 is rounding-level.
-                        assertEquals(batched[t][v], step[v], 1e-4, "position " + t + " token " + v);
-                    }
+            float[][] batched = ModelLogits.inOnePrefill(model, sequence);
+            float[][] steps = ModelLogits.stepByStep(model, sequence);
+            for (int t = 0; t < sequence.length; t++) {
+                for (int v = 0; v < steps[t].length; v++) {
+                    // Same arithmetic per row; only the thread split may differ: 1e-4 is rounding-level.
+                    assertEquals(batched[t][v], steps[t][v], 1e-4, "position " + t + " token " + v);
                 }
             }
         }

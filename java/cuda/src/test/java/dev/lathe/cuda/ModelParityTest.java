@@ -15,6 +15,7 @@ import dev.lathe.core.format.SyntheticModel;
 import dev.lathe.core.model.LlamaModel;
 import dev.lathe.core.sample.Sampler;
 import dev.lathe.core.tensor.GgmlType;
+import dev.lathe.core.testing.ModelLogits;
 import dev.lathe.core.testing.TestRandom;
 import java.nio.file.Path;
 import java.util.Random;
@@ -88,7 +89,7 @@ class ModelParityTest {
                 String what = "flash prefill kv " + kvDtype.label() + " step " + s;
                 CudaParityTest.assertClose(expected, actual, 3e-3, what);
                 int next = Sampler.argmax(expected);
-                if (topGap(expected) > 2 * maxAbsDifference(expected, actual)) {
+                if (ModelLogits.topGap(expected) > 2 * ModelLogits.maxAbsDifference(expected, actual)) {
                     assertEquals(next, Sampler.argmax(actual), what + ": greedy token");
                 }
                 context += step.length;
@@ -138,7 +139,7 @@ class ModelParityTest {
                 int next = Sampler.argmax(expected);
                 // Greedy tokens must agree unless the CPU's top two logits are closer than twice
                 // the largest error seen (then either order is within the error).
-                if (topGap(expected) > 2 * maxAbsDifference(expected, actual)) {
+                if (ModelLogits.topGap(expected) > 2 * ModelLogits.maxAbsDifference(expected, actual)) {
                     assertEquals(next, Sampler.argmax(actual), what + ": greedy token");
                 }
                 context += step.length;
@@ -154,27 +155,5 @@ class ModelParityTest {
         float[] out = new float[vocab];
         backend.copyRowToHost(t, 0, out);
         return out;
-    }
-
-    private static double maxAbsDifference(float[] a, float[] b) {
-        double max = 0;
-        for (int i = 0; i < a.length; i++) {
-            max = Math.max(max, Math.abs((double) a[i] - b[i]));
-        }
-        return max;
-    }
-
-    private static float topGap(float[] v) {
-        float first = Float.NEGATIVE_INFINITY;
-        float second = Float.NEGATIVE_INFINITY;
-        for (float x : v) {
-            if (x > first) {
-                second = first;
-                first = x;
-            } else if (x > second) {
-                second = x;
-            }
-        }
-        return first - second;
     }
 }

@@ -3,8 +3,6 @@ package dev.lathe.tools.quant;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.lathe.core.backend.BatchPlan;
-import dev.lathe.core.backend.KvCache;
 import dev.lathe.core.backend.cpu.CpuBackend;
 import dev.lathe.core.format.LoadedModel;
 import dev.lathe.core.format.ModelLoader;
@@ -12,6 +10,7 @@ import dev.lathe.core.format.SyntheticModel;
 import dev.lathe.core.model.LlamaModel;
 import dev.lathe.core.sample.Sampler;
 import dev.lathe.core.tensor.GgmlType;
+import dev.lathe.core.testing.ModelLogits;
 import java.io.OutputStream;
 import java.io.PrintStream;
 import java.nio.file.Path;
@@ -28,7 +27,6 @@ import org.junit.jupiter.api.io.TempDir;
  */
 class KQuantTilesTest {
     private static final PrintStream QUIET = new PrintStream(OutputStream.nullOutputStream());
-    private static final int BLOCK = 16;
 
     @Test
     void q4KTilesAgreeWithTheFileLayout(@TempDir Path dir) {
@@ -48,12 +46,12 @@ class KQuantTilesTest {
                     "the layers' matrices are Q4_K");
             LlamaModel tiled = new LlamaModel(loaded, tiles);
             LlamaModel plain = new LlamaModel(loaded, fileLayout);
-            float[][] expected = logits(plain, prompt);
-            float[][] actual = logits(tiled, prompt);
-            float[][] stepByStep = stepLogits(tiled, prompt);
+            float[][] expected = ModelLogits.inOnePrefill(plain, prompt);
+            float[][] actual = ModelLogits.inOnePrefill(tiled, prompt);
+            float[][] stepByStep = ModelLogits.stepByStep(tiled, prompt);
             double worst = 0;
             for (int t = 0; t < prompt.length; t++) {
-                worst = Math.max(worst, relativeError(expected[t], actual[t]));
+                worst = Math.max(worst, ModelLogits.relativeError(expected[t], actual[t]));
             }
             System.out.printf("Q4_K row tiles vs the file's layout: relative logit error at most %.2e over %d positions%n",
                     worst, prompt.length);
@@ -61,9 +59,9 @@ class KQuantTilesTest {
                 // Rounding the inputs to 8 bits moves these random-weight logits by 1.4e-2 at most
                 // (Q4_0's tiles on a model like it: 1.2-1.5e-2); a wrong scale, min or nibble
                 // moves them by far more than 5%.
-                double error = relativeError(expected[t], actual[t]);
+                double error = ModelLogits.relativeError(expected[t], actual[t]);
                 assertTrue(error < 5e-2, "position " + t + ": relative error " + error);
-                if (topGap(expected[t]) > 4 * maxDifference(expected[t], actual[t])) {
+                if (ModelLogits.topGap(expected[t]) > 4 * ModelLogits.maxAbsDifference(expected[t], actual[t])) {
                     assertEquals(Sampler.argmax(expected[t]), Sampler.argmax(actual[t]), "position " + t + ": greedy token");
                 }
                 // Prefill (batched, decoded tiles) and decode (one input, integer kernels) compute
@@ -73,76 +71,5 @@ class KQuantTilesTest {
                 }
             }
         }
-    }
-
-    /** Logits at every position of {@code tokens}, in one prefill. */
-    private static float[][] logits(LlamaModel model, int[] tokens) {
-        int[] table = blockTable(tokens.length);
-        try (KvCache cache = model.newKvCache(table.length, BLOCK)) {
-            var out = model.forward(BatchPlan.singleSequence(tokens, 0, table, BLOCK, tokens.length), cache);
-            return rows(model, out, tokens.length);
-        }
-    }
-
-    /** Logits at every position of {@code tokens}, one decode step per token. */
-    private static float[][] stepLogits(LlamaModel model, int[] tokens) {
-        int[] table = blockTable(tokens.length);
-        float[][] rows = new float[tokens.length][];
-        try (KvCache cache = model.newKvCache(table.length, BLOCK)) {
-            for (int t = 0; t < tokens.length; t++) {
-                var out = model.forward(BatchPlan.singleSequence(new int[] {tokens[t]}, t, table, BLOCK, true), cache);
-                rows[t] = rows(model, out, 1)[0];
-            }
-        }
-        return rows;
-    }
-
-    private static int[] blockTable(int tokens) {
-        int[] table = new int[(tokens + BLOCK - 1) / BLOCK];
-        for (int i = 0; i < table.length; i++) {
-            table[i] = i;
-        }
-        return table;
-    }
-
-    private static float[][] rows(LlamaModel model, dev.lathe.core.backend.Tensor logits, int n) {
-        float[][] rows = new float[n][model.config().vocabSize()];
-        for (int t = 0; t < n; t++) {
-            model.backend().copyRowToHost(logits, t, rows[t]);
-        }
-        return rows;
-    }
-
-    private static double relativeError(float[] expected, float[] actual) {
-        double diff = 0;
-        double norm = 0;
-        for (int i = 0; i < expected.length; i++) {
-            diff += (double) (expected[i] - actual[i]) * (expected[i] - actual[i]);
-            norm += (double) expected[i] * expected[i];
-        }
-        return Math.sqrt(diff / norm);
-    }
-
-    private static double maxDifference(float[] a, float[] b) {
-        double worst = 0;
-        for (int i = 0; i < a.length; i++) {
-            worst = Math.max(worst, Math.abs(a[i] - b[i]));
-        }
-        return worst;
-    }
-
-    /** The gap between the largest and second-largest logit. */
-    private static double topGap(float[] logits) {
-        float first = Float.NEGATIVE_INFINITY;
-        float second = Float.NEGATIVE_INFINITY;
-        for (float v : logits) {
-            if (v > first) {
-                second = first;
-                first = v;
-            } else if (v > second) {
-                second = v;
-            }
-        }
-        return first - second;
     }
 }
