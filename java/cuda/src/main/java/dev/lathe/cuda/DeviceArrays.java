@@ -30,13 +30,15 @@ final class DeviceArrays {
         this.stream = stream;
     }
 
-    /** Device address of {@code values} as int32; {@code check} runs on a fresh upload only. */
+    /** Device address of {@code values} as int32, after {@code check} has accepted them. */
     long ints(int[] values, Runnable check) {
+        // The check runs on every call, hit or not: what it checks against (a cache's slots or
+        // blocks) belongs to the caller, and a remembered array may have been checked for another.
+        check.run();
         long hit = lookup(values);
         if (hit != 0) {
             return hit;
         }
-        check.run();
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment host = arena.allocate(ValueLayout.JAVA_INT, Math.max(1, values.length));
             MemorySegment.copy(values, 0, host, ValueLayout.JAVA_INT, 0, values.length);

@@ -792,10 +792,14 @@ class CudaParityTest {
     void badInputIsAnExceptionNotAFault() {
         KvCache cache = gpu.allocateKvCache(1, 2, 4, 1, 8);
         Tensor k = gpu.allocate(1, 8);
-        assertThrows(IllegalArgumentException.class, () -> gpu.writeKv(cache, 0, k, k, new int[] {8}));
+        // Slots 8-11 are the sink block's (DeviceKvCache: decode graphs' padding writes there), so
+        // 12 is the first slot outside the device pools.
+        assertThrows(IllegalArgumentException.class, () -> gpu.writeKv(cache, 0, k, k, new int[] {12}));
+        assertThrows(IllegalArgumentException.class, () -> gpu.writeKv(cache, 0, k, k, new int[] {-1}));
         assertThrows(IllegalArgumentException.class, () -> gpu.writeKv(cache, 1, k, k, new int[] {0}));
+        // Block 2 is the sink, so 3 is the first block outside the device pools.
         BatchPlan outside = new BatchPlan(new int[] {1}, new int[] {0}, new int[] {0, 1}, new int[] {0},
-                new int[] {0, 1}, new int[] {2}, new int[] {0}, new int[0], 4);
+                new int[] {0, 1}, new int[] {3}, new int[] {0}, new int[0], 4);
         assertThrows(IllegalArgumentException.class,
                 () -> gpu.attention(gpu.allocate(1, 8), gpu.allocate(1, 8), cache, 0, outside, 1, 1f));
         assertThrows(IllegalArgumentException.class, () -> gpu.matmul(gpu.allocate(1, 3), gpu.allocate(1, 5),
