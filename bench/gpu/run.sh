@@ -3,7 +3,8 @@
 #   bash bench/gpu/run.sh
 # 1. builds liblathe_cuda.so with that machine's nvcc/cmake (and uses it: LATHE_CUDA_LIB);
 # 2. runs every @Tag("gpu") parity test (GpuSuite), then the flash prefill ones again with its switch on;
-# 3. runs the kernel benchmarks (KernelBenchmark) and the launch-overhead probe (launch/run.sh);
+# 3. runs the kernel benchmarks (KernelBenchmark), the launch-overhead probe (launch/run.sh) and the
+#    tensor-core GEMM probe (gemm/run.sh);
 # 4. runs `lathe generate` (stories260K, greedy, cpu vs cuda, f32 and f16/bf16 KV) and
 #    `lathe bench --backend cuda` on the synthetic 200M model in Q4_0, Q8_0 and F16 (and Q4_0
 #    with --kv-dtype f16; F16 with the flash prefill kernel off and on at 512 and 2000 prompt tokens);
@@ -71,6 +72,9 @@ fi
 echo "cuBLAS baseline: ${LATHE_CUBLAS_LIB:-not found}" | tee -a "$results/steps.txt"
 
 [ -f /tmp/lathe-native-build/liblathe_cuda.so ] && step launch-overhead bash "$root/bench/gpu/launch/run.sh"
+# The tensor-core GEMM's paths from its header (narrow, staged, the staged kernel alone, the f16
+# decode alone) beside cuBLAS FP16, at 8-256 tokens (it needs cuBLAS's headers, as the toolkit has).
+step gemm-probe bash "$root/bench/gpu/gemm/run.sh"
 
 cp_tests="$carry/lib/lathe-cuda-gpu-tests.jar:$carry/lib/*"
 step gpu-tests "$java" "${flags[@]}" -cp "$cp_tests" dev.lathe.cuda.GpuSuite
@@ -163,6 +167,8 @@ step lathe-bench-cpu-Q4_0 lathe bench -m /tmp/lathe-synthetic-200M-Q4_0.gguf --b
 {
   echo "## Steps"; echo; sed 's/^/    /' "$results/steps.txt"; echo
   echo "## GPU parity suite"; echo; tail -n 25 "$results/gpu-tests.log" 2>/dev/null | sed 's/^/    /'; echo
+  echo "## Tensor-core GEMM probe (bench/gpu/gemm)"; echo
+  grep -v '^WARNING' "$results/gemm-probe.log" 2>/dev/null | sed 's/^/    /'; echo
   echo "## Launch overhead (one 1x4096 RMSNorm, back to back)"; echo
   grep '^round' "$results/launch-overhead.log" 2>/dev/null | sed 's/^/    /'; echo
   echo "## lathe bench"; echo

@@ -1,8 +1,10 @@
 // Tensor-core dequant GEMM (W4A16 / W8A16 / W16A16) for 8+ tokens: prefill chunks and batched
 // decode. out [tokens, rows] = x [tokens, cols] . W^T, W in any layout the GEMVs read
 // (quant/gemv.cuh for the ggml layouts, quant/int4_gemv.cuh for INT4 group-wise and NF4).
+// Two kernels: the narrow one below for 8-32 tokens, the staged one (further down) from 33
+// (F16 weights: always the staged one).
 //
-// Algorithm: a block owns kMmaRows = 64 weight rows (output features), BM in {16, 32, 64} tokens
+// Narrow: a block owns kMmaRows = 64 weight rows (output features), BM in {16, 32} tokens
 // and a range of k-steps; its 4 warps each own 16 of the weight rows and all BM tokens. Per
 // k-step of 64 columns (two Q8_0 / Q4_0 groups, a quarter of a K-quant block) the block
 //   1. decodes its 64 x 64 weights with the GEMV's 8-weight readers (four per thread, their loads
@@ -96,14 +98,56 @@ __device__ __forceinline__ uint32_t pack_half2(float lo, float hi) {
     return *reinterpret_cast<const uint32_t*>(&h);
 }
 
-// One k-step's global data of one thread, held in registers between the load and the store.
+// One k-step's weights, [ROWS, kMmaK], decoded by THREADS threads with the GEMV's 8-weight
+// readers (kMmaK / 8 per row), held in registers between the load and the store to shared memory.
+template <int ROWS, int THREADS>
+struct WeightStage {
+    static constexpr int kStepsPerRow = kMmaK / 8;
+    static constexpr int kSteps = ROWS * kStepsPerRow / THREADS;  // per thread: 4 in both kernels
+    static_assert(kSteps * THREADS == ROWS * kStepsPerRow, "threads must divide the tile's 8-weight steps");
+    float w[kSteps][8];
+
+    // Rows past `rows` load zeros.
+    template <class Source>
+    __device__ __forceinline__ void load(const Source& source, int64_t k0, int64_t row0, int64_t rows) {
+#pragma unroll
+        for (int j = 0; j < kSteps; j++) {
+            const int s = threadIdx.x + THREADS * j;
+            const int64_t row = row0 + s / kStepsPerRow;
+            if (row < rows) {
+                source.load8(row, k0 / 8 + s % kStepsPerRow, w[j]);
+            } else {
+#pragma unroll
+                for (int k = 0; k < 8; k++) w[j][k] = 0.0f;
+            }
+        }
+    }
+
+    // b_tile: [ROWS][kMmaPitch] halves, [row][k - k0].
+    template <class Source>
+    __device__ __forceinline__ void store(__half* b_tile, int64_t k0) const {
+#pragma unroll
+        for (int j = 0; j < kSteps; j++) {
+            const int s = threadIdx.x + THREADS * j;
+            __half* row = b_tile + (s / kStepsPerRow) * kMmaPitch;
+            const int64_t c = k0 / 8 + s % kStepsPerRow;
+            // Weights 0-3 and 4-7 each cover 4 consecutive columns (Q4_0's two nibble halves sit
+            // 16 columns apart; every other layout has all 8 consecutive): two 8-byte stores.
+            *reinterpret_cast<uint2*>(row + Source::column(c, 0, k0)) =
+                make_uint2(pack_half2(w[j][0], w[j][1]), pack_half2(w[j][2], w[j][3]));
+            *reinterpret_cast<uint2*>(row + Source::column(c, 4, k0)) =
+                make_uint2(pack_half2(w[j][4], w[j][5]), pack_half2(w[j][6], w[j][7]));
+        }
+    }
+};
+
+// One k-step's global data of one thread in the narrow kernel: weights, and x as f32 (converted
+// to f16 on the store).
 template <int BM>
 struct MmaStage {
-    static constexpr int kStepsPerRow = kMmaK / 8;                             // 8-weight loads per row: 8
-    static constexpr int kWeightSteps = kMmaRows * kStepsPerRow / kMmaThreads;  // per thread: 4
-    static constexpr int kXVectors = BM * kMmaK / 4 / kMmaThreads;            // float4 of x: BM/8
+    static constexpr int kXVectors = BM * kMmaK / 4 / kMmaThreads;  // float4 of x: BM/8
     static constexpr int kXVectorsRounded = kXVectors > 0 ? kXVectors : 1;
-    float w[kWeightSteps][8];
+    WeightStage<kMmaRows, kMmaThreads> weights;
     float4 x[kXVectorsRounded];
 };
 
@@ -112,17 +156,7 @@ __device__ __forceinline__ void mma_load_stage(const Source& source, MmaStage<BM
                                                int64_t rows, int64_t cols, const float* __restrict__ x,
                                                int64_t token0, int64_t tokens) {
     const int tid = threadIdx.x;
-#pragma unroll
-    for (int j = 0; j < MmaStage<BM>::kWeightSteps; j++) {
-        const int s = tid + kMmaThreads * j;
-        const int64_t row = row0 + s / MmaStage<BM>::kStepsPerRow;
-        if (row < rows) {
-            source.load8(row, k0 / 8 + s % MmaStage<BM>::kStepsPerRow, stage.w[j]);
-        } else {
-#pragma unroll
-            for (int k = 0; k < 8; k++) stage.w[j][k] = 0.0f;
-        }
-    }
+    stage.weights.load(source, k0, row0, rows);
 #pragma unroll
     for (int j = 0; j < MmaStage<BM>::kXVectors; j++) {
         constexpr int kPerToken = kMmaK / 4;  // float4 per token row
@@ -138,17 +172,7 @@ template <class Source, int BM>
 __device__ __forceinline__ void mma_store_stage(const MmaStage<BM>& stage, __half* a_tile, __half* b_tile,
                                                 int64_t k0) {
     const int tid = threadIdx.x;
-#pragma unroll
-    for (int j = 0; j < MmaStage<BM>::kWeightSteps; j++) {
-        const int s = tid + kMmaThreads * j;
-        __half* row = b_tile + (s / MmaStage<BM>::kStepsPerRow) * kMmaPitch;
-        const int64_t c = k0 / 8 + s % MmaStage<BM>::kStepsPerRow;
-        const float* w = stage.w[j];
-        // Weights 0-3 and 4-7 each cover 4 consecutive columns (Q4_0's two nibble halves sit 16
-        // columns apart; every other layout has all 8 consecutive): two 8-byte stores.
-        *reinterpret_cast<uint2*>(row + Source::column(c, 0, k0)) = make_uint2(pack_half2(w[0], w[1]), pack_half2(w[2], w[3]));
-        *reinterpret_cast<uint2*>(row + Source::column(c, 4, k0)) = make_uint2(pack_half2(w[4], w[5]), pack_half2(w[6], w[7]));
-    }
+    stage.weights.template store<Source>(b_tile, k0);
 #pragma unroll
     for (int j = 0; j < MmaStage<BM>::kXVectors; j++) {
         constexpr int kPerToken = kMmaK / 4;
@@ -234,66 +258,371 @@ __global__ void __launch_bounds__(kMmaThreads) mma_gemm_kernel(Source weights, i
     }
 }
 
-// out [i] = sum over z of partial [z, i], for i < n, z in order.
-__global__ void sum_splits_kernel(const float* __restrict__ partial, int splits, int64_t n, float* __restrict__ out) {
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
-        float sum = partial[i];
-        for (int z = 1; z < splits; z++) sum += partial[z * n + i];
-        out[i] = sum;
+// ---- the staged kernel: 33+ tokens ------------------------------------------------------
+// At 64-256 tokens the narrow kernel ran at 0.1-0.3x cuBLAS FP16 (bench/results/gpu-20261122-h100).
+// A first answer, 128 x 128 tiles over 8 warps with the weights still decoded through registers,
+// gained 1.2-1.7x at the large shapes but stayed at 0.13-0.25x cuBLAS; bench/gpu/gemm's probe
+// showed why: with no weight loads at all it ran twice as fast, so one k-step of prefetch left the
+// loads' latency exposed (F16 weights, a plain copy, cost as much as Q4_0's decode).
+// So from 33 tokens the GEMM runs on f16 operands only, both copied with cp.async through a
+// kStages-deep ring of shared-memory stages:
+//   - x is converted to f16 once per matmul (f32_to_f16_kernel), rounded as the narrow kernel rounds it;
+//   - F16 weights are read where they are; every other layout is first decoded to f16 rows by
+//     dequant_f16_kernel, with the same 8-weight readers, in chunks of at most kDequantChunkBytes;
+//   - a block owns 128 weight rows x BM (32, 64 or 128) tokens, 8 warps as 2 token halves x 4 row
+//     quarters (each BM/2 tokens x 32 rows, 4 x BM/32 mma per 16 columns).
+// F16 weights take this path from kStagedMinTokensF16 (8) tokens, decoded layouts from kStagedMinTokens.
+// The decoded chunk costs a write and a read of rows x cols x 2 bytes: from 33 tokens that is less
+// than the exposed latency it replaces (bench/gpu/gemm/run.sh times the path and its parts).
+constexpr int kStagedRows = 128;
+constexpr int kStagedThreads = 256;
+constexpr int kStagedMinTokens = 33;     // decoded layouts: below, the narrow kernel is faster
+// F16 rows are read as they are, so nothing offsets the staging's gain: on the H100, 14336x4096 at
+// 17-32 tokens took 63-72 us staged and 113 us at 16 tokens on the narrow kernel, whose one step of
+// prefetch is as short at 8 tokens (bench/results/gpu-20261123-h100).
+constexpr int kStagedMinTokensF16 = kMmaMinTokens;
+// LATHE_MMA_STAGES: a build-time knob for bench/gpu/gemm/run.sh -DLATHE_MMA_STAGES=N experiments.
+#ifndef LATHE_MMA_STAGES
+#define LATHE_MMA_STAGES 3
+#endif
+constexpr int kStages = LATHE_MMA_STAGES;
+constexpr int kStagedBlocksPerSm = 2;                 // split-K target: 108 KB of stages each at BM 128, 128 registers
+constexpr int64_t kDequantChunkBytes = 64LL << 20;    // f16 rows decoded at a time
+
+__device__ __forceinline__ void cp_async16(void* shared, const void* global) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(shared_address(shared)), "l"(global));
+}
+
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+
+template <int N>
+__device__ __forceinline__ void cp_async_wait_group() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory"); }
+
+// One k-step of R rows of an f16 matrix [*, ld] (row first_row on) into tile [R][kMmaPitch], by
+// kStagedThreads threads in 16-byte cp.async copies, 8 per row; rows past last_row repeat it (the
+// outputs they feed are never stored). Does not commit the group.
+template <int R>
+__device__ __forceinline__ void copy_rows_f16(__half* tile, const __half* __restrict__ src, int64_t ld, int64_t k0,
+                                              int64_t first_row, int64_t last_row) {
+    constexpr int kChunksPerRow = kMmaK / 8;
+    constexpr int kPerThread = R * kChunksPerRow / kStagedThreads;
+    static_assert(kPerThread * kStagedThreads == R * kChunksPerRow, "threads must divide the tile's copies");
+#pragma unroll
+    for (int j = 0; j < kPerThread; j++) {
+        const int v = threadIdx.x + kStagedThreads * j;
+        const int64_t row = min(first_row + v / kChunksPerRow, last_row);
+        cp_async16(tile + (v / kChunksPerRow) * kMmaPitch + 8 * (v % kChunksPerRow),
+                   src + row * ld + k0 + 8 * (v % kChunksPerRow));
     }
 }
 
-// Launches sum_splits_kernel over the [splits, tokens * rows] workspace of a split-K GEMM, into out.
-inline void sum_splits(const float* workspace, int splits, int64_t tokens, int64_t rows, float* out,
-                       int multiprocessors, cudaStream_t s) {
-    const int64_t n = tokens * rows;
-    const unsigned blocks = static_cast<unsigned>(std::min<int64_t>((n + 255) / 256, 8LL * multiprocessors));
-    sum_splits_kernel<<<blocks, 256, 0, s>>>(workspace, splits, n, out);
+// One warp's mma over one k-step: acc [TOKEN_TILES x 16 tokens][4 x 8 rows] += a_tile's tokens .
+// b_tile's 32 rows, both [*][kMmaPitch] f16 in shared memory, already offset to the warp's part.
+template <int TOKEN_TILES>
+__device__ __forceinline__ void warp_tile_mma(float (&acc)[TOKEN_TILES][4][4], const __half* a_tile,
+                                              const __half* b_tile, int lane) {
+#pragma unroll
+    for (int kk = 0; kk < kMmaK; kk += 16) {
+        // b[h]: rows 16h .. 16h+15 of the warp's 32, fragments as in the narrow kernel.
+        uint32_t b[2][4];
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+            ldmatrix_x4(b[h], b_tile + (16 * h + (lane & 7) + ((lane >> 4) << 3)) * kMmaPitch + kk + ((lane >> 3) & 1) * 8);
+        }
+#pragma unroll
+        for (int m = 0; m < TOKEN_TILES; m++) {
+            uint32_t a[4];
+            ldmatrix_x4(a, a_tile + (m * 16 + (lane & 15)) * kMmaPitch + kk + (lane >> 4) * 8);
+#pragma unroll
+            for (int h = 0; h < 2; h++) {
+                mma_16816(acc[m][2 * h], a, b[h][0], b[h][1]);
+                mma_16816(acc[m][2 * h + 1], a, b[h][2], b[h][3]);
+            }
+        }
+    }
 }
 
-// How many k-ranges to split cols into so that about kMmaBlocksPerSm blocks run per SM.
-inline int mma_splits(int64_t blocks, int64_t cols, int multiprocessors) {
-    const int64_t wanted = (static_cast<int64_t>(kMmaBlocksPerSm) * multiprocessors + blocks - 1) / blocks;
+// Stores a warp's accumulators (first token token0, first row row0) into out [tokens, out_ld]:
+// c0, c1 at (token lane/4, rows 2*(lane%4) + {0, 1}); c2, c3 at token + 8.
+template <int TOKEN_TILES>
+__device__ __forceinline__ void warp_tile_store(const float (&acc)[TOKEN_TILES][4][4], float* __restrict__ out,
+                                                int64_t out_ld, int64_t token0, int64_t tokens, int64_t row0,
+                                                int64_t rows, int lane) {
+#pragma unroll
+    for (int m = 0; m < TOKEN_TILES; m++) {
+#pragma unroll
+        for (int n = 0; n < 4; n++) {
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                const int64_t token = token0 + m * 16 + (lane >> 2) + (i >= 2 ? 8 : 0);
+                const int64_t row = row0 + n * 8 + 2 * (lane & 3) + (i & 1);
+                if (token < tokens && row < rows) out[token * out_ld + row] = acc[m][n][i];
+            }
+        }
+    }
+}
+
+// out: [tokens, out_ld] (its rows 0 .. rows-1 written), or with splits the workspace
+// [gridDim.z, tokens, rows] (split z at z * tokens * rows). w: f16 [rows, cols]; xh: f16 [tokens, cols].
+template <int BM>
+__global__ void __launch_bounds__(kStagedThreads) mma_gemm_staged_kernel(const __half* __restrict__ w, int64_t rows,
+                                                                       int64_t cols, const __half* __restrict__ xh,
+                                                                       int64_t tokens, int64_t steps_per_split,
+                                                                       float* __restrict__ out, int64_t out_ld) {
+    constexpr int kWarpTokens = BM / 2;
+    constexpr int kTokenTiles = kWarpTokens / 16;
+    constexpr int kStageHalves = (BM + kStagedRows) * kMmaPitch;  // x [BM][pitch], then W [128][pitch]
+    extern __shared__ __align__(16) __half stages[];
+
+    const int lane = threadIdx.x & 31;
+    const int warp = threadIdx.x >> 5;
+    const int warp_token = warp >> 2;  // which half of the BM tokens
+    const int warp_row = warp & 3;     // which 32 of the 128 rows
+    const int64_t row0 = blockIdx.x * (int64_t)kStagedRows;
+    const int64_t token0 = blockIdx.y * (int64_t)BM;
+    const int64_t first_step = blockIdx.z * steps_per_split;
+    const int64_t end_step = min(cols / kMmaK, first_step + steps_per_split);
+    if (gridDim.z > 1) {
+        out += blockIdx.z * tokens * rows;
+        out_ld = rows;
+    }
+
+    float acc[kTokenTiles][4][4];
+#pragma unroll
+    for (int m = 0; m < kTokenTiles; m++)
+#pragma unroll
+        for (int n = 0; n < 4; n++)
+#pragma unroll
+            for (int i = 0; i < 4; i++) acc[m][n][i] = 0.0f;
+
+    auto issue = [&](int64_t step) {
+        __half* stage = stages + static_cast<int>((step - first_step) % kStages) * kStageHalves;
+        copy_rows_f16<BM>(stage, xh, cols, step * kMmaK, token0, tokens - 1);
+        copy_rows_f16<kStagedRows>(stage + BM * kMmaPitch, w, cols, step * kMmaK, row0, rows - 1);
+    };
+    // One commit group per k-step (empty past the end), so that waiting for all but the newest
+    // kStages - 2 groups means this step's stage has landed.
+#pragma unroll
+    for (int i = 0; i < kStages - 1; i++) {
+        if (first_step + i < end_step) issue(first_step + i);
+        cp_async_commit();
+    }
+    for (int64_t step = first_step; step < end_step; step++) {
+        cp_async_wait_group<kStages - 2>();
+        __syncthreads();  // this step's stage is everyone's, and the stage read last step is free
+        if (step + kStages - 1 < end_step) issue(step + kStages - 1);
+        cp_async_commit();
+        const __half* stage = stages + static_cast<int>((step - first_step) % kStages) * kStageHalves;
+        warp_tile_mma<kTokenTiles>(acc, stage + warp_token * kWarpTokens * kMmaPitch,
+                                   stage + (BM + warp_row * 32) * kMmaPitch, lane);
+    }
+    warp_tile_store<kTokenTiles>(acc, out, out_ld, token0 + warp_token * kWarpTokens, tokens, row0 + warp_row * 32,
+                                 rows, lane);
+}
+
+// out [r, k] = W [row0 + r, k] as f16 for r < count: each thread decodes 8 weights with the tile
+// source's reader and stores them as WeightStage does.
+template <class Source>
+__global__ void dequant_f16_kernel(Source weights, int64_t row0, int64_t count, int64_t cols, __half* __restrict__ out) {
+    __shared__ float table[16];
+    Source source = weights;
+    source.bind(table);
+    __syncthreads();
+    const int64_t steps = cols / 8;
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < count * steps;
+         i += (int64_t)gridDim.x * blockDim.x) {
+        const int64_t r = i / steps;
+        const int64_t c = i % steps;
+        float v[8];
+        source.load8(row0 + r, c, v);
+        __half* row = out + r * cols;
+        *reinterpret_cast<uint2*>(row + Source::column(c, 0, 0)) = make_uint2(pack_half2(v[0], v[1]), pack_half2(v[2], v[3]));
+        *reinterpret_cast<uint2*>(row + Source::column(c, 4, 0)) = make_uint2(pack_half2(v[4], v[5]), pack_half2(v[6], v[7]));
+    }
+}
+
+// out [i] = f16(x [i]), i < 4 * n4 (x 16-byte aligned), rounded as the narrow kernel rounds x.
+__global__ void f32_to_f16_kernel(const float4* __restrict__ x, int64_t n4, __half2* __restrict__ out) {
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n4; i += (int64_t)gridDim.x * blockDim.x) {
+        const float4 v = x[i];
+        out[2 * i] = __floats2half2_rn(v.x, v.y);
+        out[2 * i + 1] = __floats2half2_rn(v.z, v.w);
+    }
+}
+
+// out [t, out_ld] row t, columns r < rows = sum over z of partial [z, t, r], z in order.
+__global__ void sum_splits_kernel(const float* __restrict__ partial, int splits, int64_t tokens, int64_t rows,
+                                  float* __restrict__ out, int64_t out_ld) {
+    const int64_t n = tokens * rows;
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+        float sum = partial[i];
+        for (int z = 1; z < splits; z++) sum += partial[z * n + i];
+        out[(i / rows) * out_ld + i % rows] = sum;
+    }
+}
+
+// Launches sum_splits_kernel over the [splits, tokens, rows] workspace of a split-K GEMM, into out
+// [tokens, out_ld] (out_ld = rows unless the GEMM wrote a column range of a wider output).
+inline void sum_splits(const float* workspace, int splits, int64_t tokens, int64_t rows, float* out,
+                       int multiprocessors, cudaStream_t s, int64_t out_ld = 0) {
+    const int64_t n = tokens * rows;
+    const unsigned blocks = static_cast<unsigned>(std::min<int64_t>((n + 255) / 256, 8LL * multiprocessors));
+    sum_splits_kernel<<<blocks, 256, 0, s>>>(workspace, splits, tokens, rows, out, out_ld > 0 ? out_ld : rows);
+}
+
+// How many k-ranges to split cols into so that about blocks_per_sm blocks run per SM.
+inline int mma_splits(int64_t blocks, int64_t cols, int multiprocessors, int blocks_per_sm = kMmaBlocksPerSm) {
+    const int64_t wanted = (static_cast<int64_t>(blocks_per_sm) * multiprocessors + blocks - 1) / blocks;
     const int64_t most = (cols / kMmaK) / kMmaMinStepsPerSplit;
     const int64_t splits = wanted < most ? wanted : most;
     return splits > 1 ? static_cast<int>(splits) : 1;
 }
 
-// Bytes of workspace launch_mma_gemm needs for this shape (0: none).
-inline size_t mma_workspace_bytes(int64_t rows, int64_t cols, int64_t tokens, int multiprocessors) {
-    const int bm = tokens <= 16 ? 16 : tokens <= 32 ? 32 : 64;
-    const int64_t blocks = ((rows + kMmaRows - 1) / kMmaRows) * ((tokens + bm - 1) / bm);
-    const int splits = mma_splits(blocks, cols, multiprocessors);
-    return splits > 1 ? sizeof(float) * static_cast<size_t>(splits) * tokens * rows : 0;
+inline size_t round_up_256(size_t bytes) { return (bytes + 255) / 256 * 256; }
+
+// Dynamic shared memory of one staged block: kStages x (x [BM] + W [128] rows) x kMmaPitch halves.
+constexpr int staged_shared_bytes(int bm) {
+    return kStages * (bm + kStagedRows) * kMmaPitch * static_cast<int>(sizeof(__half));
 }
 
-template <class Source, int BM>
-inline cudaError_t launch_mma_gemm_bm(Source source, int64_t rows, int64_t cols, const float* x, int64_t tokens,
-                                      float* out, float* workspace, int multiprocessors, cudaStream_t s) {
-    const int64_t row_blocks = (rows + kMmaRows - 1) / kMmaRows;
-    const int64_t token_blocks = (tokens + BM - 1) / BM;
-    const int64_t steps = cols / kMmaK;
-    int splits = mma_splits(row_blocks * token_blocks, cols, multiprocessors);
-    const int64_t per_split = (steps + splits - 1) / splits;
-    splits = static_cast<int>((steps + per_split - 1) / per_split);
-    const dim3 grid(static_cast<unsigned>(row_blocks), static_cast<unsigned>(token_blocks), static_cast<unsigned>(splits));
-    mma_gemm_kernel<Source, BM><<<grid, kMmaThreads, 0, s>>>(source, rows, cols, x, tokens, per_split,
-                                                             splits > 1 ? workspace : out);
-    if (splits > 1) {
-        sum_splits(workspace, splits, tokens, rows, out, multiprocessors, s);
+// Shared memory a block may opt in to on the current device: 227 KB on sm_90, 163 KB on sm_80,
+// 99 KB on sm_86/89, where the 128-token tile (108 KB) does not fit and the 64-token one runs.
+// NOTE: queried once per process, for the device current then (one device per process).
+inline int max_shared_per_block() {
+    static const int bytes = [] {
+        int device = 0, value = 0;
+        if (cudaGetDevice(&device) != cudaSuccess ||
+            cudaDeviceGetAttribute(&value, cudaDevAttrMaxSharedMemoryPerBlockOptin, device) != cudaSuccess) {
+            return 0;
+        }
+        return value;
+    }();
+    return bytes;
+}
+
+// One matmul's tiling: which kernel and token tile, the grid of one row chunk, and the workspace.
+// The narrow kernel runs all rows as one chunk; the staged one runs chunk_rows rows at a time.
+struct MmaPlan {
+    bool staged;
+    int bm;              // tokens per block
+    int64_t chunk_rows;  // rows per launch (the last chunk may be shorter)
+    int64_t row_blocks;  // of a full chunk
+    int64_t token_blocks;
+    int64_t per_split;   // k-steps per split
+    int splits;
+    size_t x_half_bytes;   // workspace [0, x_half_bytes): x as f16 [tokens, cols] (staged)
+    size_t w_half_bytes;   // then f16 rows [chunk_rows, cols] decoded from the weights (staged, not F16)
+    size_t bytes;          // then the partial sums [splits, tokens, chunk_rows]
+
+    static MmaPlan of(int64_t rows, int64_t cols, int64_t tokens, bool f16_rows, int multiprocessors) {
+        MmaPlan p{};
+        p.staged = tokens >= (f16_rows ? kStagedMinTokensF16 : kStagedMinTokens);
+        p.bm = p.staged ? (tokens <= 32 ? 32 : tokens <= 64 ? 64 : 128) : tokens <= 16 ? 16 : 32;
+        if (p.staged && p.bm == 128 && staged_shared_bytes(128) > max_shared_per_block()) p.bm = 64;
+        const int tile_rows = p.staged ? kStagedRows : kMmaRows;
+        p.chunk_rows = rows;
+        if (p.staged && !f16_rows) {
+            const int64_t fit = kDequantChunkBytes / (2 * cols) / kStagedRows * kStagedRows;
+            p.chunk_rows = std::min<int64_t>(rows, std::max<int64_t>(fit, kStagedRows));
+        }
+        p.row_blocks = (p.chunk_rows + tile_rows - 1) / tile_rows;
+        p.token_blocks = (tokens + p.bm - 1) / p.bm;
+        const int64_t steps = cols / kMmaK;
+        const int wanted = mma_splits(p.row_blocks * p.token_blocks, cols, multiprocessors,
+                                      p.staged ? kStagedBlocksPerSm : kMmaBlocksPerSm);
+        p.per_split = (steps + wanted - 1) / wanted;
+        p.splits = static_cast<int>((steps + p.per_split - 1) / p.per_split);
+        p.x_half_bytes = p.staged ? round_up_256(sizeof(__half) * static_cast<size_t>(tokens * cols)) : 0;
+        p.w_half_bytes = p.staged && !f16_rows ? round_up_256(sizeof(__half) * static_cast<size_t>(p.chunk_rows * cols)) : 0;
+        p.bytes = p.x_half_bytes + p.w_half_bytes +
+                  (p.splits > 1 ? sizeof(float) * static_cast<size_t>(p.splits) * tokens * p.chunk_rows : 0);
+        return p;
     }
+};
+
+// Whether a tile source reads f16 rows the staged kernel can take as they are.
+template <class Source>
+struct IsF16Rows {
+    static constexpr bool value = false;
+};
+template <>
+struct IsF16Rows<GgmlTileSource<kWeightF16>> {
+    static constexpr bool value = true;
+};
+
+template <class Source, int BM>
+inline cudaError_t launch_mma_gemm_narrow(const MmaPlan& p, Source source, int64_t rows, int64_t cols, const float* x,
+                                          int64_t tokens, float* out, float* partials, int multiprocessors,
+                                          cudaStream_t s) {
+    const dim3 grid(static_cast<unsigned>(p.row_blocks), static_cast<unsigned>(p.token_blocks),
+                    static_cast<unsigned>(p.splits));
+    mma_gemm_kernel<Source, BM><<<grid, kMmaThreads, 0, s>>>(source, rows, cols, x, tokens, p.per_split,
+                                                             p.splits > 1 ? partials : out);
+    if (p.splits > 1) sum_splits(partials, p.splits, tokens, rows, out, multiprocessors, s);
     return cudaGetLastError();
 }
 
-// Needs cols % kMmaK == 0, x 16-byte aligned, 1 <= tokens with ceil(tokens / 64) <= 65535, and
-// `workspace` of mma_workspace_bytes(rows, cols, tokens, multiprocessors) bytes.
+// One chunk of rows: w [chunk, cols] f16, into out's columns [0, chunk) (out already offset, row length out_ld).
+template <int BM>
+inline cudaError_t launch_mma_gemm_staged(const MmaPlan& p, const __half* w, int64_t chunk, int64_t cols,
+                                          const __half* xh, int64_t tokens, float* out, int64_t out_ld,
+                                          float* partials, int multiprocessors, cudaStream_t s) {
+    constexpr int kSharedBytes = staged_shared_bytes(BM);
+    // Above 48 KB of dynamic shared memory a kernel must opt in, once per instantiation.
+    // NOTE: the attribute is set for the device current at the first launch: one device per process.
+    static const cudaError_t opted_in =
+        cudaFuncSetAttribute(mma_gemm_staged_kernel<BM>, cudaFuncAttributeMaxDynamicSharedMemorySize, kSharedBytes);
+    if (opted_in != cudaSuccess) return opted_in;
+    const dim3 grid(static_cast<unsigned>((chunk + kStagedRows - 1) / kStagedRows), static_cast<unsigned>(p.token_blocks),
+                    static_cast<unsigned>(p.splits));
+    mma_gemm_staged_kernel<BM><<<grid, kStagedThreads, kSharedBytes, s>>>(w, chunk, cols, xh, tokens, p.per_split,
+                                                                       p.splits > 1 ? partials : out, out_ld);
+    if (p.splits > 1) sum_splits(partials, p.splits, tokens, chunk, out, multiprocessors, s, out_ld);
+    return cudaGetLastError();
+}
+
+// Bytes of workspace launch_mma_gemm needs for this shape (0: none); f16_rows: the weights are
+// F16 in the ggml layout (IsF16Rows), which the staged kernel reads without decoding a copy.
+inline size_t mma_workspace_bytes(int64_t rows, int64_t cols, int64_t tokens, bool f16_rows, int multiprocessors) {
+    return MmaPlan::of(rows, cols, tokens, f16_rows, multiprocessors).bytes;
+}
+
+// Needs cols % kMmaK == 0, x and the weights 16-byte aligned, 1 <= tokens with ceil(tokens / 16)
+// <= 65535, and `workspace` (256-byte aligned) of mma_workspace_bytes(..., IsF16Rows<Source>::value, ...) bytes.
 template <class Source>
 inline cudaError_t launch_mma_gemm(Source source, int64_t rows, int64_t cols, const float* x, int64_t tokens,
                                    float* out, float* workspace, int multiprocessors, cudaStream_t s) {
-    if (tokens <= 16) return launch_mma_gemm_bm<Source, 16>(source, rows, cols, x, tokens, out, workspace, multiprocessors, s);
-    if (tokens <= 32) return launch_mma_gemm_bm<Source, 32>(source, rows, cols, x, tokens, out, workspace, multiprocessors, s);
-    // NOTE: a 128-token tile needs 255 registers (with spills) and 55 KB of static shared memory.
-    return launch_mma_gemm_bm<Source, 64>(source, rows, cols, x, tokens, out, workspace, multiprocessors, s);
+    constexpr bool kF16Rows = IsF16Rows<Source>::value;
+    const MmaPlan p = MmaPlan::of(rows, cols, tokens, kF16Rows, multiprocessors);
+    char* bytes = reinterpret_cast<char*>(workspace);
+    float* partials = reinterpret_cast<float*>(bytes + p.x_half_bytes + p.w_half_bytes);
+    if (!p.staged) {
+        return p.bm == 16 ? launch_mma_gemm_narrow<Source, 16>(p, source, rows, cols, x, tokens, out, partials, multiprocessors, s)
+                          : launch_mma_gemm_narrow<Source, 32>(p, source, rows, cols, x, tokens, out, partials, multiprocessors, s);
+    }
+    __half* xh = reinterpret_cast<__half*>(bytes);
+    const int64_t n4 = tokens * cols / 4;
+    f32_to_f16_kernel<<<static_cast<unsigned>(std::min<int64_t>((n4 + 255) / 256, 8LL * multiprocessors)), 256, 0, s>>>(
+        reinterpret_cast<const float4*>(x), n4, reinterpret_cast<__half2*>(xh));
+    __half* decoded = reinterpret_cast<__half*>(bytes + p.x_half_bytes);
+    for (int64_t row0 = 0; row0 < rows; row0 += p.chunk_rows) {
+        const int64_t chunk = std::min(p.chunk_rows, rows - row0);
+        const __half* w;
+        if constexpr (kF16Rows) {
+            w = static_cast<const __half*>(source.values) + row0 * cols;
+        } else {
+            const int64_t n = chunk * (cols / 8);
+            dequant_f16_kernel<Source><<<static_cast<unsigned>(std::min<int64_t>((n + 255) / 256, 16LL * multiprocessors)),
+                                         256, 0, s>>>(source, row0, chunk, cols, decoded);
+            w = decoded;
+        }
+        const cudaError_t status =
+            p.bm == 32   ? launch_mma_gemm_staged<32>(p, w, chunk, cols, xh, tokens, out + row0, rows, partials, multiprocessors, s)
+            : p.bm == 64 ? launch_mma_gemm_staged<64>(p, w, chunk, cols, xh, tokens, out + row0, rows, partials, multiprocessors, s)
+                         : launch_mma_gemm_staged<128>(p, w, chunk, cols, xh, tokens, out + row0, rows, partials, multiprocessors, s);
+        if (status != cudaSuccess) return status;
+    }
+    return cudaGetLastError();
 }
 
 inline cudaError_t launch_mma_gemm_ggml(int format, const void* values, const __half* scales, int64_t rows,

@@ -8,10 +8,12 @@
 #include "handles.h"
 #include "weight_format_checks.h"
 
-// The split-K workspace the tensor-core GEMM needs for this shape (nullptr when none).
-static int32_t mma_workspace(lathe_stream* stream, int64_t rows, int64_t cols, int64_t tokens, float** out) {
+// The workspace the tensor-core GEMM needs for this shape (nullptr when none): split-K partial
+// sums, and for the staged kernel x in f16 and (unless f16_rows) a chunk of weights decoded to f16.
+static int32_t mma_workspace(lathe_stream* stream, int64_t rows, int64_t cols, int64_t tokens, bool f16_rows,
+                             float** out) {
     *out = nullptr;
-    const size_t bytes = lathe::mma_workspace_bytes(rows, cols, tokens, stream->multiprocessors);
+    const size_t bytes = lathe::mma_workspace_bytes(rows, cols, tokens, f16_rows, stream->multiprocessors);
     if (bytes == 0) return LATHE_OK;
     void* scratch = nullptr;
     const int32_t status = lathe::stream_scratch(stream, bytes, &scratch);
@@ -49,7 +51,7 @@ extern "C" int32_t lathe_matmul(lathe_stream* stream, int32_t weight_format, con
         const __half* scales = static_cast<const __half*>(weight_scales);
         if (tensor_cores && n >= lathe::kMmaMinTokens) {
             float* workspace = nullptr;
-            status = mma_workspace(stream, rows, cols, n, &workspace);
+            status = mma_workspace(stream, rows, cols, n, weight_format == LATHE_WEIGHT_F16, &workspace);
             if (status != LATHE_OK) return status;
             status = lathe::launch_status(
                 lathe::launch_mma_gemm_ggml(weight_format, weight_values, scales, rows, cols, x + t0 * cols, n,
@@ -87,7 +89,7 @@ extern "C" int32_t lathe_matmul_int4(lathe_stream* stream, const void* qweight, 
                                           static_cast<int>(group)};
     if (tokens >= lathe::kMmaMinTokens && cols % lathe::kMmaK == 0) {
         float* workspace = nullptr;
-        const int32_t status = mma_workspace(stream, rows, cols, tokens, &workspace);
+        const int32_t status = mma_workspace(stream, rows, cols, tokens, false, &workspace);
         if (status != LATHE_OK) return status;
         return lathe::launch_status(
             lathe::launch_mma_gemm(lathe::NibbleTileSource<lathe::GroupInt4Decoder>{
@@ -117,7 +119,7 @@ extern "C" int32_t lathe_matmul_nf4(lathe_stream* stream, const void* qweight, c
     const lathe::Nf4Decoder decoder{absmax};
     if (tokens >= lathe::kMmaMinTokens && cols % lathe::kMmaK == 0) {
         float* workspace = nullptr;
-        const int32_t status = mma_workspace(stream, rows, cols, tokens, &workspace);
+        const int32_t status = mma_workspace(stream, rows, cols, tokens, false, &workspace);
         if (status != LATHE_OK) return status;
         return lathe::launch_status(
             lathe::launch_mma_gemm(

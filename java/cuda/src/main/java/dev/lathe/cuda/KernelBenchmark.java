@@ -140,7 +140,7 @@ public final class KernelBenchmark {
         return seconds;
     }
 
-    private static final int[] MATMUL_TOKENS = {1, 4, 8, 16, 64, 256};
+    private static final int[] MATMUL_TOKENS = {1, 4, 8, 16, 32, 64, 128, 256};
 
     private void run() {
         measureBandwidth();

@@ -535,7 +535,8 @@ class CudaParityTest {
 
     /**
      * The tensor-core GEMM (8+ tokens, kernels/quant/mma_gemm.cuh) for every weight layout it reads,
-     * at row counts around its 64-row tiles and token counts around its 16/32/64-token tiles.
+     * at row counts around its 64- and 128-row tiles and token counts around its 16/32-token (narrow
+     * kernel) and 64/128-token (wide kernel, from 33) tiles.
      */
     @Test
     void tensorCoreMatmul() {
@@ -543,7 +544,7 @@ class CudaParityTest {
         // x and the weights are rounded to f16 (2^-11 relative each) before an f32-accumulated
         // product: the row error averages to ~5e-4 relative; an indexing mistake gives O(1).
         double tolerance = 2e-3;
-        int[] tokenCounts = {8, 16, 17, 33, 64, 100, 257};
+        int[] tokenCounts = {8, 16, 17, 32, 33, 64, 65, 100, 128, 257};
         for (GgmlType type : new GgmlType[] {GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q4_K,
                 GgmlType.Q6_K}) {
             boolean kQuant = type == GgmlType.Q4_K || type == GgmlType.Q6_K;
