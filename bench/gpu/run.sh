@@ -78,9 +78,10 @@ step gemm-probe bash "$root/bench/gpu/gemm/run.sh"
 
 cp_tests="$carry/lib/lathe-cuda-gpu-tests.jar:$carry/lib/*"
 step gpu-tests "$java" "${flags[@]}" -cp "$cp_tests" dev.lathe.cuda.GpuSuite
-# The flash prefill kernel's parity tests again with LATHE_CUDA_FLASH_PREFILL=on, so that the
-# backends the tests open by the switch route prefill-heavy steps to it as well.
-step gpu-tests-flash-prefill-on env LATHE_CUDA_FLASH_PREFILL=on "$java" "${flags[@]}" -cp "$cp_tests" \
+# Decode graphs and the flash prefill kernel are on by default (CudaSwitch), so the backends the
+# tests open by the switch ran with them above; the model-level classes again with both off keep
+# the plain paths (eager steps, paged prefill attention) checked as well.
+step gpu-tests-plain-paths env LATHE_CUDA_GRAPHS=off LATHE_CUDA_FLASH_PREFILL=off "$java" "${flags[@]}" -cp "$cp_tests" \
   dev.lathe.cuda.GpuSuite '.*(FlashPrefill|ModelParity).*'
 step kernel-bench "$java" "${flags[@]}" -cp "$carry/lib/lathe.jar" dev.lathe.cuda.KernelBenchmark "$results/kernels.md"
 
@@ -141,13 +142,15 @@ fi
 for type in Q4_0 Q8_0 F16; do
   model="/tmp/lathe-synthetic-200M-$type.gguf"
   step "write-model-$type" "$java" "${flags[@]}" -cp "$cp_tests" dev.lathe.cuda.WriteSyntheticModel "$model" "$type"
-  step "lathe-bench-cuda-$type" lathe bench -m "$model" --backend cuda --prompt-tokens 128 --gen-tokens 64 --repeat 3 --no-bandwidth
+  step "lathe-bench-cuda-$type" env LATHE_CUDA_GRAPHS=off "$java" "${flags[@]}" -jar "$carry/lib/lathe.jar" \
+    bench -m "$model" --backend cuda --prompt-tokens 128 --gen-tokens 64 --repeat 3 --no-bandwidth
   # The same decode with each step replayed as one CUDA graph (DecodeGraphs): the launch-bound row.
   step "lathe-bench-cuda-graphs-$type" env LATHE_CUDA_GRAPHS=on "$java" "${flags[@]}" -jar "$carry/lib/lathe.jar" \
     bench -m "$model" --backend cuda --prompt-tokens 128 --gen-tokens 64 --repeat 3 --no-bandwidth
 done
 # f16 K/V pools (half the cache bytes of f32) on the same Q4_0 model, eager and with decode graphs.
-step lathe-bench-cuda-kv-f16-Q4_0 lathe bench -m /tmp/lathe-synthetic-200M-Q4_0.gguf --backend cuda --kv-dtype f16 \
+step lathe-bench-cuda-kv-f16-Q4_0 env LATHE_CUDA_GRAPHS=off "$java" "${flags[@]}" -jar "$carry/lib/lathe.jar" \
+  bench -m /tmp/lathe-synthetic-200M-Q4_0.gguf --backend cuda --kv-dtype f16 \
   --prompt-tokens 128 --gen-tokens 64 --repeat 3 --no-bandwidth
 step lathe-bench-cuda-graphs-kv-f16-Q4_0 env LATHE_CUDA_GRAPHS=on "$java" "${flags[@]}" -jar "$carry/lib/lathe.jar" \
   bench -m /tmp/lathe-synthetic-200M-Q4_0.gguf --backend cuda --kv-dtype f16 --prompt-tokens 128 --gen-tokens 64 \

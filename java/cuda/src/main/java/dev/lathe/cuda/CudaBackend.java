@@ -61,7 +61,7 @@ public final class CudaBackend implements Backend {
     /**
      * Opens GPU {@code ordinal}; throws with the reason when it cannot (library, driver, device).
      * Decode graphs follow {@code -Dlathe.cuda.graphs} / {@code LATHE_CUDA_GRAPHS}, the flash
-     * prefill kernel {@code -Dlathe.cuda.flashPrefill} / {@code LATHE_CUDA_FLASH_PREFILL} (both off when unset).
+     * prefill kernel {@code -Dlathe.cuda.flashPrefill} / {@code LATHE_CUDA_FLASH_PREFILL} (both on unless set off).
      */
     public static CudaBackend open(int ordinal) {
         return open(ordinal, DecodeGraphs.enabled());

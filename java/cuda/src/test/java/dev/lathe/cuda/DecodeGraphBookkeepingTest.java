@@ -209,16 +209,16 @@ class DecodeGraphBookkeepingTest {
     }
 
     @Test
-    void theSwitchIsOffUnlessTurnedOn() {
-        assertFalse(OptInSwitch.parse(null, "x"));
-        assertFalse(OptInSwitch.parse(" ", "x"));
-        assertTrue(OptInSwitch.parse("on", "x"));
-        assertTrue(OptInSwitch.parse("1", "x"));
-        assertTrue(OptInSwitch.parse("TRUE", "x"));
-        assertFalse(OptInSwitch.parse("off", "x"));
-        assertFalse(OptInSwitch.parse("0", "x"));
+    void theSwitchIsOnUnlessTurnedOff() {
+        assertTrue(CudaSwitch.parse(null, "x"));
+        assertTrue(CudaSwitch.parse(" ", "x"));
+        assertTrue(CudaSwitch.parse("on", "x"));
+        assertTrue(CudaSwitch.parse("1", "x"));
+        assertTrue(CudaSwitch.parse("TRUE", "x"));
+        assertFalse(CudaSwitch.parse("off", "x"));
+        assertFalse(CudaSwitch.parse("0", "x"));
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                () -> OptInSwitch.parse("sometimes", "LATHE_CUDA_GRAPHS"));
+                () -> CudaSwitch.parse("sometimes", "LATHE_CUDA_GRAPHS"));
         assertTrue(e.getMessage().contains("LATHE_CUDA_GRAPHS=sometimes"), e.getMessage());
     }
 }

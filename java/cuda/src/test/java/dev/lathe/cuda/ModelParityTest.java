@@ -51,7 +51,7 @@ class ModelParityTest {
     }
 
     /**
-     * The flash prefill kernel in a whole model (LATHE_CUDA_FLASH_PREFILL=on): a synthetic model with
+     * The flash prefill kernel in a whole model (opened with it on, whatever the switch): a synthetic model with
      * head_dim 64 and 4 query heads per KV head, a 100-token prompt in one step (so its attention
      * runs the flash kernel in every layer) then 8 greedy decode steps on the paged kernel; prompt
      * logits and every step's logits vs the CPU, with f32, f16 and bf16 caches.
