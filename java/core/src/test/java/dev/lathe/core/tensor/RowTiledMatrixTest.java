@@ -24,11 +24,16 @@ import org.junit.jupiter.params.provider.MethodSource;
  */
 class RowTiledMatrixTest {
     private static final int TILE = RowTiledMatrix.TILE_ROWS;
-    private static final GgmlType[] TILED = {GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q4_K, GgmlType.F16, GgmlType.BF16};
+    private static final GgmlType[] TILED = {GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q4_K, GgmlType.Q6_K, GgmlType.F16,
+            GgmlType.BF16};
 
-    /** Awkward row lengths: one block, three, 33 (Q4_K: whole super-blocks of 256, one and three). */
+    /** Awkward row lengths: one block, three, 33 (K-quants: whole super-blocks of 256, one and three). */
     private static int[] colsFor(GgmlType type) {
-        return type == GgmlType.Q4_K ? new int[] {256, 256 * 3} : new int[] {32, 32 * 3, 32 * 33};
+        return superBlocks(type) ? new int[] {256, 256 * 3} : new int[] {32, 32 * 3, 32 * 33};
+    }
+
+    private static boolean superBlocks(GgmlType type) {
+        return type == GgmlType.Q4_K || type == GgmlType.Q6_K;
     }
 
     static Stream<Arguments> shapes() {
@@ -82,9 +87,12 @@ class RowTiledMatrixTest {
                             assertTrue(Float.isNaN(actual), "row " + r + " is outside the range and must stay untouched");
                             continue;
                         }
-                        if (type == GgmlType.Q4_0 || type == GgmlType.Q4_K) {
-                            float expected = type == GgmlType.Q4_0 ? roundedInputsQ4_0Dot(source, r, x, t * xStride)
-                                    : roundedInputsQ4_KDot(source, r, x, t * xStride);
+                        if (type == GgmlType.Q4_0 || type == GgmlType.Q4_K || type == GgmlType.Q6_K) {
+                            float expected = switch (type) {
+                                case Q4_0 -> roundedInputsQ4_0Dot(source, r, x, t * xStride);
+                                case Q4_K -> roundedInputsQ4_KDot(source, r, x, t * xStride);
+                                default -> roundedInputsQ6_KDot(source, r, x, t * xStride);
+                            };
                             assertEquals(Float.floatToRawIntBits(expected), Float.floatToRawIntBits(actual),
                                     type + " row " + r + " input " + t + " of " + n + ": " + expected + " vs " + actual);
                         } else {
@@ -169,6 +177,40 @@ class RowTiledMatrixTest {
         return acc + mins;
     }
 
+    /**
+     * Q6_K's product as the tiles define it, from ggml's super-blocks (ql[128], qh[64], int8
+     * scales[16], f16 d): per 32-value block, x rounded as for Q4_0, the integer sum of
+     * {@code scales[v / 16] * (q - 32) * q_x} over its values v, then
+     * {@code acc = fma(sum, d * step, acc)}.
+     */
+    static float roundedInputsQ6_KDot(WeightMatrix q6k, int row, float[] x, int xOffset) {
+        float acc = 0;
+        var data = q6k.data();
+        for (int b = 0; b < q6k.cols() / 32; b++) {
+            long superBlock = row * q6k.rowBytes() + (b / 8) * 210L;
+            float d = Float.float16ToFloat(data.get(PackedMatrix.HALF, superBlock + 208));
+            float amax = 0;
+            for (int c = 0; c < 32; c++) {
+                amax = Math.max(amax, Math.abs(x[xOffset + 32 * b + c]));
+            }
+            float inverse = amax == 0 ? 0 : 127f / amax;
+            int sum = 0;
+            for (int c = 0; c < 32; c++) {
+                int v = 32 * (b % 8) + c; // value in the super-block
+                int half = v / 128;
+                int k = v % 128 / 32;
+                int l = v % 32;
+                int ql = data.get(PackedMatrix.BYTE, superBlock + 64L * half + 32L * (k % 2) + l) & 0xFF;
+                int qh = data.get(PackedMatrix.BYTE, superBlock + 128 + 32L * half + l) & 0xFF;
+                int q = (k < 2 ? ql & 0x0F : ql >> 4) | ((qh >> (2 * k)) & 3) << 4;
+                int scale = data.get(PackedMatrix.BYTE, superBlock + 192 + v / 16);
+                sum += scale * (q - 32) * (int) Math.rint(x[xOffset + 32 * b + c] * inverse);
+            }
+            acc = Math.fma((float) sum, d * (amax / 127f), acc);
+        }
+        return acc;
+    }
+
     /** ggml's get_scale_min_k4, written out from the spec: sub-block j's 6-bit scale and min. */
     private static int[] scaleAndMin(java.lang.foreign.MemorySegment data, long scales, int j) {
         int[] q = new int[12];
@@ -244,7 +286,7 @@ class RowTiledMatrixTest {
         int rows = 8 * TILE;
         try (Arena arena = Arena.ofConfined()) {
             for (GgmlType type : TILED) {
-                int cols = type == GgmlType.Q4_K ? 256 : 32 * 5;
+                int cols = superBlocks(type) ? 256 : 32 * 5;
                 WeightMatrix tiled = RowTiledMatrix.tile(
                         WeightMatrices.of("w", type, rows, cols, RandomWeights.matrix(type, rows, cols, random, arena)), arena);
                 int n = RowTiledMatrix.DECODE_MIN_INPUTS + 1; // both paths: single-input walks and decoded tiles
@@ -273,7 +315,7 @@ class RowTiledMatrixTest {
         int rows = 12 * TILE;
         try (Arena arena = Arena.ofShared()) {
             for (GgmlType type : TILED) {
-                int cols = type == GgmlType.Q4_K ? 512 : 32 * 7;
+                int cols = superBlocks(type) ? 512 : 32 * 7;
                 RowTiledMatrix tiled = (RowTiledMatrix) RowTiledMatrix.tile(
                         WeightMatrices.of("w", type, rows, cols, RandomWeights.matrix(type, rows, cols, random, arena)), arena);
                 for (int n : new int[] {1, RowTiledMatrix.DECODE_MIN_INPUTS + 2}) {
@@ -307,9 +349,9 @@ class RowTiledMatrixTest {
             assertInstanceOf(RowTiledMatrix.class, RowTiledMatrix.tile(ragged, arena), "rows of no whole number of tiles");
             WeightMatrix vector = WeightMatrices.of("w", GgmlType.F16, 1, 64, RandomWeights.matrix(GgmlType.F16, 1, 64, random, arena));
             assertSame(vector, RowTiledMatrix.tile(vector, arena), "one row: a norm's weight or a bias");
-            WeightMatrix q6k = WeightMatrices.of("w", GgmlType.Q6_K, TILE, 256,
-                    RandomWeights.matrix(GgmlType.Q6_K, TILE, 256, random, arena));
-            assertSame(q6k, RowTiledMatrix.tile(q6k, arena));
+            WeightMatrix q5k = WeightMatrices.of("w", GgmlType.Q5_K, TILE, 256,
+                    RandomWeights.matrix(GgmlType.Q5_K, TILE, 256, random, arena));
+            assertSame(q5k, RowTiledMatrix.tile(q5k, arena), "a format with no tiled kernel");
             WeightMatrix f16Ragged = WeightMatrices.of("w", GgmlType.F16, TILE, 33,
                     RandomWeights.matrix(GgmlType.F16, TILE, 33, random, arena));
             assertSame(f16Ragged, RowTiledMatrix.tile(f16Ragged, arena), "F16 rows of no whole number of 32-column blocks");

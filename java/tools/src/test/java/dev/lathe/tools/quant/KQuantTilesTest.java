@@ -15,35 +15,38 @@ import java.io.OutputStream;
 import java.io.PrintStream;
 import java.nio.file.Path;
 import java.util.Random;
-import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
 
 /**
- * A Q4_K model, as {@code lathe quantize} writes it, on the CPU backend's row tiles (integer
- * products against inputs rounded to 8 bits) against the same file in its own layout (f32 inputs).
- * The tiles' products are checked bit for bit against a scalar definition in core's
- * RowTiledMatrixTest; this is the whole model: every Q4_K matrix tiled, prefill (batched products)
- * and decode (single-input products) on one sequence.
+ * A Q4_K and a Q6_K model, as {@code lathe quantize} writes them, on the CPU backend's row tiles
+ * (integer products against inputs rounded to 8 bits) against the same file in its own layout
+ * (f32 inputs). The tiles' products are checked bit for bit against a scalar definition in core's
+ * RowTiledMatrixTest; this is the whole model: every K-quant matrix tiled, prefill (batched
+ * products) and decode (single-input products) on one sequence.
  */
 class KQuantTilesTest {
     private static final PrintStream QUIET = new PrintStream(OutputStream.nullOutputStream());
 
-    @Test
-    void q4KTilesAgreeWithTheFileLayout(@TempDir Path dir) {
+    @ParameterizedTest
+    @EnumSource(value = QuantMethod.class, names = {"Q4_K", "Q6_K"})
+    void kQuantTilesAgreeWithTheFileLayout(QuantMethod method, @TempDir Path dir) {
+        GgmlType type = GgmlType.valueOf(method.name());
         Path f32 = dir.resolve("f32.gguf");
-        SyntheticModel.small(GgmlType.F32).write(f32); // dim 256, FFN 768: whole Q4_K super-blocks
-        Path q4k = dir.resolve("q4k.gguf");
-        ModelQuantizer.quantize(f32, q4k, QuantOptions.of(QuantMethod.Q4_K), false, QUIET);
+        SyntheticModel.small(GgmlType.F32).write(f32); // dim 256, FFN 768: whole super-blocks of 256
+        Path quantized = dir.resolve(method.name() + ".gguf");
+        ModelQuantizer.quantize(f32, quantized, QuantOptions.of(method), false, QUIET);
         Random random = new Random(11);
         int[] prompt = new int[20];
         for (int i = 0; i < prompt.length; i++) {
             prompt[i] = 3 + random.nextInt(2000);
         }
-        try (LoadedModel loaded = ModelLoader.load(q4k);
+        try (LoadedModel loaded = ModelLoader.load(quantized);
              CpuBackend tiles = new CpuBackend(2, true);
              CpuBackend fileLayout = new CpuBackend(2, false)) {
-            assertTrue(loaded.tensors().values().stream().filter(w -> w.type() == GgmlType.Q4_K).count() >= 20,
-                    "the layers' matrices are Q4_K");
+            assertTrue(loaded.tensors().values().stream().filter(w -> w.type() == type).count() >= 20,
+                    "the layers' matrices are " + type);
             LlamaModel tiled = new LlamaModel(loaded, tiles);
             LlamaModel plain = new LlamaModel(loaded, fileLayout);
             float[][] expected = ModelLogits.inOnePrefill(plain, prompt);
@@ -53,12 +56,12 @@ class KQuantTilesTest {
             for (int t = 0; t < prompt.length; t++) {
                 worst = Math.max(worst, ModelLogits.relativeError(expected[t], actual[t]));
             }
-            System.out.printf("Q4_K row tiles vs the file's layout: relative logit error at most %.2e over %d positions%n",
-                    worst, prompt.length);
+            System.out.printf("%s row tiles vs the file's layout: relative logit error at most %.2e over %d positions%n",
+                    type, worst, prompt.length);
             for (int t = 0; t < prompt.length; t++) {
                 // Rounding the inputs to 8 bits moves these random-weight logits by 1.4e-2 at most
-                // (Q4_0's tiles on a model like it: 1.2-1.5e-2); a wrong scale, min or nibble
-                // moves them by far more than 5%.
+                // for Q4_K (Q4_0's tiles on a model like it: 1.2-1.5e-2); a wrong scale, min,
+                // nibble or high bit moves them by far more than 5%.
                 double error = ModelLogits.relativeError(expected[t], actual[t]);
                 assertTrue(error < 5e-2, "position " + t + ": relative error " + error);
                 if (ModelLogits.topGap(expected[t]) > 4 * ModelLogits.maxAbsDifference(expected[t], actual[t])) {
