@@ -10,7 +10,7 @@ import java.util.Objects;
 import jdk.incubator.vector.FloatVector;
 
 /**
- * A Q8_0, Q4_0, Q4_K, Q6_K, F16 or BF16 matrix re-laid once, at load, for the CPU's matrix products: rows in tiles
+ * A Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, F16 or BF16 matrix re-laid once, at load, for the CPU's matrix products: rows in tiles
  * of {@link BlockLanes#LANES} (16 with AVX-512), and within a tile, for each block of 32 columns,
  * the tile's block scales (the quantized formats) followed by its values column by column
  * ({@code [column][row in tile]}). One vector load is then one column of a whole tile, so a tile's
@@ -42,7 +42,7 @@ import jdk.incubator.vector.FloatVector;
  * is always one FMA chain over the block's columns in order, scaled into one accumulator over the
  * blocks in order, whether its input came alone or among many, its row in one tile or a group of
  * four, the tile decoded to floats first or not. So a sequence's logits do not depend on how
- * many others share its batch. (Q4_0, Q4_K and Q6_K sum a block in integers against inputs rounded
+ * many others share its batch. (Q4_0, Q4_K, Q5_K and Q6_K sum a block in integers against inputs rounded
  * to 8 bits: those sums are exact, so the order does not matter there; {@link TiledNibbleMatrix},
  * {@link TiledQ6_KMatrix}.)
  */
@@ -90,7 +90,7 @@ public abstract sealed class RowTiledMatrix implements WeightMatrix
 
     /**
      * {@code weight} re-laid in tiles allocated from {@code arena} when its format has a tiled kernel
-     * (Q8_0, Q4_0, Q4_K, Q6_K, BF16, and F16 without large or non-finite values), it has more than one row,
+     * (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, BF16, and F16 without large or non-finite values), it has more than one row,
      * and its rows are whole blocks of 32 columns; otherwise {@code weight} itself. The tiles live as long as the arena.
      */
     public static WeightMatrix tile(WeightMatrix weight, Arena arena) {
@@ -110,6 +110,7 @@ public abstract sealed class RowTiledMatrix implements WeightMatrix
             case Q8_0 -> new TiledQ8_0Matrix(weight, arena);
             case Q4_0 -> new TiledQ4_0Matrix(weight, arena);
             case Q4_K -> new TiledQ4_KMatrix(weight, arena);
+            case Q5_K -> new TiledQ4_KMatrix(weight, arena);
             case Q6_K -> new TiledQ6_KMatrix(weight, arena);
             case F16 -> TiledHalfMatrix.fits(weight) ? new TiledHalfMatrix(weight, arena) : null;
             case BF16 -> new TiledHalfMatrix(weight, arena);

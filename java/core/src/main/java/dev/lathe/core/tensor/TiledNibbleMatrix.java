@@ -50,21 +50,23 @@ abstract sealed class TiledNibbleMatrix extends RowTiledMatrix permits TiledQ4_0
     static final int HEADER_BYTES = 2 * TILE_ROWS;
     static final int GROUPS = BLOCK / 4;
     static final int GROUP_BYTES = 2 * TILE_ROWS;
+    /** A tile block of the 4-bit formats; Q5_K's carry its fifth bits after the nibbles ({@link TiledQ4_KMatrix}). */
     static final int BLOCK_BYTES = HEADER_BYTES + GROUPS * GROUP_BYTES;
     private static final int ROUNDED_MAX = 127;
     /** 1.5 * 2^23: x + this - this is x rounded to the nearest integer, ties to even, for |x| < 2^22. */
     private static final float ROUND = 0x1.8p23f;
     /** Two rows' worth of bytes (one group) and of 16-bit lanes (a whole vector). */
-    private static final VectorSpecies<Byte> GROUP = VectorSpecies.of(byte.class, VectorShape.forBitSize(GROUP_BYTES * Byte.SIZE));
-    private static final VectorSpecies<Short> ROW_PAIRS = VectorSpecies.of(short.class, FLOATS.vectorShape());
+    static final VectorSpecies<Byte> GROUP = VectorSpecies.of(byte.class, VectorShape.forBitSize(GROUP_BYTES * Byte.SIZE));
+    static final VectorSpecies<Short> ROW_PAIRS = VectorSpecies.of(short.class, FLOATS.vectorShape());
 
     /** A value is {@code scale * (nibble - offset)} (less the block's min, if it has one). */
     private final int offset;
     /** Whether blocks have mins (Q4_K): {@link #mins} and the second chain of sums. */
     private final boolean hasMins;
 
-    TiledNibbleMatrix(WeightMatrix source, Arena arena, int offset, boolean hasMins) {
-        super(source, BLOCK_BYTES, true, arena);
+    /** {@code blockBytes}: {@link #BLOCK_BYTES}, or more for a format that keeps more after the nibbles. */
+    TiledNibbleMatrix(WeightMatrix source, Arena arena, int offset, boolean hasMins, int blockBytes) {
+        super(source, blockBytes, true, arena);
         this.offset = offset;
         this.hasMins = hasMins;
     }
@@ -254,7 +256,7 @@ abstract sealed class TiledNibbleMatrix extends RowTiledMatrix permits TiledQ4_0
      * the block's exact integer products, scaled and added to {@code lanes[at + g * TILE_ROWS..]}.
      * NOTE: a second method: in the loops above it was more than C2 inlines in one method.
      */
-    private void scaleTilesInto(long tileBlock, int tile, int count, RoundedInputs in, int t, int b, float[] lanes, int at) {
+    final void scaleTilesInto(long tileBlock, int tile, int count, RoundedInputs in, int t, int b, float[] lanes, int at) {
         for (int g = 0; g < count; g++, tileBlock += tileBytes, at += TILE_ROWS) {
             IntVector pairsOfSums = ShortVector.fromArray(ROW_PAIRS, in.shortScratch, g * 2 * TILE_ROWS).reinterpretAsInts();
             IntVector total = pairsOfSums.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16)
@@ -274,7 +276,7 @@ abstract sealed class TiledNibbleMatrix extends RowTiledMatrix permits TiledQ4_0
      * scales and mins together, {@link #scaleTilesInto} was more than C2 inlines, and its vectors
      * were boxed (JFR: {@code AbstractVector.convert0} under {@code mins}).
      */
-    private void minTilesInto(int tile, int count, RoundedInputs in, int t, int b) {
+    final void minTilesInto(int tile, int count, RoundedInputs in, int t, int b) {
         FloatVector weight = FloatVector.broadcast(FLOATS, in.minWeights[t * blocksPerRow + b]);
         for (int g = 0; g < count; g++) {
             int at = g * TILE_ROWS;
@@ -283,7 +285,7 @@ abstract sealed class TiledNibbleMatrix extends RowTiledMatrix permits TiledQ4_0
     }
 
     /** Adds the min chains of {@code count} tiles to their sums at {@code lanes[at..]}, once all blocks are in. */
-    private void addMins(int count, RoundedInputs in, float[] lanes, int at) {
+    final void addMins(int count, RoundedInputs in, float[] lanes, int at) {
         if (!hasMins) {
             return;
         }

@@ -14,7 +14,7 @@ import jdk.incubator.vector.FloatVector;
  */
 final class TiledQ4_0Matrix extends TiledNibbleMatrix {
     TiledQ4_0Matrix(WeightMatrix source, Arena arena) {
-        super(source, arena, 8, false);
+        super(source, arena, 8, false, BLOCK_BYTES);
     }
 
     @Override

@@ -24,8 +24,8 @@ import org.junit.jupiter.params.provider.MethodSource;
  */
 class RowTiledMatrixTest {
     private static final int TILE = RowTiledMatrix.TILE_ROWS;
-    private static final GgmlType[] TILED = {GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q4_K, GgmlType.Q6_K, GgmlType.F16,
-            GgmlType.BF16};
+    private static final GgmlType[] TILED = {GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K,
+            GgmlType.F16, GgmlType.BF16};
 
     /** Awkward row lengths: one block, three, 33 (K-quants: whole super-blocks of 256, one and three). */
     private static int[] colsFor(GgmlType type) {
@@ -33,7 +33,7 @@ class RowTiledMatrixTest {
     }
 
     private static boolean superBlocks(GgmlType type) {
-        return type == GgmlType.Q4_K || type == GgmlType.Q6_K;
+        return type == GgmlType.Q4_K || type == GgmlType.Q5_K || type == GgmlType.Q6_K;
     }
 
     static Stream<Arguments> shapes() {
@@ -87,10 +87,10 @@ class RowTiledMatrixTest {
                             assertTrue(Float.isNaN(actual), "row " + r + " is outside the range and must stay untouched");
                             continue;
                         }
-                        if (type == GgmlType.Q4_0 || type == GgmlType.Q4_K || type == GgmlType.Q6_K) {
+                        if (type == GgmlType.Q4_0 || superBlocks(type)) {
                             float expected = switch (type) {
                                 case Q4_0 -> roundedInputsQ4_0Dot(source, r, x, t * xStride);
-                                case Q4_K -> roundedInputsQ4_KDot(source, r, x, t * xStride);
+                                case Q4_K, Q5_K -> roundedInputsKDot(source, r, x, t * xStride);
                                 default -> roundedInputsQ6_KDot(source, r, x, t * xStride);
                             };
                             assertEquals(Float.floatToRawIntBits(expected), Float.floatToRawIntBits(actual),
@@ -142,16 +142,21 @@ class RowTiledMatrixTest {
     }
 
     /**
-     * Q4_K's product as the tiles define it, from ggml's super-blocks: per 32-value sub-block,
-     * x rounded as for Q4_0, {@code acc = fma(sum of nibble * q, (d * sc) * step, acc)} and in a
-     * second chain {@code mins = fma(dmin * m, -(step * sum of q), mins)}; then {@code acc + mins}.
+     * Q4_K's and Q5_K's product as the tiles define it, from ggml's super-blocks: per 32-value
+     * sub-block, x rounded as for Q4_0, {@code acc = fma(sum of q5 * q, (d * sc) * step, acc)} and
+     * in a second chain {@code mins = fma(dmin * m, -(step * sum of q), mins)}; then
+     * {@code acc + mins}. Q4_K: 144-byte super-blocks, qs at 16; Q5_K: 176, qh[32] at 16 (bit s
+     * of qh[c] is sub-block s's fifth bit of value c), qs at 48.
      */
-    static float roundedInputsQ4_KDot(WeightMatrix q4k, int row, float[] x, int xOffset) {
+    static float roundedInputsKDot(WeightMatrix kQuant, int row, float[] x, int xOffset) {
+        boolean q5 = kQuant.type() == GgmlType.Q5_K;
+        long superBytes = q5 ? 176 : 144;
+        long qs = q5 ? 48 : 16;
         float acc = 0;
         float mins = 0;
-        var data = q4k.data();
-        for (int b = 0; b < q4k.cols() / 32; b++) {
-            long superBlock = row * q4k.rowBytes() + (b / 8) * 144L;
+        var data = kQuant.data();
+        for (int b = 0; b < kQuant.cols() / 32; b++) {
+            long superBlock = row * kQuant.rowBytes() + (b / 8) * superBytes;
             int sub = b % 8;
             float d = Float.float16ToFloat(data.get(PackedMatrix.HALF, superBlock));
             float dmin = Float.float16ToFloat(data.get(PackedMatrix.HALF, superBlock + 2));
@@ -165,10 +170,13 @@ class RowTiledMatrixTest {
             int products = 0;
             int sum = 0;
             for (int c = 0; c < 32; c++) {
-                int packed = data.get(PackedMatrix.BYTE, superBlock + 16 + 32L * (sub / 2) + c) & 0xFF;
-                int nibble = sub % 2 == 0 ? packed & 0x0F : packed >> 4;
+                int packed = data.get(PackedMatrix.BYTE, superBlock + qs + 32L * (sub / 2) + c) & 0xFF;
+                int value = sub % 2 == 0 ? packed & 0x0F : packed >> 4;
+                if (q5) {
+                    value |= ((data.get(PackedMatrix.BYTE, superBlock + 16 + c) >> sub) & 1) << 4;
+                }
                 int q = (int) Math.rint(x[xOffset + 32 * b + c] * inverse);
-                products += nibble * q;
+                products += value * q;
                 sum += q;
             }
             acc = Math.fma((float) products, d * sm[0] * step, acc);
@@ -349,9 +357,9 @@ class RowTiledMatrixTest {
             assertInstanceOf(RowTiledMatrix.class, RowTiledMatrix.tile(ragged, arena), "rows of no whole number of tiles");
             WeightMatrix vector = WeightMatrices.of("w", GgmlType.F16, 1, 64, RandomWeights.matrix(GgmlType.F16, 1, 64, random, arena));
             assertSame(vector, RowTiledMatrix.tile(vector, arena), "one row: a norm's weight or a bias");
-            WeightMatrix q5k = WeightMatrices.of("w", GgmlType.Q5_K, TILE, 256,
-                    RandomWeights.matrix(GgmlType.Q5_K, TILE, 256, random, arena));
-            assertSame(q5k, RowTiledMatrix.tile(q5k, arena), "a format with no tiled kernel");
+            WeightMatrix q5_0 = WeightMatrices.of("w", GgmlType.Q5_0, TILE, 256,
+                    RandomWeights.matrix(GgmlType.Q5_0, TILE, 256, random, arena));
+            assertSame(q5_0, RowTiledMatrix.tile(q5_0, arena), "a format with no tiled kernel");
             WeightMatrix f16Ragged = WeightMatrices.of("w", GgmlType.F16, TILE, 33,
                     RandomWeights.matrix(GgmlType.F16, TILE, 33, random, arena));
             assertSame(f16Ragged, RowTiledMatrix.tile(f16Ragged, arena), "F16 rows of no whole number of 32-column blocks");

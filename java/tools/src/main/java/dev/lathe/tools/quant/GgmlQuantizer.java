@@ -8,7 +8,7 @@ import java.lang.foreign.MemorySegment;
 
 /**
  * Writes f32 rows as ggml blocks by ggml's reference algorithms: F32/F16/BF16/Q8_0/Q4_0 through
- * core's {@link WeightEncoder}, Q4_K and Q6_K through {@link KQuantizer}.
+ * core's {@link WeightEncoder}, Q4_K, Q5_K and Q6_K through {@link KQuantizer}.
  */
 public final class GgmlQuantizer {
     private GgmlQuantizer() {
@@ -16,13 +16,14 @@ public final class GgmlQuantizer {
 
     /** True for the types this class can write. */
     public static boolean canWrite(GgmlType type) {
-        return type == GgmlType.Q4_K || type == GgmlType.Q6_K || WeightEncoder.canEncode(type);
+        return type == GgmlType.Q4_K || type == GgmlType.Q5_K || type == GgmlType.Q6_K || WeightEncoder.canEncode(type);
     }
 
     /** Encodes one row of {@code cols} values at {@code src[srcOffset..]} into {@code dst[dstOffset..]}. */
     public static void quantizeRow(GgmlType type, float[] src, int srcOffset, int cols, MemorySegment dst, long dstOffset) {
         switch (type) {
             case Q4_K -> KQuantizer.quantizeRowQ4K(src, srcOffset, cols, dst, dstOffset);
+            case Q5_K -> KQuantizer.quantizeRowQ5K(src, srcOffset, cols, dst, dstOffset);
             case Q6_K -> KQuantizer.quantizeRowQ6K(src, srcOffset, cols, dst, dstOffset);
             default -> WeightEncoder.encodeRow(type, src, srcOffset, cols, dst, dstOffset);
         }

@@ -6,10 +6,10 @@ import java.nio.ByteOrder;
 import java.util.Objects;
 
 /**
- * ggml's reference quantizers for the k-quant super-blocks Q4_K and Q6_K (quantize_row_q4_K_ref,
- * quantize_row_q6_K_ref in ggml-quants.c, with their helpers make_qkx2_quants and
+ * ggml's reference quantizers for the k-quant super-blocks Q4_K, Q5_K and Q6_K (quantize_row_q4_K_ref,
+ * quantize_row_q5_K_ref, quantize_row_q6_K_ref in ggml-quants.c, with their helpers make_qkx2_quants and
  * make_qx_quants), so llama.cpp reads our files and sees the values its own quantizer would
- * have written. Block layouts are documented on the core readers (Q4_KMatrix, Q6_KMatrix).
+ * have written. Block layouts are documented on the core readers (Q4_KMatrix, Q5_KMatrix, Q6_KMatrix).
  *
  * <p>Every operation is done in f32 in the reference's order: Java's float arithmetic is strict
  * IEEE, which matches a C build without FMA contraction (the reference ggml build).
@@ -18,6 +18,7 @@ public final class KQuantizer {
     /** Values per super-block. */
     public static final int QK_K = 256;
     public static final int Q4_K_BYTES = 144;
+    public static final int Q5_K_BYTES = 176;
     public static final int Q6_K_BYTES = 210;
     /** ggml's threshold below which a group counts as all zero. */
     private static final float GROUP_MAX_EPS = 1e-15f;
@@ -45,7 +46,24 @@ public final class KQuantizer {
      * super-blocks written at {@code dst[dstOffset..]}.
      */
     public static void quantizeRowQ4K(float[] src, int srcOffset, int cols, MemorySegment dst, long dstOffset) {
-        checkRow(src, srcOffset, cols, dst, dstOffset, Q4_K_BYTES);
+        quantizeRowQ4KOrQ5K(src, srcOffset, cols, dst, dstOffset, false);
+    }
+
+    /**
+     * Quantizes {@code cols} values (a multiple of 256) at {@code src[srcOffset..]} as Q5_K
+     * super-blocks written at {@code dst[dstOffset..]}: quantize_row_q5_K_ref, which is Q4_K's
+     * algorithm with 32 levels (make_qkx2_quants with nmax 31, rmin -0.5, 15 steps) and the fifth
+     * bits in {@code qh} (bit s of {@code qh[c]}: sub-block s, value c).
+     */
+    public static void quantizeRowQ5K(float[] src, int srcOffset, int cols, MemorySegment dst, long dstOffset) {
+        quantizeRowQ4KOrQ5K(src, srcOffset, cols, dst, dstOffset, true);
+    }
+
+    private static void quantizeRowQ4KOrQ5K(float[] src, int srcOffset, int cols, MemorySegment dst, long dstOffset,
+                                            boolean fiveBits) {
+        int blockBytes = fiveBits ? Q5_K_BYTES : Q4_K_BYTES;
+        int nmax = fiveBits ? 31 : 15;
+        checkRow(src, srcOffset, cols, dst, dstOffset, blockBytes);
         byte[] levels = new byte[QK_K];
         byte[] scratch = new byte[32];
         float[] weights = new float[32];
@@ -55,7 +73,7 @@ public final class KQuantizer {
         byte[] packedScales = new byte[12];
         for (int b = 0; b < cols / QK_K; b++) {
             int x = srcOffset + b * QK_K;
-            long block = dstOffset + (long) b * Q4_K_BYTES;
+            long block = dstOffset + (long) b * blockBytes;
             float maxScale = 0;
             float maxMin = 0;
             for (int j = 0; j < 8; j++) {
@@ -67,8 +85,9 @@ public final class KQuantizer {
                 for (int l = 0; l < 32; l++) {
                     weights[l] = avX + Math.abs(src[x + 32 * j + l]);
                 }
-                scales[j] = makeQkx2Quants(32, 15, src, x + 32 * j, weights, levels, 32 * j, theMin, scratch,
-                        -1f, 0.1f, 20);
+                scales[j] = fiveBits
+                        ? makeQkx2Quants(32, 31, src, x + 32 * j, weights, levels, 32 * j, theMin, scratch, -0.5f, 0.1f, 15)
+                        : makeQkx2Quants(32, 15, src, x + 32 * j, weights, levels, 32 * j, theMin, scratch, -1f, 0.1f, 20);
                 mins[j] = theMin[0];
                 maxScale = Math.max(maxScale, scales[j]);
                 maxMin = Math.max(maxMin, mins[j]);
@@ -104,14 +123,23 @@ public final class KQuantizer {
                 float subMin = dmin * minK4(packedScales, j);
                 for (int i = 0; i < 32; i++) {
                     int l = nearestInt((src[x + 32 * j + i] + subMin) / subScale);
-                    levels[32 * j + i] = (byte) Math.max(0, Math.min(15, l));
+                    levels[32 * j + i] = (byte) Math.max(0, Math.min(nmax, l));
                 }
             }
+            // Q4_K: qs[128] at 16. Q5_K: qh[32] at 16, qs[128] at 48; sub-block 2c + h's fifth bit
+            // of value l is bit 2c + h of qh[l], its low 4 bits qs[32c + l]'s low (h = 0) or high nibble.
+            long qs = block + (fiveBits ? 48 : 16);
+            byte[] qh = new byte[32];
             for (int c = 0; c < 4; c++) {
                 for (int l = 0; l < 32; l++) {
-                    int packed = levels[64 * c + l] | (levels[64 * c + 32 + l] << 4);
-                    dst.set(ValueLayout.JAVA_BYTE, block + 16 + 32 * c + l, (byte) packed);
+                    int low = levels[64 * c + l];
+                    int high = levels[64 * c + 32 + l];
+                    qh[l] |= (byte) ((low >> 4) << (2 * c) | (high >> 4) << (2 * c + 1));
+                    dst.set(ValueLayout.JAVA_BYTE, qs + 32 * c + l, (byte) ((low & 0x0F) | (high & 0x0F) << 4));
                 }
+            }
+            if (fiveBits) {
+                MemorySegment.copy(qh, 0, dst, ValueLayout.JAVA_BYTE, block + 16, 32);
             }
         }
     }

@@ -212,6 +212,7 @@ public final class ModelQuantizer {
             case Q8_0 -> 7;   // LLAMA_FTYPE_MOSTLY_Q8_0
             case Q4_0 -> 2;   // LLAMA_FTYPE_MOSTLY_Q4_0
             case Q4_K -> 14;  // LLAMA_FTYPE_MOSTLY_Q4_K_S: every K-divisible matrix Q4_K
+            case Q5_K -> 16;  // LLAMA_FTYPE_MOSTLY_Q5_K_S: every K-divisible matrix Q5_K
             case Q6_K -> 18;  // LLAMA_FTYPE_MOSTLY_Q6_K
             default -> -1;
         };

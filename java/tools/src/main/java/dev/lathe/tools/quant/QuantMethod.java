@@ -7,6 +7,7 @@ public enum QuantMethod {
     Q8_0(false),
     Q4_0(false),
     Q4_K(false),
+    Q5_K(false),
     Q6_K(false),
     /** NormalFloat-4, absmax per group (64 by default). */
     NF4(false),
@@ -23,6 +24,6 @@ public enum QuantMethod {
     }
 
     public boolean writesGgmlType() {
-        return this == Q8_0 || this == Q4_0 || this == Q4_K || this == Q6_K;
+        return this == Q8_0 || this == Q4_0 || this == Q4_K || this == Q5_K || this == Q6_K;
     }
 }

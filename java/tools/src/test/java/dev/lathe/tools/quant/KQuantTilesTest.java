@@ -20,7 +20,7 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
 
 /**
- * A Q4_K and a Q6_K model, as {@code lathe quantize} writes them, on the CPU backend's row tiles
+ * Q4_K, Q5_K and Q6_K models, as {@code lathe quantize} writes them, on the CPU backend's row tiles
  * (integer products against inputs rounded to 8 bits) against the same file in its own layout
  * (f32 inputs). The tiles' products are checked bit for bit against a scalar definition in core's
  * RowTiledMatrixTest; this is the whole model: every K-quant matrix tiled, prefill (batched
@@ -30,7 +30,7 @@ class KQuantTilesTest {
     private static final PrintStream QUIET = new PrintStream(OutputStream.nullOutputStream());
 
     @ParameterizedTest
-    @EnumSource(value = QuantMethod.class, names = {"Q4_K", "Q6_K"})
+    @EnumSource(value = QuantMethod.class, names = {"Q4_K", "Q5_K", "Q6_K"})
     void kQuantTilesAgreeWithTheFileLayout(QuantMethod method, @TempDir Path dir) {
         GgmlType type = GgmlType.valueOf(method.name());
         Path f32 = dir.resolve("f32.gguf");

@@ -17,7 +17,7 @@ import java.util.Random;
 import org.junit.jupiter.api.Test;
 
 /**
- * Q4_K and Q6_K against an independent transcription of ggml's published reference steps
+ * Q4_K, Q5_K and Q6_K against an independent transcription of ggml's published reference steps
  * (written here from the algorithm, in a different shape: per super-block into plain arrays,
  * nearest_int by ggml's own float trick), byte for byte on random super-blocks of several
  * distributions; plus hand-checked cases and dequantization error bounds through core's readers.
@@ -51,7 +51,18 @@ class KQuantizerTest {
     // ---- the independent transcription -------------------------------------------------------
 
     private static byte[] referenceQ4K(float[] x) {
-        byte[] out = new byte[KQuantizer.Q4_K_BYTES];
+        return referenceQ4KOrQ5K(x, false);
+    }
+
+    /**
+     * Q5_K is Q4_K's algorithm with nmax 31, rmin -0.5 and 15 steps, 176-byte super-blocks: qh[32]
+     * at 16 (bit s of qh[i]: the fifth bit of sub-block s's value i), qs at 48.
+     */
+    private static byte[] referenceQ4KOrQ5K(float[] x, boolean q5) {
+        int nmax = q5 ? 31 : 15;
+        float rmin = q5 ? -0.5f : -1f;
+        int nstep = q5 ? 15 : 20;
+        byte[] out = new byte[q5 ? KQuantizer.Q5_K_BYTES : KQuantizer.Q4_K_BYTES];
         int[] level = new int[256];
         float[] sc = new float[8];
         float[] mn = new float[8];
@@ -67,7 +78,7 @@ class KQuantizerTest {
             for (int i = 0; i < 32; i++) {
                 w[i] = av + Math.abs(v[i]);
             }
-            // make_qkx2_quants(32, 15, ..., rmin -1, rdelta 0.1, nstep 20, use_mad false)
+            // make_qkx2_quants(32, nmax, ..., rmin, rdelta 0.1, nstep, use_mad false)
             float lo = v[0];
             float hi = v[0];
             float sw = w[0];
@@ -87,22 +98,22 @@ class KQuantizerTest {
             if (hi == lo) {
                 bestScale = 0;
             } else {
-                float inv = 15 / (hi - lo);
+                float inv = nmax / (hi - lo);
                 bestScale = 1 / inv;
                 float err = 0;
                 for (int i = 0; i < 32; i++) {
-                    best[i] = Math.clamp(ggmlNearestInt(inv * (v[i] - lo)), 0, 15);
+                    best[i] = Math.clamp(ggmlNearestInt(inv * (v[i] - lo)), 0, nmax);
                     float d = bestScale * best[i] + lo - v[i];
                     err = err + w[i] * (d * d);
                 }
-                for (int step = 0; step <= 20; step++) {
-                    float tryInv = (-1f + 0.1f * step + 15) / (hi - lo); // lo: see the NOTE below
+                for (int step = 0; step <= nstep; step++) {
+                    float tryInv = (rmin + 0.1f * step + nmax) / (hi - lo); // lo: see the NOTE below
                     int[] cand = new int[32];
                     float l1 = 0;
                     float l2 = 0;
                     float xl = 0;
                     for (int i = 0; i < 32; i++) {
-                        cand[i] = Math.clamp(ggmlNearestInt(tryInv * (v[i] - lo)), 0, 15);
+                        cand[i] = Math.clamp(ggmlNearestInt(tryInv * (v[i] - lo)), 0, nmax);
                         l1 = l1 + w[i] * cand[i];
                         l2 = l2 + w[i] * cand[i] * cand[i];
                         xl = xl + w[i] * cand[i] * v[i];
@@ -167,13 +178,19 @@ class KQuantizerTest {
             }
             float dm = Float.float16ToFloat(dmin) * lm[s];
             for (int i = 0; i < 32; i++) {
-                level[32 * s + i] = Math.clamp(ggmlNearestInt((x[32 * s + i] + dm) / ds), 0, 15);
+                level[32 * s + i] = Math.clamp(ggmlNearestInt((x[32 * s + i] + dm) / ds), 0, nmax);
             }
         }
+        int qs = q5 ? 48 : 16;
         for (int i = 0; i < 128; i++) {
             int chunk = i / 32;
             int l = i % 32;
-            out[16 + i] = (byte) (level[64 * chunk + l] | (level[64 * chunk + 32 + l] << 4));
+            int first = level[64 * chunk + l];
+            int second = level[64 * chunk + 32 + l];
+            out[qs + i] = (byte) ((first & 0xF) | ((second & 0xF) << 4));
+            if (q5) {
+                out[16 + l] |= (byte) ((first >> 4) << (2 * chunk) | (second >> 4) << (2 * chunk + 1));
+            }
         }
         return out;
     }
@@ -285,6 +302,15 @@ class KQuantizerTest {
     }
 
     @Test
+    void q5KEqualsTheReferenceOnRandomSuperBlocks() {
+        Random random = TestRandom.create("q5KEqualsTheReferenceOnRandomSuperBlocks");
+        for (int trial = 0; trial < 400; trial++) {
+            float[] x = randomRow(random, 256, trial % 4);
+            assertArrayEquals(referenceQ4KOrQ5K(x, true), quantize(GgmlType.Q5_K, x), "trial " + trial + " kind " + trial % 4);
+        }
+    }
+
+    @Test
     void q6KEqualsTheReferenceOnRandomSuperBlocks() {
         Random random = TestRandom.create("q6KEqualsTheReferenceOnRandomSuperBlocks");
         for (int trial = 0; trial < 400; trial++) {
@@ -297,6 +323,9 @@ class KQuantizerTest {
     void allZeroBlocksAreAllZeroBytes() {
         float[] zeros = new float[512];
         for (byte b : quantize(GgmlType.Q4_K, zeros)) {
+            assertEquals(0, b);
+        }
+        for (byte b : quantize(GgmlType.Q5_K, zeros)) {
             assertEquals(0, b);
         }
         for (byte b : quantize(GgmlType.Q6_K, zeros)) {
@@ -314,7 +343,7 @@ class KQuantizerTest {
             amax = Math.max(amax, Math.abs(v));
         }
         try (Arena arena = Arena.ofConfined()) {
-            for (GgmlType type : new GgmlType[] {GgmlType.Q4_K, GgmlType.Q6_K}) {
+            for (GgmlType type : new GgmlType[] {GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K}) {
                 MemorySegment blocks = GgmlQuantizer.quantize(type, x, 1, cols, arena);
                 WeightMatrix w = WeightMatrices.of("t", type, 1, cols, blocks);
                 float[] back = new float[cols];
@@ -323,9 +352,13 @@ class KQuantizerTest {
                 for (int i = 0; i < cols; i++) {
                     maxErr = Math.max(maxErr, Math.abs(back[i] - x[i]));
                 }
-                // Q4_K: a range of at most 2 * amax over 15 steps; Q6_K: amax over 32 steps. The
-                // 6-bit sub-scales add up to one more step of slack.
-                double bound = type == GgmlType.Q4_K ? 2 * amax / 15 : amax / 32 * 1.5;
+                // Q4_K: a range of at most 2 * amax over 15 steps; Q5_K over 31; Q6_K: amax over
+                // 32 steps. The 6-bit sub-scales add up to one more step of slack.
+                double bound = switch (type) {
+                    case Q4_K -> 2 * amax / 15;
+                    case Q5_K -> 2 * amax / 31;
+                    default -> amax / 32 * 1.5;
+                };
                 assertTrue(maxErr <= bound, type + " max error " + maxErr + " > " + bound);
                 assertTrue(maxErr > 0, type + " is lossy: an exact result means nothing was quantized");
             }

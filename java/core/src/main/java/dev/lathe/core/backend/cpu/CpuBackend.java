@@ -26,7 +26,7 @@ public final class CpuBackend implements Backend {
     /** Below this many multiply-adds a matmul runs on the calling thread. */
     private static final long PARALLEL_THRESHOLD = 1 << 15;
     /**
-     * {@code -Dlathe.cpu.repack=off} keeps Q8_0, Q4_0, Q4_K, Q6_K, F16 and BF16 weights as the file has them
+     * {@code -Dlathe.cpu.repack=off} keeps Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, F16 and BF16 weights as the file has them
      * instead of in {@link RowTiledMatrix}'s tiles: for measuring one against the other.
      */
     static final String REPACK_PROPERTY = "lathe.cpu.repack";
@@ -43,8 +43,8 @@ public final class CpuBackend implements Backend {
     }
 
     /**
-     * {@code threads} threads; Q8_0, Q4_0, Q4_K, Q6_K, F16 and BF16 weights in {@link RowTiledMatrix}'s
-     * tiles ({@code repack}) or as the file has them. Q4_0, Q4_K and Q6_K tiles multiply against inputs
+     * {@code threads} threads; Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, F16 and BF16 weights in {@link RowTiledMatrix}'s
+     * tiles ({@code repack}) or as the file has them. Q4_0 and K-quant tiles multiply against inputs
      * rounded to 8 bits (as llama.cpp's do); in the file's layout every product reads the f32 inputs.
      */
     public CpuBackend(int threads, boolean repack) {
@@ -67,7 +67,7 @@ public final class CpuBackend implements Backend {
     @Override
     public String describe() {
         return "cpu (" + threads + " threads, " + F.vectorBitSize() + "-bit vectors, "
-                + (repack ? "Q8_0/Q4_0/Q4_K/Q6_K/F16/BF16 in row tiles, Q4_0/Q4_K/Q6_K against 8-bit inputs" : "weights as in the file") + ")";
+                + (repack ? "Q8_0/Q4_0/Q4_K/Q5_K/Q6_K/F16/BF16 in row tiles, Q4_0/Q4_K/Q5_K/Q6_K against 8-bit inputs" : "weights as in the file") + ")";
     }
 
     @Override
@@ -150,7 +150,7 @@ public final class CpuBackend implements Backend {
         }
         int rows = w.rows();
         if (w instanceof RowTiledMatrix tiled) {
-            // Inputs prepared (Q4_0/Q4_K/Q6_K: rounded) once for all threads; the rows split on whole
+            // Inputs prepared (Q4_0 and K-quants: rounded) once for all threads; the rows split on whole
             // groups of tiles, so no thread's share starts mid-tile.
             RowTiledMatrix.Inputs prepared = tiled.prepare(in.data(), in.cols(), tokens);
             int group = RowTiledMatrix.ROW_GROUP;
