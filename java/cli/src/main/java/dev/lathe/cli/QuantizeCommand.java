@@ -12,7 +12,7 @@ import java.util.concurrent.Callable;
 
 /** {@code lathe quantize}: writes a quantized copy of a model, as GGUF or as a Hugging Face directory. */
 @Command(name = "quantize", mixinStandardHelpOptions = true,
-        description = {"Quantize a GGUF model: GGUF types (q8_0, q4_0, q4_k, q5_k, q6_k) by ggml's reference algorithms, or",
+        description = {"Quantize a GGUF model: GGUF types (q8_0, q4_0, q4_k, q5_k, q6_k, and llama.cpp's mixes q4_k_m, q5_k_m) by ggml's reference algorithms, or",
             "Lathe's formats: rtn (INT8 per channel with --bits 8, else INT2/3/4 group-wise), nf4, gptq, awq.",
             "Norms stay F32; token_embd/output and matrices whose K is not a whole number of groups go to 8 bits.",
             "--output-format hf writes a Hugging Face directory instead (any input Lathe reads): gptq and rtn (2/4 bits)",
@@ -33,7 +33,7 @@ final class QuantizeCommand implements Callable<Integer> {
     Path tokenizer;
 
     @Option(names = "--method", required = true, paramLabel = "METHOD",
-            description = "rtn, q8_0, q4_0, q4_k, q5_k, q6_k, nf4, gptq or awq.")
+            description = "rtn, q8_0, q4_0, q4_k, q5_k, q6_k, q4_k_m, q5_k_m, nf4, gptq or awq.")
     QuantMethod method;
 
     @Option(names = "--bits", paramLabel = "B", description = "rtn: 2, 3, 4 or 8; gptq/awq: 2, 3 or 4 (default ${DEFAULT-VALUE}).")

@@ -77,11 +77,11 @@ public final class ModelQuantizer {
         try (Arena arena = Arena.ofShared()) {
             GgufFile gguf = openGguf(input, arena);
             LoadedModel model = GgufModelReader.fromFile(gguf, arena);
-            Map<String, WeightFormat> plan = new LinkedHashMap<>();
+            Map<String, WeightMatrix> tensors = new LinkedHashMap<>();
             for (GgufTensorInfo info : gguf.tensors().values()) {
-                WeightMatrix w = model.tensor(info.name());
-                plan.put(info.name(), TensorPlanner.plan(info.name(), w.rows(), w.cols(), w.format(), options));
+                tensors.put(info.name(), model.tensor(info.name()));
             }
+            Map<String, WeightFormat> plan = TensorPlanner.planAll(tensors, options);
             if (sensitivityBudget != null) {
                 plan = SensitivityMixing.refine(model, plan, options, sensitivityBudget, log);
             }
@@ -213,6 +213,8 @@ public final class ModelQuantizer {
             case Q4_0 -> 2;   // LLAMA_FTYPE_MOSTLY_Q4_0
             case Q4_K -> 14;  // LLAMA_FTYPE_MOSTLY_Q4_K_S: every K-divisible matrix Q4_K
             case Q5_K -> 16;  // LLAMA_FTYPE_MOSTLY_Q5_K_S: every K-divisible matrix Q5_K
+            case Q4_K_M -> 15; // LLAMA_FTYPE_MOSTLY_Q4_K_M
+            case Q5_K_M -> 17; // LLAMA_FTYPE_MOSTLY_Q5_K_M
             case Q6_K -> 18;  // LLAMA_FTYPE_MOSTLY_Q6_K
             default -> -1;
         };
@@ -302,11 +304,7 @@ public final class ModelQuantizer {
      */
     public static LoadedModel quantizeInMemory(LoadedModel model, QuantOptions options, Double sensitivityBudget, Arena arena,
                                                PrintStream log) {
-        Map<String, WeightFormat> plan = new LinkedHashMap<>();
-        for (Map.Entry<String, WeightMatrix> e : model.tensors().entrySet()) {
-            WeightMatrix w = e.getValue();
-            plan.put(e.getKey(), TensorPlanner.plan(e.getKey(), w.rows(), w.cols(), w.format(), options));
-        }
+        Map<String, WeightFormat> plan = TensorPlanner.planAll(model.tensors(), options);
         if (sensitivityBudget != null) {
             plan = SensitivityMixing.refine(model, plan, options, sensitivityBudget, log);
         }

@@ -9,6 +9,10 @@ public enum QuantMethod {
     Q4_K(false),
     Q5_K(false),
     Q6_K(false),
+    /** llama.cpp's Q4_K_M mix: Q4_K, with Q6_K for the output head and some attn_v / ffn_down ({@link TensorPlanner}). */
+    Q4_K_M(false),
+    /** llama.cpp's Q5_K_M mix: as Q4_K_M, around Q5_K. */
+    Q5_K_M(false),
     /** NormalFloat-4, absmax per group (64 by default). */
     NF4(false),
     /** GPTQ: second-order error compensation from calibration activations, then group-wise INT. */
@@ -24,6 +28,6 @@ public enum QuantMethod {
     }
 
     public boolean writesGgmlType() {
-        return this == Q8_0 || this == Q4_0 || this == Q4_K || this == Q5_K || this == Q6_K;
+        return this == Q8_0 || this == Q4_0 || this == Q4_K || this == Q5_K || this == Q6_K || this == Q4_K_M || this == Q5_K_M;
     }
 }

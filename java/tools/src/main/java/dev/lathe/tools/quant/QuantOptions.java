@@ -77,8 +77,8 @@ public record QuantOptions(QuantMethod method, int bits, int groupSize, boolean 
             return switch (method) {
                 case Q8_0 -> GgmlType.Q8_0;
                 case Q4_0 -> GgmlType.Q4_0;
-                case Q4_K -> GgmlType.Q4_K;
-                case Q5_K -> GgmlType.Q5_K;
+                case Q4_K, Q4_K_M -> GgmlType.Q4_K;
+                case Q5_K, Q5_K_M -> GgmlType.Q5_K;
                 case Q6_K -> GgmlType.Q6_K;
                 case NF4 -> doubleQuant ? LatheFormat.nf4DoubleQuant(groupSize) : LatheFormat.nf4(groupSize);
                 case RTN -> bits == 8 ? LatheFormat.int8Channel() : LatheFormat.intGroup(bits, groupSize, zeroPoint);

@@ -229,4 +229,45 @@ class ModelQuantizerTest {
         assertNull(TensorPlanner.plan("token_embd.weight", 32000, 1024, GgmlType.Q8_0, q4k));
         assertNotNull(TensorPlanner.plan("output.weight", 32000, 1024, GgmlType.F32, q4k));
     }
+
+    /**
+     * llama.cpp's Q4_K_M and Q5_K_M mixes (llama_tensor_get_type), written out here for a 16-layer
+     * model: the output head Q6_K; attn_v and ffn_down Q6_K in layers 0, 1, 4, 7, 10, 13, 14 and 15
+     * (the first and last eighth, and every third from layer 2 + 2); every other matrix, the token
+     * embedding included, the base type; norms F32.
+     */
+    @org.junit.jupiter.params.ParameterizedTest
+    @org.junit.jupiter.params.provider.EnumSource(value = QuantMethod.class, names = {"Q4_K_M", "Q5_K_M"})
+    void kQuantMixesFollowLlamaCppsRule(QuantMethod method, @TempDir Path dir) {
+        Path f32 = dir.resolve("f32.gguf");
+        new dev.lathe.core.format.SyntheticModel(256, 16, 8, 4, 768, 2048, 256, GgmlType.F32, 7).write(f32);
+        Path out = dir.resolve(method.name() + ".gguf");
+        ModelQuantizer.quantize(f32, out, QuantOptions.of(method), false, QUIET);
+        GgmlType base = method == QuantMethod.Q4_K_M ? GgmlType.Q4_K : GgmlType.Q5_K;
+        java.util.Set<Integer> moreBits = java.util.Set.of(0, 1, 4, 7, 10, 13, 14, 15);
+        try (LoadedModel loaded = ModelLoader.load(out)) {
+            int checked = 0;
+            for (WeightMatrix w : loaded.tensors().values()) {
+                String name = w.name();
+                GgmlType expected;
+                if (w.rows() == 1) {
+                    expected = GgmlType.F32;
+                } else if (name.equals("output.weight")) {
+                    expected = GgmlType.Q6_K;
+                } else if (name.endsWith(".attn_v.weight") || name.endsWith(".ffn_down.weight")) {
+                    int layer = Integer.parseInt(name.split("\\.")[1]);
+                    expected = moreBits.contains(layer) ? GgmlType.Q6_K : base;
+                } else {
+                    expected = base;
+                }
+                assertEquals(expected, w.type(), name);
+                checked++;
+            }
+            assertTrue(checked > 16 * 7, "every tensor checked: " + checked);
+        }
+        try (GgufFile written = GgufFile.open(out)) {
+            assertEquals(method == QuantMethod.Q4_K_M ? 15 : 17, written.metadata().integer("general.file_type"),
+                    "LLAMA_FTYPE_MOSTLY_" + method.name());
+        }
+    }
 }
