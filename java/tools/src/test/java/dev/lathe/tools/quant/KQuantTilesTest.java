@@ -10,6 +10,7 @@ import dev.lathe.core.format.SyntheticModel;
 import dev.lathe.core.model.LlamaModel;
 import dev.lathe.core.sample.Sampler;
 import dev.lathe.core.tensor.GgmlType;
+import dev.lathe.core.testing.BatchInvariance;
 import dev.lathe.core.testing.ModelLogits;
 import java.io.OutputStream;
 import java.io.PrintStream;
@@ -28,6 +29,17 @@ import org.junit.jupiter.params.provider.EnumSource;
  */
 class KQuantTilesTest {
     private static final PrintStream QUIET = new PrintStream(OutputStream.nullOutputStream());
+
+    /** The batching engine's property (core's BatchInvarianceTest) on the K-quants and llama.cpp's Q4_K_M mix. */
+    @ParameterizedTest
+    @EnumSource(value = QuantMethod.class, names = {"Q4_K", "Q5_K", "Q6_K", "Q4_K_M"})
+    void aRequestsLogprobsDoNotDependOnItsBatch(QuantMethod method, @TempDir Path dir) {
+        Path f32 = dir.resolve("f32.gguf");
+        SyntheticModel.small(GgmlType.F32).write(f32);
+        Path quantized = dir.resolve(method.name() + ".gguf");
+        ModelQuantizer.quantize(f32, quantized, QuantOptions.of(method), false, QUIET);
+        BatchInvariance.check(quantized, method.name());
+    }
 
     @ParameterizedTest
     @EnumSource(value = QuantMethod.class, names = {"Q4_K", "Q5_K", "Q6_K"})
