@@ -11,7 +11,10 @@
 //         and mins for the 8 sub-blocks of 32, then 128 bytes of nibbles: byte 32c + l holds
 //         value 64c + l (low nibble) and 64c + 32 + l (high); w = d * sc[j] * q - dmin * m[j];
 //   Q6_K: ggml block_q6_K, 210 bytes per 256 values: ql[128] (low 4 bits), qh[64] (high 2 bits),
-//         int8 scales[16] (one per 16 values), half d; w = d * scale * (q - 32).
+//         int8 scales[16] (one per 16 values), half d; w = d * scale * (q - 32);
+//   Q5_K: ggml block_q5_K, 176 bytes per 256 values: Q4_K's d, dmin and scales, then qh[32] (bit j
+//         of qh[l]: the fifth bit of sub-block j's value l) and qs[128] as Q4_K's nibbles;
+//         w = d * sc[j] * q - dmin * m[j], q in 0..31.
 // NOTE: ggml interleaves each group's f16 scale with its quants (18- and 34-byte blocks, only
 // 2-byte aligned); the Java side (WeightRepacker) splits them once at upload so quants load in
 // aligned 16-byte vectors and scales sit in their own array.
@@ -30,10 +33,12 @@ constexpr int kWeightQ8_0 = 3;
 constexpr int kWeightQ4_0 = 4;
 constexpr int kWeightQ4_K = 5;
 constexpr int kWeightQ6_K = 6;
+constexpr int kWeightQ5_K = 7;
 constexpr int kQuantGroup = 32;  // values per Q8_0 / Q4_0 scale
-constexpr int kSuperBlock = 256; // values per Q4_K / Q6_K block
+constexpr int kSuperBlock = 256; // values per K-quant block
 constexpr int kQ4KBlockBytes = 144;
 constexpr int kQ6KBlockBytes = 210;
+constexpr int kQ5KBlockBytes = 176;
 
 __device__ __forceinline__ float half_at(const uint8_t* p) {
     return __half2float(__ushort_as_half(static_cast<unsigned short>(p[0] | (p[1] << 8))));
@@ -83,6 +88,17 @@ __device__ __forceinline__ float load_weight(int format, const void* values, con
             q4k_scale_min(block + 4, 2 * chunk + high, sc, m);
             const uint8_t packed = block[16 + 32 * chunk + l];
             const int q = high ? packed >> 4 : packed & 0x0F;
+            return half_at(block) * sc * q - half_at(block + 2) * m;
+        }
+        case kWeightQ5_K: {
+            const uint8_t* block = static_cast<const uint8_t*>(values) +
+                                   (row * (cols / kSuperBlock) + col / kSuperBlock) * kQ5KBlockBytes;
+            const int v = static_cast<int>(col % kSuperBlock);
+            const int chunk = v / 64, high = (v % 64) / 32, l = v % 32;
+            int sc, m;
+            q4k_scale_min(block + 4, 2 * chunk + high, sc, m);
+            const uint8_t packed = block[48 + 32 * chunk + l];
+            const int q = (high ? packed >> 4 : packed & 0x0F) | (((block[16 + l] >> (2 * chunk + high)) & 1) << 4);
             return half_at(block) * sc * q - half_at(block + 2) * m;
         }
         case kWeightQ6_K: {

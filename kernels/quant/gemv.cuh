@@ -1,5 +1,5 @@
 // Dequant GEMV: out[t, r] = sum_i W[r, i] * x[t, i] for a few tokens (decode, small batches),
-// W in F32 / F16 / BF16 / Q8_0 / Q4_0 / Q4_K / Q6_K kernel layouts (common/weight_formats.cuh).
+// W in F32 / F16 / BF16 / Q8_0 / Q4_0 / Q4_K / Q5_K / Q6_K kernel layouts (common/weight_formats.cuh).
 //
 // Algorithm: one warp per output row, 4 rows per 128-thread block. A lane reads 8 consecutive
 // weights per step (F16/BF16: one 16-byte load; Q8_0: 8 bytes; Q4_0: 4 bytes = 8 nibbles) and
@@ -122,6 +122,29 @@ struct Gemv8<kWeightQ4_K> {
         const uint8_t* q = reinterpret_cast<const uint8_t*>(&raw);
 #pragma unroll
         for (int i = 0; i < 8; i++) w[i] = d * (high ? q[i] >> 4 : q[i] & 0x0F) - dmin;
+    }
+};
+
+// Q5_K: Q4_K's reader over 176-byte blocks (qs at 48) plus the fifth bits: sub-block j = 2 * chunk
+// + high takes bit j of qh[l] (qh at 16), l = 8 * (s % 4) .. +7, one more 8-byte load.
+template <>
+struct Gemv8<kWeightQ5_K> {
+    __device__ __forceinline__ static void load(const void* values, const __half*, int64_t row, int64_t c,
+                                                int64_t cols, float w[8]) {
+        const uint8_t* block = static_cast<const uint8_t*>(values) +
+                               (row * (cols / kSuperBlock) + c / 32) * kQ5KBlockBytes;
+        const int s = static_cast<int>(c % 32);
+        const int chunk = s / 8, high = (s % 8) / 4, j = 2 * chunk + high;
+        int sc, m;
+        q4k_scale_min(block + 4, j, sc, m);
+        const float d = half_at(block) * sc;
+        const float dmin = half_at(block + 2) * m;
+        const uint2 raw = *reinterpret_cast<const uint2*>(block + 48 + 32 * chunk + 8 * (s % 4));
+        const uint2 fifth = *reinterpret_cast<const uint2*>(block + 16 + 8 * (s % 4));
+        const uint8_t* q = reinterpret_cast<const uint8_t*>(&raw);
+        const uint8_t* h = reinterpret_cast<const uint8_t*>(&fifth);
+#pragma unroll
+        for (int i = 0; i < 8; i++) w[i] = d * ((high ? q[i] >> 4 : q[i] & 0x0F) | (((h[i] >> j) & 1) << 4)) - dmin;
     }
 };
 
@@ -249,6 +272,7 @@ inline cudaError_t launch_gemv_tokens(int format, bool vector_path, const void* 
         case kWeightQ8_0: gemv_kernel<kWeightQ8_0, TOKENS><<<grid, block, 0, s>>>(values, scales, rows, cols, x, tokens, out); break;
         case kWeightQ4_0: gemv_kernel<kWeightQ4_0, TOKENS><<<grid, block, 0, s>>>(values, scales, rows, cols, x, tokens, out); break;
         case kWeightQ4_K: gemv_kernel<kWeightQ4_K, TOKENS><<<grid, block, 0, s>>>(values, scales, rows, cols, x, tokens, out); break;
+        case kWeightQ5_K: gemv_kernel<kWeightQ5_K, TOKENS><<<grid, block, 0, s>>>(values, scales, rows, cols, x, tokens, out); break;
         case kWeightQ6_K: gemv_kernel<kWeightQ6_K, TOKENS><<<grid, block, 0, s>>>(values, scales, rows, cols, x, tokens, out); break;
         default: return cudaErrorInvalidValue;
     }

@@ -636,6 +636,7 @@ inline cudaError_t launch_mma_gemm_ggml(int format, const void* values, const __
         case kWeightQ8_0: return LATHE_MMA_GGML(kWeightQ8_0);
         case kWeightQ4_0: return LATHE_MMA_GGML(kWeightQ4_0);
         case kWeightQ4_K: return LATHE_MMA_GGML(kWeightQ4_K);
+        case kWeightQ5_K: return LATHE_MMA_GGML(kWeightQ5_K);
         case kWeightQ6_K: return LATHE_MMA_GGML(kWeightQ6_K);
         default: return cudaErrorInvalidValue;  // F32 stays on the f32 GEMV (see the header)
     }

@@ -47,6 +47,8 @@ extern "C" {
                                 file (16-byte aligned when the matrix is); scales: unused (NULL) */
 #define LATHE_WEIGHT_Q6_K 6  /* values: ggml block_q6_K [rows, cols/256], 210 bytes each, as in the
                                 file; scales: unused (NULL) */
+#define LATHE_WEIGHT_Q5_K 7  /* values: ggml block_q5_K [rows, cols/256], 176 bytes each, as in the
+                                file (16-byte aligned when the matrix is); scales: unused (NULL) */
 
 /* Element types of the paged K/V pools (dev.lathe.core.backend.KvDtype). K and V arrive as f32
  * and are stored rounded to nearest even (as the CPU backend stores them); attention widens them to
@@ -72,7 +74,7 @@ typedef struct lathe_graph lathe_graph;     /* a captured, instantiated CUDA gra
 LATHE_API const char* lathe_last_error(void);
 
 /* This header's ABI version (LATHE_ABI_VERSION), to check the library matches the bindings. */
-#define LATHE_ABI_VERSION 2 /* 2: K/V pools typed by a LATHE_KV_* code */
+#define LATHE_ABI_VERSION 3 /* 2: K/V pools typed by a LATHE_KV_* code; 3: LATHE_WEIGHT_Q5_K */
 LATHE_API int32_t lathe_abi_version(int32_t* version);
 
 /* The CUDA driver's version (e.g. 13000), or 0 when no driver is installed (not an error). */
@@ -200,7 +202,7 @@ LATHE_API int32_t lathe_argmax(lathe_stream* stream, int32_t* out /* [rows] devi
 
 /* out[t, r] = sum_i W[r, i] * x[t, i]: a GEMV that dequantizes W on the fly and reads each
  * weight once per group of up to 4 tokens. cols must be a multiple of 32 for Q8_0/Q4_0 and of
- * 256 for Q4_K/Q6_K. */
+ * 256 for Q4_K/Q5_K/Q6_K. */
 LATHE_API int32_t lathe_matmul(lathe_stream* stream,
                                int32_t weight_format,  /* LATHE_WEIGHT_* */
                                const void* weight_values, /* [rows, cols] in weight_format */

@@ -137,7 +137,7 @@ public final class LatheNative {
     }
 
     /** The {@code LATHE_ABI_VERSION} of the lathe.h these bindings were written against (HeaderBindingsTest checks it). */
-    public static final int ABI_VERSION = 2;
+    public static final int ABI_VERSION = 3;
 
     /**
      * Loads the library, binds every function and checks its ABI version; throws

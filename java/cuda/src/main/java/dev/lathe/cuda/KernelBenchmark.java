@@ -145,7 +145,7 @@ public final class KernelBenchmark {
     private void run() {
         measureBandwidth();
         for (GgmlType type : new GgmlType[] {GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q4_K,
-                GgmlType.Q6_K, GgmlType.F32}) {
+                GgmlType.Q5_K, GgmlType.Q6_K, GgmlType.F32}) {
             for (int[] shape : new int[][] {{4096, 4096}, {14336, 4096}, {4096, 14336}}) {
                 // 1-4 tokens: the GEMV; 8+: the tensor-core GEMM (F32 stays on the GEMV).
                 for (int tokens : MATMUL_TOKENS) {
@@ -246,7 +246,7 @@ public final class KernelBenchmark {
                     data.set(half, b + 208, Float.floatToFloat16(0.01f));
                 }
             }
-            case Q4_K -> {
+            case Q4_K, Q5_K -> {
                 for (long b = 0; b < bytes; b += type.blockBytes) {
                     data.set(half, b, Float.floatToFloat16(0.01f));
                     data.set(half, b + 2, Float.floatToFloat16(0.01f));

@@ -21,6 +21,8 @@ enum KernelLayout {
     Q4_K(5, 0),
     /** ggml block_q6_K as in the file: 210 bytes per 256 values, no separate scales. */
     Q6_K(6, 0),
+    /** ggml block_q5_K as in the file: 176 bytes per 256 values, no separate scales. */
+    Q5_K(7, 0),
     /** Group-wise INT4 (lathe_matmul_int4): {@link Int4Weights}. */
     INT4_GROUP(-1, 0),
     /** NF4 (lathe_matmul_nf4): {@link Nf4Weights}. */
@@ -49,6 +51,7 @@ enum KernelLayout {
             case SPARSE24 -> rows * cols;  // cols / 2 halves per row
             case Q4_K -> rows * (cols / 256) * 144;
             case Q6_K -> rows * (cols / 256) * 210;
+            case Q5_K -> rows * (cols / 256) * 176;
             default -> rows * cols * valueBytes;
         };
     }

@@ -16,7 +16,7 @@ import java.nio.ByteOrder;
  * <li>Q8_0, Q4_0: each ggml block (f16 scale + quants, 34 / 18 bytes, only 2-byte aligned) is
  *     split into a quants array, whose groups of 32 are 32 / 16 bytes and so 16-byte aligned
  *     vector loads, and a separate array of the f16 scales. Values are bit-identical.</li>
- * <li>Q4_K, Q6_K: the file's blocks as they are (the kernels read ggml's layout directly).</li>
+ * <li>Q4_K, Q5_K, Q6_K: the file's blocks as they are (the kernels read ggml's layout directly).</li>
  * <li>Lathe's group-wise INT (4, 3 or 2 bits, groups of 32/64/128) and NF4 (blocks of 64): the
  *     4-bit kernels' layouts ({@link Int4Weights}, {@link Nf4Weights}), values unchanged; the
  *     backend repacks those itself.</li>
@@ -24,7 +24,7 @@ import java.nio.ByteOrder;
  * <li>Lathe's INT8 per channel (cols a multiple of 32): the Q8_0 layout, the int8 as they are
  *     and the row's f32 scale as the f16 scale of each group of 32 (relative error under 2^-11,
  *     the same for the whole row).</li>
- * <li>Every other format (Q4_1, Q5_0, Q5_1, Q5_K, and the Lathe formats with other group
+ * <li>Every other format (Q4_1, Q5_0, Q5_1, and the Lathe formats with other group
  *     sizes): dequantized to F16 rows, so any supported model runs on the GPU; this costs memory
  *     and rounds each weight to f16 (relative error under 2^-11). Dedicated kernels for them are
  *     listed as not done.</li>
@@ -63,6 +63,7 @@ final class WeightRepacker {
             case Q4_0 -> KernelLayout.Q4_0;
             case Q4_K -> KernelLayout.Q4_K;
             case Q6_K -> KernelLayout.Q6_K;
+            case Q5_K -> KernelLayout.Q5_K;
             default -> KernelLayout.F16;
         };
     }
@@ -82,7 +83,7 @@ final class WeightRepacker {
         boolean sameBytes = !lathe && ((layout == KernelLayout.F32 && w.type() == GgmlType.F32)
                 || (layout == KernelLayout.F16 && w.type() == GgmlType.F16)
                 || (layout == KernelLayout.BF16 && w.type() == GgmlType.BF16)
-                || layout == KernelLayout.Q4_K || layout == KernelLayout.Q6_K);
+                || layout == KernelLayout.Q4_K || layout == KernelLayout.Q5_K || layout == KernelLayout.Q6_K);
         if (sameBytes) {
             // Already the kernel layout: the file's bytes go to the device as they are, no copy here.
             return new RepackedWeight(layout, rows, cols, w.data().asSlice(0, layout.valuesBytes(rows, cols)),
@@ -176,6 +177,23 @@ final class WeightRepacker {
                         : (u8(p, block + 4 + j + 4) >>> 4) | ((u8(p, block + 4 + j) >>> 6) << 4);
                 int packed = u8(p, block + 16 + 32L * chunk + v % 32);
                 int q = high == 1 ? packed >>> 4 : packed & 0x0F;
+                float d = Float.float16ToFloat(p.values().get(HALF, block));
+                float dmin = Float.float16ToFloat(p.values().get(HALF, block + 2));
+                yield d * sc * q - dmin * m;
+            }
+            case Q5_K -> {
+                // Q4_K's reading at 176-byte blocks (qs at 48), plus bit j of qh[l] (at 16) as bit 4 of q
+                long block = ((long) row * (p.cols() / 256) + col / 256) * 176;
+                int v = col % 256;
+                int chunk = v / 64;
+                int high = (v % 64) / 32;
+                int j = 2 * chunk + high;
+                int sc = j < 4 ? u8(p, block + 4 + j) & 63
+                        : (u8(p, block + 4 + j + 4) & 0x0F) | ((u8(p, block + 4 + j - 4) >>> 6) << 4);
+                int m = j < 4 ? u8(p, block + 4 + j + 4) & 63
+                        : (u8(p, block + 4 + j + 4) >>> 4) | ((u8(p, block + 4 + j) >>> 6) << 4);
+                int packed = u8(p, block + 48 + 32L * chunk + v % 32);
+                int q = (high == 1 ? packed >>> 4 : packed & 0x0F) | ((u8(p, block + 16 + v % 32) >>> j) & 1) << 4;
                 float d = Float.float16ToFloat(p.values().get(HALF, block));
                 float dmin = Float.float16ToFloat(p.values().get(HALF, block + 2));
                 yield d * sc * q - dmin * m;
