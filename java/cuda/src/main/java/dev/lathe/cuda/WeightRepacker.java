@@ -165,8 +165,10 @@ final class WeightRepacker {
                 int q = within < 16 ? packed & 0x0F : packed >>> 4;
                 yield (q - 8) * scaleAt(p, row, col);
             }
-            case Q4_K -> {
-                long block = ((long) row * (p.cols() / 256) + col / 256) * 144;
+            case Q4_K, Q5_K -> {
+                // Q5_K: 176-byte blocks, qs at 48, and bit j of qh[l] (at 16) as bit 4 of q
+                boolean q5 = p.layout() == KernelLayout.Q5_K;
+                long block = ((long) row * (p.cols() / 256) + col / 256) * (q5 ? 176 : 144);
                 int v = col % 256;
                 int chunk = v / 64;
                 int high = (v % 64) / 32;
@@ -175,25 +177,11 @@ final class WeightRepacker {
                         : (u8(p, block + 4 + j + 4) & 0x0F) | ((u8(p, block + 4 + j - 4) >>> 6) << 4);
                 int m = j < 4 ? u8(p, block + 4 + j + 4) & 63
                         : (u8(p, block + 4 + j + 4) >>> 4) | ((u8(p, block + 4 + j) >>> 6) << 4);
-                int packed = u8(p, block + 16 + 32L * chunk + v % 32);
+                int packed = u8(p, block + (q5 ? 48 : 16) + 32L * chunk + v % 32);
                 int q = high == 1 ? packed >>> 4 : packed & 0x0F;
-                float d = Float.float16ToFloat(p.values().get(HALF, block));
-                float dmin = Float.float16ToFloat(p.values().get(HALF, block + 2));
-                yield d * sc * q - dmin * m;
-            }
-            case Q5_K -> {
-                // Q4_K's reading at 176-byte blocks (qs at 48), plus bit j of qh[l] (at 16) as bit 4 of q
-                long block = ((long) row * (p.cols() / 256) + col / 256) * 176;
-                int v = col % 256;
-                int chunk = v / 64;
-                int high = (v % 64) / 32;
-                int j = 2 * chunk + high;
-                int sc = j < 4 ? u8(p, block + 4 + j) & 63
-                        : (u8(p, block + 4 + j + 4) & 0x0F) | ((u8(p, block + 4 + j - 4) >>> 6) << 4);
-                int m = j < 4 ? u8(p, block + 4 + j + 4) & 63
-                        : (u8(p, block + 4 + j + 4) >>> 4) | ((u8(p, block + 4 + j) >>> 6) << 4);
-                int packed = u8(p, block + 48 + 32L * chunk + v % 32);
-                int q = (high == 1 ? packed >>> 4 : packed & 0x0F) | ((u8(p, block + 16 + v % 32) >>> j) & 1) << 4;
+                if (q5) {
+                    q |= ((u8(p, block + 16 + v % 32) >>> j) & 1) << 4;
+                }
                 float d = Float.float16ToFloat(p.values().get(HALF, block));
                 float dmin = Float.float16ToFloat(p.values().get(HALF, block + 2));
                 yield d * sc * q - dmin * m;
