@@ -22,8 +22,8 @@ import jdk.incubator.vector.VectorOperators;
  * {@code m}: value = {@code d * sc * nibble - dmin * m}. Each sub-block is one tile block: its
  * header holds the rows' {@code sc} (one byte each) then their {@code m}, and its nibbles are
  * re-packed into Q4_0's order. The super-blocks' {@code d} and {@code dmin} (widened to f32, per
- * tile and super-block) sit in a second, small segment. {@code d * sc} and {@code dmin * m} are
- * exact in f32 (11 by 6 bits), the products ggml computes.
+ * tile and super-block) sit in a second, small segment ({@link SuperBlockScales}). {@code d * sc}
+ * and {@code dmin * m} are exact in f32 (11 by 6 bits), the products ggml computes.
  *
  * <p>Bytes: 288 per tile block plus 128 per tile super-block (16 rows), against the file's 144
  * per row super-block: 3.5% more. NOTE: f32, not the file's f16, for {@code d} and {@code dmin}:
@@ -42,8 +42,6 @@ import jdk.incubator.vector.VectorOperators;
  */
 final class TiledQ4_KMatrix extends TiledNibbleMatrix {
     private static final int SUB_BLOCKS = Q4_KMatrix.BLOCK / BLOCK;
-    /** Per tile and super-block: {@code f32 d[TILE_ROWS]}, then {@code f32 dmin[TILE_ROWS]}. */
-    private static final int SUPER_BYTES = 8 * TILE_ROWS;
     private static final int DMIN = 2;
     private static final int SCALES = 4;
     private static final int Q4_K_QS = 16;
@@ -55,8 +53,7 @@ final class TiledQ4_KMatrix extends TiledNibbleMatrix {
     private static final int Q5_K_BLOCK_BYTES = BLOCK_BYTES + FIFTH_GROUPS * GROUP_BYTES;
     private static final int Q5_K_OFFSET = 16;
 
-    private final int superBlocksPerRow;
-    private final MemorySegment superScales; // [tiles, super-blocks per row, SUPER_BYTES]
+    private final SuperBlockScales superScales; // vector 0: d, vector 1: dmin
     /** Q5_K rather than Q4_K. */
     private final boolean fifthBit;
     private final long superBlockBytes;
@@ -67,8 +64,7 @@ final class TiledQ4_KMatrix extends TiledNibbleMatrix {
         this.fifthBit = fifthBit(source);
         this.superBlockBytes = fifthBit ? Q5_KMatrix.BLOCK_BYTES : Q4_KMatrix.BLOCK_BYTES;
         this.qs = fifthBit ? Q5_K_QS : Q4_K_QS;
-        this.superBlocksPerRow = source.cols() / Q4_KMatrix.BLOCK;
-        this.superScales = arena.allocate(tiles.byteSize() / tileBytes * superBlocksPerRow * SUPER_BYTES, 64);
+        this.superScales = new SuperBlockScales(tiles.byteSize() / tileBytes, source.cols(), 2, arena);
     }
 
     private static boolean fifthBit(WeightMatrix source) {
@@ -80,20 +76,13 @@ final class TiledQ4_KMatrix extends TiledNibbleMatrix {
         return super.tiledBytes() + superScales.byteSize();
     }
 
-    /** Where tile {@code tile}'s {@code d} and {@code dmin} for block {@code block}'s super-block are. */
-    private long superOffset(int tile, int block) {
-        return ((long) tile * superBlocksPerRow + block / SUB_BLOCKS) * SUPER_BYTES;
-    }
-
     @Override
     void packBlock(MemorySegment from, long row, int b, long tileBlock, int tile, int lane) {
         long superBlock = row + (b / SUB_BLOCKS) * superBlockBytes;
         int sub = b % SUB_BLOCKS;
         if (sub == 0) {
-            long at = superOffset(tile, b) + 4L * lane;
-            superScales.set(PackedMatrix.FLOAT, at, Float.float16ToFloat(from.get(PackedMatrix.HALF, superBlock)));
-            superScales.set(PackedMatrix.FLOAT, at + 4L * TILE_ROWS,
-                    Float.float16ToFloat(from.get(PackedMatrix.HALF, superBlock + DMIN)));
+            superScales.set(tile, b, 0, lane, Float.float16ToFloat(from.get(PackedMatrix.HALF, superBlock)));
+            superScales.set(tile, b, 1, lane, Float.float16ToFloat(from.get(PackedMatrix.HALF, superBlock + DMIN)));
         }
         long scales8 = KQuantScales.low8(from, superBlock + SCALES);
         int scales4 = KQuantScales.high4(from, superBlock + SCALES);
@@ -262,7 +251,7 @@ final class TiledQ4_KMatrix extends TiledNibbleMatrix {
     /** {@code d * sc}: the super-block's f16 scale times the sub-block's 6-bit scale, per row. */
     @Override
     FloatVector scales(long tileBlock, int tile, int block) {
-        return FloatVector.fromMemorySegment(FLOATS, superScales, superOffset(tile, block), ByteOrder.LITTLE_ENDIAN)
+        return FloatVector.fromMemorySegment(FLOATS, superScales.segment, superScales.offset(tile, block, 0), ByteOrder.LITTLE_ENDIAN)
                 .mul(toFloats(loadBytes(tiles, tileBlock)));
     }
 
@@ -270,7 +259,7 @@ final class TiledQ4_KMatrix extends TiledNibbleMatrix {
     @Override
     FloatVector mins(int tile, int block) {
         long tileBlock = tileOffset(tile) + block * tileBlockBytes;
-        return FloatVector.fromMemorySegment(FLOATS, superScales, superOffset(tile, block) + 4L * TILE_ROWS,
+        return FloatVector.fromMemorySegment(FLOATS, superScales.segment, superScales.offset(tile, block, 1),
                 ByteOrder.LITTLE_ENDIAN).mul(toFloats(loadBytes(tiles, tileBlock + TILE_ROWS)));
     }
 

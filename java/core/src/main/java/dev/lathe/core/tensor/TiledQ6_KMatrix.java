@@ -40,8 +40,8 @@ import jdk.incubator.vector.VectorSpecies;
  * sums stay apart with no shuffling. 16-bit sums: 8 products per lane and half, each at most
  * 32 * 127: at most 32512.
  *
- * <p>Bytes: 26 per row and block plus 4 per row and super-block (d as f32, beside the tiles as for
- * Q4_K): 6.625 bits per value, against the file's 6.5625.
+ * <p>Bytes: 26 per row and block plus 4 per row and super-block (d as f32 in
+ * {@link SuperBlockScales}, as for Q4_K): 6.625 bits per value, against the file's 6.5625.
  */
 final class TiledQ6_KMatrix extends RowTiledMatrix {
     private static final int SUB_BLOCKS = Q6_KMatrix.BLOCK / BLOCK;
@@ -52,30 +52,22 @@ final class TiledQ6_KMatrix extends RowTiledMatrix {
     private static final int NIBBLES = HEADER_BYTES;
     private static final int HIGH_BITS = NIBBLES + NIBBLE_GROUPS * GROUP_BYTES;
     static final int BLOCK_BYTES = HIGH_BITS + HIGH_GROUPS * GROUP_BYTES;
-    /** Per tile and super-block: {@code f32 d[TILE_ROWS]}. */
-    private static final int SUPER_BYTES = 4 * TILE_ROWS;
     private static final int QH = 128;
     private static final int SCALES = 192;
     private static final int D = 208;
     private static final VectorSpecies<Byte> GROUP = VectorSpecies.of(byte.class, VectorShape.forBitSize(GROUP_BYTES * Byte.SIZE));
     private static final VectorSpecies<Short> ROW_PAIRS = VectorSpecies.of(short.class, FLOATS.vectorShape());
 
-    private final int superBlocksPerRow;
-    private final MemorySegment superScales; // [tiles, super-blocks per row, SUPER_BYTES]
+    private final SuperBlockScales superScales; // vector 0: d
 
     TiledQ6_KMatrix(WeightMatrix source, Arena arena) {
         super(source, BLOCK_BYTES, true, arena);
-        this.superBlocksPerRow = source.cols() / Q6_KMatrix.BLOCK;
-        this.superScales = arena.allocate(tiles.byteSize() / tileBytes * superBlocksPerRow * SUPER_BYTES, 64);
+        this.superScales = new SuperBlockScales(tiles.byteSize() / tileBytes, source.cols(), 1, arena);
     }
 
     @Override
     public long tiledBytes() {
         return super.tiledBytes() + superScales.byteSize();
-    }
-
-    private long superOffset(int tile, int block) {
-        return ((long) tile * superBlocksPerRow + block / SUB_BLOCKS) * SUPER_BYTES;
     }
 
     @Override
@@ -94,8 +86,7 @@ final class TiledQ6_KMatrix extends RowTiledMatrix {
         long superBlock = row + (long) (b / SUB_BLOCKS) * Q6_KMatrix.BLOCK_BYTES;
         int sub = b % SUB_BLOCKS;
         if (sub == 0) {
-            superScales.set(PackedMatrix.FLOAT, superOffset(tile, b) + 4L * lane,
-                    Float.float16ToFloat(from.get(PackedMatrix.HALF, superBlock + D)));
+            superScales.set(tile, b, 0, lane, Float.float16ToFloat(from.get(PackedMatrix.HALF, superBlock + D)));
         }
         tiles.set(PackedMatrix.BYTE, tileBlock + lane, from.get(PackedMatrix.BYTE, superBlock + SCALES + 2 * sub));
         tiles.set(PackedMatrix.BYTE, tileBlock + TILE_ROWS + lane, from.get(PackedMatrix.BYTE, superBlock + SCALES + 2 * sub + 1));
@@ -130,13 +121,13 @@ final class TiledQ6_KMatrix extends RowTiledMatrix {
     /** {@code d} of block {@code block}'s super-block, per row (the sub-block scales are in the sums). */
     @Override
     FloatVector scales(long tileBlock, int tile, int block) {
-        return FloatVector.fromMemorySegment(FLOATS, superScales, superOffset(tile, block), ByteOrder.LITTLE_ENDIAN);
+        return FloatVector.fromMemorySegment(FLOATS, superScales.segment, superScales.offset(tile, block, 0), ByteOrder.LITTLE_ENDIAN);
     }
 
     @Override
     void decodeScales(long tileBlock, int tile, int block, int blocks, float[] out, int at) {
         for (int k = 0; k < blocks; k++) {
-            FloatVector.fromMemorySegment(FLOATS, superScales, superOffset(tile, block + k), ByteOrder.LITTLE_ENDIAN)
+            FloatVector.fromMemorySegment(FLOATS, superScales.segment, superScales.offset(tile, block + k, 0), ByteOrder.LITTLE_ENDIAN)
                     .intoArray(out, at + k * TILE_ROWS);
         }
     }
@@ -259,7 +250,7 @@ final class TiledQ6_KMatrix extends RowTiledMatrix {
             IntVector firstScale = (IntVector) loadBytes(tiles, tileBlock).convertShape(VectorOperators.B2I, INTS, 0);
             IntVector secondScale = (IntVector) loadBytes(tiles, tileBlock + TILE_ROWS).convertShape(VectorOperators.B2I, INTS, 0);
             IntVector total = firstSum.mul(firstScale).add(secondSum.mul(secondScale));
-            FloatVector d = FloatVector.fromMemorySegment(FLOATS, superScales, superOffset(tile + g, b), ByteOrder.LITTLE_ENDIAN);
+            FloatVector d = FloatVector.fromMemorySegment(FLOATS, superScales.segment, superScales.offset(tile + g, b, 0), ByteOrder.LITTLE_ENDIAN);
             ((FloatVector) total.convert(VectorOperators.I2F, 0)).fma(d.mul(step), FloatVector.fromArray(FLOATS, lanes, at))
                     .intoArray(lanes, at);
         }
