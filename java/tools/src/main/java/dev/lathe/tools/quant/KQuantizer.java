@@ -62,7 +62,10 @@ public final class KQuantizer {
     private static void quantizeRowQ4KOrQ5K(float[] src, int srcOffset, int cols, MemorySegment dst, long dstOffset,
                                             boolean fiveBits) {
         int blockBytes = fiveBits ? Q5_K_BYTES : Q4_K_BYTES;
+        // make_qkx2_quants' grid: levels 0..nmax, candidate scales from rmin in nstep steps of 0.1
         int nmax = fiveBits ? 31 : 15;
+        float rmin = fiveBits ? -0.5f : -1f;
+        int nstep = fiveBits ? 15 : 20;
         checkRow(src, srcOffset, cols, dst, dstOffset, blockBytes);
         byte[] levels = new byte[QK_K];
         byte[] scratch = new byte[32];
@@ -71,6 +74,7 @@ public final class KQuantizer {
         float[] scales = new float[8];
         float[] theMin = new float[1];
         byte[] packedScales = new byte[12];
+        byte[] qh = new byte[32]; // Q5_K's fifth bits of one super-block
         for (int b = 0; b < cols / QK_K; b++) {
             int x = srcOffset + b * QK_K;
             long block = dstOffset + (long) b * blockBytes;
@@ -85,9 +89,8 @@ public final class KQuantizer {
                 for (int l = 0; l < 32; l++) {
                     weights[l] = avX + Math.abs(src[x + 32 * j + l]);
                 }
-                scales[j] = fiveBits
-                        ? makeQkx2Quants(32, 31, src, x + 32 * j, weights, levels, 32 * j, theMin, scratch, -0.5f, 0.1f, 15)
-                        : makeQkx2Quants(32, 15, src, x + 32 * j, weights, levels, 32 * j, theMin, scratch, -1f, 0.1f, 20);
+                scales[j] = makeQkx2Quants(32, nmax, src, x + 32 * j, weights, levels, 32 * j, theMin, scratch, rmin,
+                        0.1f, nstep);
                 mins[j] = theMin[0];
                 maxScale = Math.max(maxScale, scales[j]);
                 maxMin = Math.max(maxMin, mins[j]);
@@ -129,7 +132,7 @@ public final class KQuantizer {
             // Q4_K: qs[128] at 16. Q5_K: qh[32] at 16, qs[128] at 48; sub-block 2c + h's fifth bit
             // of value l is bit 2c + h of qh[l], its low 4 bits qs[32c + l]'s low (h = 0) or high nibble.
             long qs = block + (fiveBits ? 48 : 16);
-            byte[] qh = new byte[32];
+            java.util.Arrays.fill(qh, (byte) 0);
             for (int c = 0; c < 4; c++) {
                 for (int l = 0; l < 32; l++) {
                     int low = levels[64 * c + l];

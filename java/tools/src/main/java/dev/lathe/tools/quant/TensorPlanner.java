@@ -53,19 +53,29 @@ public final class TensorPlanner {
             String name = e.getKey();
             WeightMatrix w = e.getValue();
             WeightFormat format = plan(name, w.rows(), w.cols(), w.format(), options);
-            if (mix && w.rows() > 1) {
-                boolean moreBits = name.equals(head) || ((name.endsWith(".attn_v.weight") || name.endsWith(".ffn_down.weight"))
-                        && layer(name) >= 0 && useMoreBits(layer(name), layers));
-                format = moreBits && fits(GgmlType.Q6_K, w.cols()) ? GgmlType.Q6_K
-                        : name.equals("token_embd.weight") && fits(options.target(), w.cols()) ? options.target()
-                        : format;
-                if (format == w.format()) {
-                    format = null;
-                }
-            }
-            plan.put(name, format);
+            plan.put(name, mix && w.rows() > 1 ? kQuantMix(name, w, format, name.equals(head), layers, options) : format);
         }
         return plan;
+    }
+
+    /**
+     * The K-quant mixes' format for matrix {@code w} (the class comment), where {@code ruled} is the
+     * format the rule above gave it and {@code head} says whether it is the output head; null keeps it.
+     */
+    private static WeightFormat kQuantMix(String name, WeightMatrix w, WeightFormat ruled, boolean head, int layers,
+                                          QuantOptions options) {
+        int layer = layer(name);
+        boolean moreBits = head || (layer >= 0 && (name.endsWith(".attn_v.weight") || name.endsWith(".ffn_down.weight"))
+                && useMoreBits(layer, layers));
+        WeightFormat format;
+        if (moreBits && fits(GgmlType.Q6_K, w.cols())) {
+            format = GgmlType.Q6_K;
+        } else if (name.equals("token_embd.weight") && fits(options.target(), w.cols())) {
+            format = options.target(); // the base type, not rule 2's 8 bits
+        } else {
+            format = ruled;
+        }
+        return format == w.format() ? null : format;
     }
 
     /** llama.cpp's use_more_bits: layer i of n is among the first or last eighth, or every third between. */
