@@ -115,6 +115,15 @@ class RowTiledMatrixTest {
         }
     }
 
+    /** The largest |x| of the 32 inputs from {@code from}: a block's rounding step is {@code amax / 127}. */
+    private static float blockAmax(float[] x, int from) {
+        float amax = 0;
+        for (int c = 0; c < 32; c++) {
+            amax = Math.max(amax, Math.abs(x[from + c]));
+        }
+        return amax;
+    }
+
     /**
      * Q4_0's product as the tiles define it, one scalar step at a time, from ggml's blocks: per
      * block, x rounded to {@code rint(x * (127 / amax))} with step {@code amax / 127}, the integer
@@ -124,10 +133,7 @@ class RowTiledMatrixTest {
         float acc = 0;
         long block = row * q4_0.rowBytes();
         for (int b = 0; b < q4_0.cols() / 32; b++, block += 18) {
-            float amax = 0;
-            for (int c = 0; c < 32; c++) {
-                amax = Math.max(amax, Math.abs(x[xOffset + 32 * b + c]));
-            }
+            float amax = blockAmax(x, xOffset + 32 * b);
             float inverse = amax == 0 ? 0 : 127f / amax;
             int sum = 0;
             for (int j = 0; j < 16; j++) {
@@ -161,10 +167,7 @@ class RowTiledMatrixTest {
             float d = Float.float16ToFloat(data.get(PackedMatrix.HALF, superBlock));
             float dmin = Float.float16ToFloat(data.get(PackedMatrix.HALF, superBlock + 2));
             int[] sm = scaleAndMin(data, superBlock + 4, sub);
-            float amax = 0;
-            for (int c = 0; c < 32; c++) {
-                amax = Math.max(amax, Math.abs(x[xOffset + 32 * b + c]));
-            }
+            float amax = blockAmax(x, xOffset + 32 * b);
             float inverse = amax == 0 ? 0 : 127f / amax;
             float step = amax / 127f;
             int products = 0;
@@ -197,10 +200,7 @@ class RowTiledMatrixTest {
         for (int b = 0; b < q6k.cols() / 32; b++) {
             long superBlock = row * q6k.rowBytes() + (b / 8) * 210L;
             float d = Float.float16ToFloat(data.get(PackedMatrix.HALF, superBlock + 208));
-            float amax = 0;
-            for (int c = 0; c < 32; c++) {
-                amax = Math.max(amax, Math.abs(x[xOffset + 32 * b + c]));
-            }
+            float amax = blockAmax(x, xOffset + 32 * b);
             float inverse = amax == 0 ? 0 : 127f / amax;
             int sum = 0;
             for (int c = 0; c < 32; c++) {
