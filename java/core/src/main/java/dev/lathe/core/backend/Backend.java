@@ -78,6 +78,20 @@ public interface Backend extends AutoCloseable {
     /** {@code out[t, r] = sum_i W[r, i] * x[t, i]}: out {@code [T, W.rows]}, x {@code [T, W.cols]}. */
     void matmul(Tensor out, Tensor x, WeightMatrix w);
 
+    /**
+     * {@link #matmul} of one input by several weights, {@code outs[i] = x * weights[i]^T}: the
+     * projections that read the same hidden state (Q, K and V; gate and up). A backend may run them
+     * as one unit of work; each output is the separate matmul's, bit for bit.
+     */
+    default void matmuls(Tensor[] outs, Tensor x, WeightMatrix[] weights) {
+        if (outs.length != weights.length) {
+            throw new IllegalArgumentException(outs.length + " outputs for " + weights.length + " weights");
+        }
+        for (int i = 0; i < outs.length; i++) {
+            matmul(outs[i], x, weights[i]);
+        }
+    }
+
     /** {@code x[t, :] += bias}; bias {@code [1, cols]}. */
     void addBias(Tensor x, WeightMatrix bias);
 

@@ -209,8 +209,7 @@ public final class LlamaModel {
             for (int l = layersDone; l < end; l++) {
                 // Attention block.
                 backend.rmsNorm(h, x, attnNorm[l], c.rmsNormEps());
-                writeKeysAndValues(l);
-                backend.matmul(q, h, wq[l]);
+                writeKeysAndValues(l, true);
                 if (c.qkvBias()) {
                     backend.addBias(q, bq[l]);
                 }
@@ -221,8 +220,7 @@ public final class LlamaModel {
 
                 // Feed-forward block (SwiGLU).
                 backend.rmsNorm(h, x, ffnNorm[l], c.rmsNormEps());
-                backend.matmul(gate, h, wGate[l]);
-                backend.matmul(up, h, wUp[l]);
+                backend.matmuls(new Tensor[] {gate, up}, h, new WeightMatrix[] {wGate[l], wUp[l]});
                 backend.swiglu(gate, up);
                 backend.matmul(proj, gate, wDown[l]);
                 backend.add(x, proj);
@@ -241,16 +239,23 @@ public final class LlamaModel {
             checkLayerEnd(end);
             for (int l = layersDone; l < end; l++) {
                 backend.rmsNorm(h, x, attnNorm[l], config.rmsNormEps());
-                writeKeysAndValues(l);
+                writeKeysAndValues(l, false);
             }
             layersDone = Math.max(layersDone, end);
         }
 
-        /** K and V of layer {@code l} from the normed input in {@code h}, roped, into the cache. */
-        private void writeKeysAndValues(int l) {
+        /**
+         * K and V of layer {@code l} from the normed input in {@code h}, roped, into the cache; with
+         * {@code andQuery}, also the layer's queries into {@code q} (unbiased, unroped), in the same
+         * {@link Backend#matmuls}.
+         */
+        private void writeKeysAndValues(int l, boolean andQuery) {
             LlamaConfig c = config;
-            backend.matmul(k, h, wk[l]);
-            backend.matmul(v, h, wv[l]);
+            if (andQuery) {
+                backend.matmuls(new Tensor[] {q, k, v}, h, new WeightMatrix[] {wq[l], wk[l], wv[l]});
+            } else {
+                backend.matmuls(new Tensor[] {k, v}, h, new WeightMatrix[] {wk[l], wv[l]});
+            }
             if (c.qkvBias()) {
                 backend.addBias(k, bk[l]);
                 backend.addBias(v, bv[l]);

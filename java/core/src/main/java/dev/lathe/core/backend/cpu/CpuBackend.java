@@ -162,6 +162,58 @@ public final class CpuBackend implements Backend {
                 o.data(), 0, o.cols()));
     }
 
+    /**
+     * NOTE: one fork for all the weights, their row groups laid end to end and split over the
+     * threads, where every weight is in row tiles of one format (so a group costs about the same in
+     * each); otherwise one {@link #matmul} after another. Each fork costs a decode step a wait for
+     * the second vCPU (8.5-16 us late on this VM, bench/results/cpu-decode.md), and Q, K, V, gate and
+     * up were five of a layer's eight forks (now two); K and V are small (256 rows in the 200M model), so their
+     * forks were mostly that wait.
+     */
+    @Override
+    public void matmuls(Tensor[] outs, Tensor x, WeightMatrix[] weights) {
+        if (outs.length != weights.length) {
+            throw new IllegalArgumentException(outs.length + " outputs for " + weights.length + " weights");
+        }
+        HostTensor in = host(x);
+        int count = weights.length;
+        boolean oneFork = count > 1;
+        long work = 0;
+        for (int i = 0; i < count; i++) {
+            requireCols(in, weights[i].cols(), "matmul input of " + weights[i].name());
+            requireCols(host(outs[i]), weights[i].rows(), "matmul output of " + weights[i].name());
+            oneFork &= weights[i] instanceof RowTiledMatrix && weights[i].type() == weights[0].type();
+            work += (long) weights[i].rows() * weights[i].cols() * in.rows();
+        }
+        if (!oneFork || work < PARALLEL_THRESHOLD) {
+            for (int i = 0; i < count; i++) {
+                matmul(outs[i], x, weights[i]);
+            }
+            return;
+        }
+        int group = RowTiledMatrix.ROW_GROUP;
+        RowTiledMatrix[] tiled = new RowTiledMatrix[count];
+        RowTiledMatrix.Inputs[] prepared = new RowTiledMatrix.Inputs[count];
+        HostTensor[] out = new HostTensor[count];
+        int[] firstGroup = new int[count + 1]; // weight i's row groups are [firstGroup[i], firstGroup[i + 1])
+        for (int i = 0; i < count; i++) {
+            tiled[i] = (RowTiledMatrix) weights[i];
+            prepared[i] = tiled[i].prepare(in.data(), in.cols(), in.rows());
+            out[i] = host(outs[i]);
+            firstGroup[i + 1] = firstGroup[i] + (tiled[i].rows() + group - 1) / group;
+        }
+        Parallel.forRange(firstGroup[count], threads, (start, end) -> {
+            for (int i = 0; i < count; i++) {
+                int from = Math.max(start, firstGroup[i]) - firstGroup[i];
+                int to = Math.min(end, firstGroup[i + 1]) - firstGroup[i];
+                if (from < to) {
+                    tiled[i].dotRows(prepared[i], from * group, Math.min(tiled[i].rows(), to * group),
+                            out[i].data(), 0, out[i].cols());
+                }
+            }
+        });
+    }
+
     @Override
     public void addBias(Tensor x, WeightMatrix bias) {
         HostTensor in = host(x);

@@ -16,7 +16,9 @@ import java.lang.foreign.Arena;
 import java.util.Arrays;
 import java.util.Random;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 
 /**
  * The CPU backend's ops (vectorised, multi-threaded) against plain scalar loops written from the
@@ -117,6 +119,44 @@ class CpuBackendTest {
                 }
             }
         }
+    }
+
+    /**
+     * The fused path (every weight tiled, one format, one fork) and the fallback (mixed formats)
+     * against one matmul per weight: bit for bit, with the row groups of Q, K and V of awkward
+     * heights split over two threads at every input count.
+     */
+    @Test
+    void matmulsEqualSeparateMatmulsBitForBit() {
+        Random r = TestRandom.create("matmuls");
+        int cols = 96;
+        for (GgmlType[] types : new GgmlType[][] {{GgmlType.Q8_0, GgmlType.Q8_0, GgmlType.Q8_0},
+                {GgmlType.Q4_0, GgmlType.Q4_0, GgmlType.Q4_0}, {GgmlType.F16, GgmlType.F16, GgmlType.F16},
+                {GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.F32}}) {
+            int[] heights = {333, 70, 17};
+            WeightMatrix[] weights = new WeightMatrix[3];
+            for (int i = 0; i < 3; i++) {
+                float[] w = gaussian(r, heights[i] * cols);
+                weights[i] = backend.upload(WeightMatrices.of("w" + i, types[i], heights[i], cols,
+                        WeightEncoder.encode(types[i], w, heights[i], cols, arena)));
+            }
+            for (int tokens : new int[] {1, 3, 17}) {
+                HostTensor x = random(r, tokens, cols);
+                HostTensor[] fused = new HostTensor[3];
+                for (int i = 0; i < 3; i++) {
+                    fused[i] = poisoned(tokens, heights[i]);
+                }
+                backend.matmuls(fused, x, weights);
+                for (int i = 0; i < 3; i++) {
+                    HostTensor alone = poisoned(tokens, heights[i]);
+                    backend.matmul(alone, x, weights[i]);
+                    assertArrayEquals(alone.data(), fused[i].data(), Arrays.toString(types) + " weight " + i + ", "
+                            + tokens + " inputs");
+                }
+            }
+        }
+        assertThrows(IllegalArgumentException.class, () -> backend.matmuls(new HostTensor[1], new HostTensor(1, cols),
+                new WeightMatrix[2]));
     }
 
     @Test
