@@ -30,7 +30,8 @@ if [ ! -x "$bin/llama-bench" ] || [ ! -x "$bin/llama-batched-bench" ]; then
     -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF >&2
   cmake --build "$here/build/cmake" -j "$(nproc)" --target llama-bench llama-batched-bench >&2
 fi
-"$root/lathe" --version >/dev/null # builds Lathe on first use, outside the timed runs
+# builds Lathe on first use, outside the timed runs
+"$root/lathe" --version >/dev/null 2>&1 || { echo "lathe does not start: run ./lathe --version to see why" >&2; exit 1; }
 
 # median of the numbers on stdin
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
