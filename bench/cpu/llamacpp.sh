@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Lathe beside llama.cpp on this machine: the same GGUF files, the same thread count, run in
 # alternation so that both see the same load. llama.cpp is built from source here, for this CPU
-# (GGML_NATIVE), from the copy pinned by bench/cpu/llamacpp/package-lock.json: the npm package
-# node-llama-cpp carries llama.cpp's sources as a git bundle (npm is reachable where GitHub is not).
-# Only the bundle is used; node-llama-cpp's own binaries are never installed.
+# (GGML_NATIVE). The source is the git bundle inside the npm package node-llama-cpp (npm is reachable
+# where GitHub is not): the pinned tarball is fetched with `npm pack`, checked against its sha512, and
+# only the bundle is used (no dependencies, no prebuilt binaries).
 #
 #   bench/cpu/llamacpp.sh [ROUNDS] MODEL.gguf...
 #     decode: `lathe bench` (16 prompt tokens, 64 generated, 5 repeats, median) against
@@ -11,7 +11,7 @@
 #   BATCH=1,8,32 bench/cpu/llamacpp.sh [ROUNDS] MODEL.gguf...
 #     batched decode: `lathe bench --batch` against `llama-batched-bench` (16 prompt tokens and 32
 #     generated per sequence), decode tokens/s per batch size
-#   THREADS (default 2). Needs node/npm, cmake and a C++ compiler; the first run builds llama.cpp
+#   THREADS (default 2). Needs npm, node, cmake and a C++ compiler; the first run builds llama.cpp
 #   (about 10 minutes on 2 cores) into bench/cpu/llamacpp/build/.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -22,10 +22,16 @@ if [[ "${1:-}" =~ ^[0-9]+$ ]]; then rounds="$1"; shift; fi
 [ $# -ge 1 ] || { echo "usage: bench/cpu/llamacpp.sh [ROUNDS] MODEL.gguf..." >&2; exit 2; }
 
 bin="$here/build/cmake/bin"
+package=node-llama-cpp-3.22.1.tgz
+integrity='sha512-bltIipuWmc123H7tMIgDGKSsSrhmhlQYeVUC48XTjVW7XGJJiJJyCdlTMzQ/LiWoPkGDpcL4FviDpgw7qfTiDw=='
 if [ ! -x "$bin/llama-bench" ] || [ ! -x "$bin/llama-batched-bench" ]; then
-  (cd "$here" && npm ci --omit=optional --ignore-scripts --no-audit --no-fund >&2)
-  rm -rf "$here/build/src"
-  git clone -q "$here/node_modules/node-llama-cpp/llama/gitRelease.bundle" "$here/build/src"
+  mkdir -p "$here/build"
+  [ -f "$here/build/$package" ] || (cd "$here/build" && npm pack "${package%.tgz}" --silent >/dev/null)
+  got="sha512-$(openssl dgst -sha512 -binary "$here/build/$package" | base64 -w0)"
+  [ "$got" = "$integrity" ] || { echo "$package: sha512 $got, expected $integrity" >&2; exit 1; }
+  rm -rf "$here/build/src" "$here/build/package"
+  tar -xzf "$here/build/$package" -C "$here/build" package/llama/gitRelease.bundle
+  git clone -q "$here/build/package/llama/gitRelease.bundle" "$here/build/src"
   cmake -S "$here/build/src" -B "$here/build/cmake" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON \
     -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF >&2
   cmake --build "$here/build/cmake" -j "$(nproc)" --target llama-bench llama-batched-bench >&2
@@ -46,7 +52,7 @@ json_field() { node -e '
 
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
-echo "date: $(date -u +%Y-%m-%dT%H:%MZ)  lathe: $(git -C "$root" rev-parse --short HEAD)  llama.cpp: $(git -C "$here/build/src" rev-parse --short HEAD) (node-llama-cpp $(node -p 'require(process.argv[1]).version' "$here/node_modules/node-llama-cpp/package.json"))"
+echo "date: $(date -u +%Y-%m-%dT%H:%MZ)  lathe: $(git -C "$root" rev-parse --short HEAD)  llama.cpp: $(git -C "$here/build/src" rev-parse --short HEAD) (from $package)"
 echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, threads $threads, load $(cut -d' ' -f1-3 /proc/loadavg)"
 
 if [ -z "${BATCH:-}" ]; then
