@@ -22,11 +22,12 @@ if [[ "${1:-}" =~ ^[0-9]+$ ]]; then rounds="$1"; shift; fi
 [ $# -ge 1 ] || { echo "usage: bench/cpu/llamacpp.sh [ROUNDS] MODEL.gguf..." >&2; exit 2; }
 
 bin="$here/build/cmake/bin"
-package=node-llama-cpp-3.22.1.tgz
+spec=node-llama-cpp@3.22.1
+package=node-llama-cpp-3.22.1.tgz # what npm pack writes for $spec
 integrity='sha512-bltIipuWmc123H7tMIgDGKSsSrhmhlQYeVUC48XTjVW7XGJJiJJyCdlTMzQ/LiWoPkGDpcL4FviDpgw7qfTiDw=='
 if [ ! -x "$bin/llama-bench" ] || [ ! -x "$bin/llama-batched-bench" ]; then
   mkdir -p "$here/build"
-  [ -f "$here/build/$package" ] || (cd "$here/build" && npm pack "${package%.tgz}" --silent >/dev/null)
+  [ -f "$here/build/$package" ] || (cd "$here/build" && npm pack "$spec" --silent >/dev/null)
   got="sha512-$(openssl dgst -sha512 -binary "$here/build/$package" | base64 -w0)"
   [ "$got" = "$integrity" ] || { echo "$package: sha512 $got, expected $integrity" >&2; exit 1; }
   rm -rf "$here/build/src" "$here/build/package"
