@@ -42,14 +42,14 @@ fi
 
 # median of the numbers on stdin
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
-# field NAME of each JSON line on stdin (arrays printed one value per line)
-json_field() { node -e '
-  const name = process.argv[1];
+# fields NAME... of each JSON line on stdin, space-separated (an array field: one value per line)
+json_fields() { node -e '
+  const names = process.argv.slice(1);
   for (const line of require("fs").readFileSync(0, "utf8").split("\n")) {
     if (!line.startsWith("{")) continue;
-    const v = JSON.parse(line)[name];
-    console.log(Array.isArray(v) ? v.join("\n") : v);
-  }' "$1"; }
+    const j = JSON.parse(line);
+    console.log(names.map((n) => Array.isArray(j[n]) ? j[n].join("\n") : j[n]).join(" "));
+  }' "$@"; }
 
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
@@ -62,7 +62,7 @@ if [ -z "${BATCH:-}" ]; then
       out="$("$root/lathe" bench -m "$model" --threads "$threads" --prompt-tokens 16 --gen-tokens 64 --repeat 5 2>/dev/null)"
       lathe=$(echo "$out" | awk '/^decode +64 tokens:/ { print $4 }')
       bound=$(echo "$out" | awk '/^bound/ { print $2 }')
-      llama=$("$bin/llama-bench" -m "$model" -t "$threads" -p 0 -n 64 -d 16 -r 5 -o jsonl 2>/dev/null | json_field samples_ts | median)
+      llama=$("$bin/llama-bench" -m "$model" -t "$threads" -p 0 -n 64 -d 16 -r 5 -o jsonl 2>/dev/null | json_fields samples_ts | median)
       echo "$(basename "$model") $r $lathe $llama $bound" >> "$log"
       printf '%s round %s: lathe %s tok/s, llama.cpp %s tok/s, bound %s tok/s (lathe bench: same-run bandwidth / bytes per token)\n' \
         "$(basename "$model")" "$r" "$lathe" "$llama" "$bound"
@@ -93,9 +93,7 @@ else
         awk -v m="$name" -v r="$r" '$1 ~ /^[0-9]+$/ && NF >= 6 { print m, r, "lathe", $1, $7 }' >> "$log"
       "$bin/llama-batched-bench" -m "$model" -t "$threads" -c $(( max_batch * 48 > 2048 ? max_batch * 48 : 2048 )) -b 512 -ub 512 \
           -npp 16 -ntg 32 -npl "$BATCH" --output-format jsonl 2>/dev/null |
-        node -e 'for (const l of require("fs").readFileSync(0, "utf8").split("\n")) if (l.startsWith("{")) {
-                   const j = JSON.parse(l); console.log(process.argv[1], process.argv[2], "llama.cpp", j.pl, j.speed_tg.toFixed(2)); }' \
-          "$name" "$r" >> "$log"
+        json_fields pl speed_tg | awk -v m="$name" -v r="$r" '{ printf "%s %s llama.cpp %s %.2f\n", m, r, $1, $2 }' >> "$log"
       awk -v m="$name" -v r="$r" '$1 == m && $2 == r { printf "%s round %s: %s batch %s: %s tok/s\n", $1, $2, $3, $4, $5 }' "$log"
     done
   done

@@ -140,66 +140,64 @@ public final class CpuBackend implements Backend {
     public void matmul(Tensor out, Tensor x, WeightMatrix w) {
         HostTensor o = host(out);
         HostTensor in = host(x);
-        requireCols(in, w.cols(), "matmul input of " + w.name());
-        requireCols(o, w.rows(), "matmul output of " + w.name());
+        requireShapes(o, in, w);
         int tokens = in.rows();
         long work = (long) w.rows() * w.cols() * tokens;
         if (work < PARALLEL_THRESHOLD) {
             w.dotRows(0, w.rows(), in.data(), in.cols(), tokens, o.data(), 0, o.cols());
             return;
         }
-        int rows = w.rows();
         if (w instanceof RowTiledMatrix tiled) {
-            // Inputs prepared (Q4_0 and K-quants: rounded) once for all threads; the rows split on whole
-            // groups of tiles, so no thread's share starts mid-tile.
-            RowTiledMatrix.Inputs prepared = tiled.prepare(in.data(), in.cols(), tokens);
-            int group = RowTiledMatrix.ROW_GROUP;
-            Parallel.forRange((rows + group - 1) / group, threads, (start, end) -> tiled.dotRows(prepared,
-                    start * group, Math.min(rows, end * group), o.data(), 0, o.cols()));
+            dotTilesInOneFork(in, new HostTensor[] {o}, new RowTiledMatrix[] {tiled});
             return;
         }
-        Parallel.forRange(rows, threads, (start, end) -> w.dotRows(start, end, in.data(), in.cols(), tokens,
+        Parallel.forRange(w.rows(), threads, (start, end) -> w.dotRows(start, end, in.data(), in.cols(), tokens,
                 o.data(), 0, o.cols()));
     }
 
     /**
-     * NOTE: one fork for all the weights, their row groups laid end to end and split over the
-     * threads, where every weight is in row tiles of one format (so a group costs about the same in
-     * each); otherwise one {@link #matmul} after another. Each fork costs a decode step a wait for
-     * the second vCPU (8.5-16 us late on this VM, bench/results/cpu-decode.md), and Q, K, V, gate and
-     * up were five of a layer's eight forks (now two); K and V are small (256 rows in the 200M model), so their
-     * forks were mostly that wait.
+     * NOTE: one fork for all the weights where every one is in row tiles of one format (so a row
+     * group costs about the same in each); otherwise one {@link #matmul} after another. Each fork
+     * costs a decode step a wait for the second vCPU (8.5-16 us late on this VM,
+     * bench/results/cpu-decode.md), and Q, K, V, gate and up were five of a layer's eight forks (now
+     * two); K and V are small (256 rows in the 200M model), so their forks were mostly that wait.
      */
     @Override
     public void matmuls(Tensor[] outs, Tensor x, WeightMatrix[] weights) {
-        if (outs.length != weights.length) {
-            throw new IllegalArgumentException(outs.length + " outputs for " + weights.length + " weights");
-        }
-        HostTensor in = host(x);
         int count = weights.length;
-        boolean oneFork = count > 1;
+        boolean oneFork = count > 1 && outs.length == count;
         long work = 0;
-        for (int i = 0; i < count; i++) {
-            requireCols(in, weights[i].cols(), "matmul input of " + weights[i].name());
-            requireCols(host(outs[i]), weights[i].rows(), "matmul output of " + weights[i].name());
-            oneFork &= weights[i] instanceof RowTiledMatrix && weights[i].type() == weights[0].type();
-            work += (long) weights[i].rows() * weights[i].cols() * in.rows();
+        for (int i = 0; i < count && oneFork; i++) {
+            oneFork = weights[i] instanceof RowTiledMatrix && weights[i].type() == weights[0].type();
+            work += oneFork ? (long) weights[i].rows() * weights[i].cols() * x.rows() : 0;
         }
         if (!oneFork || work < PARALLEL_THRESHOLD) {
-            for (int i = 0; i < count; i++) {
-                matmul(outs[i], x, weights[i]);
-            }
+            Backend.super.matmuls(outs, x, weights); // checks the counts, then one matmul each
             return;
         }
-        int group = RowTiledMatrix.ROW_GROUP;
-        RowTiledMatrix[] tiled = new RowTiledMatrix[count];
-        RowTiledMatrix.Inputs[] prepared = new RowTiledMatrix.Inputs[count];
+        HostTensor in = host(x);
         HostTensor[] out = new HostTensor[count];
+        RowTiledMatrix[] tiled = new RowTiledMatrix[count];
+        for (int i = 0; i < count; i++) {
+            out[i] = host(outs[i]);
+            tiled[i] = (RowTiledMatrix) weights[i];
+            requireShapes(out[i], in, tiled[i]);
+        }
+        dotTilesInOneFork(in, out, tiled);
+    }
+
+    /**
+     * {@code out[i] = in * tiled[i]^T} in one {@link Parallel} fork: the weights' row groups laid end
+     * to end and split over the threads, so no thread's share starts mid-tile. Each weight's inputs
+     * are prepared (Q4_0 and K-quants: rounded) once for all threads.
+     */
+    private void dotTilesInOneFork(HostTensor in, HostTensor[] out, RowTiledMatrix[] tiled) {
+        int count = tiled.length;
+        int group = RowTiledMatrix.ROW_GROUP;
+        RowTiledMatrix.Inputs[] prepared = new RowTiledMatrix.Inputs[count];
         int[] firstGroup = new int[count + 1]; // weight i's row groups are [firstGroup[i], firstGroup[i + 1])
         for (int i = 0; i < count; i++) {
-            tiled[i] = (RowTiledMatrix) weights[i];
             prepared[i] = tiled[i].prepare(in.data(), in.cols(), in.rows());
-            out[i] = host(outs[i]);
             firstGroup[i + 1] = firstGroup[i] + (tiled[i].rows() + group - 1) / group;
         }
         Parallel.forRange(firstGroup[count], threads, (start, end) -> {
@@ -407,6 +405,12 @@ public final class CpuBackend implements Backend {
     public void copyRowToHost(Tensor t, int row, float[] out) {
         HostTensor h = host(t);
         System.arraycopy(h.data(), h.offset(row), out, 0, h.cols());
+    }
+
+    /** A matmul's input {@code [T, w.cols]} and output {@code [T, w.rows]}. */
+    private static void requireShapes(HostTensor out, HostTensor in, WeightMatrix w) {
+        requireCols(in, w.cols(), "matmul input of " + w.name());
+        requireCols(out, w.rows(), "matmul output of " + w.name());
     }
 
     private static void requireCols(HostTensor t, int cols, String what) {
